@@ -1,0 +1,45 @@
+"""Forward processes: the :class:`Degradation` interface, the built-ins and the registry.
+
+Built-in names: ``gaussian`` (:class:`GaussianNoise`), ``fashion_mnist``
+(:class:`FashionMNISTMixing`) and ``blur`` (:class:`Blur`). Third-party packages add their own
+through the ``colddiff.degradations`` entry-point group; see :mod:`colddiff.degradations.registry`.
+"""
+
+from colddiff.degradations.base import (
+    Degradation,
+    MixingDegradation,
+    PriorUnavailableError,
+    check_timesteps,
+)
+from colddiff.degradations.registry import (
+    ENTRY_POINT_GROUP,
+    DegradationPluginError,
+    available,
+    create,
+    get,
+    refresh,
+    register,
+)
+
+# Importing the built-ins registers them.
+from colddiff.degradations.gaussian import GaussianNoise  # isort: skip
+from colddiff.degradations.mixing import FashionMNISTMixing, ImageMixing  # isort: skip
+from colddiff.degradations.blur import Blur  # isort: skip
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Blur",
+    "Degradation",
+    "DegradationPluginError",
+    "FashionMNISTMixing",
+    "GaussianNoise",
+    "ImageMixing",
+    "MixingDegradation",
+    "PriorUnavailableError",
+    "available",
+    "check_timesteps",
+    "create",
+    "get",
+    "refresh",
+    "register",
+]

@@ -1,0 +1,250 @@
+"""The :class:`Degradation` interface and the image-mixing family built on it.
+
+A degradation ``D(x_0, t, source)`` maps a clean batch ``x_0`` to its degraded version at step
+``t`` (Bansal et al. 2022 write it ``D(x_0, t)``). Some degradations mix in a random *source*
+(Gaussian noise, another image): those are "hot" when the source is noise and "cold" otherwise.
+Deterministic ones (blur) have no source. ``D(x_0, 0, .)`` is always ``x_0``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from colddiff.schedules import Schedule
+
+__all__ = ["Degradation", "MixingDegradation", "PriorUnavailableError", "check_timesteps"]
+
+
+class PriorUnavailableError(RuntimeError):
+    """Raised by :meth:`Degradation.prior` when the degradation cannot start sampling on its own."""
+
+
+class Degradation(ABC):
+    """A forward process ``x_t = D(x_0, t, source)`` for ``t = 0..steps``.
+
+    Subclasses implement :meth:`degrade` and, where they have a random source,
+    :meth:`sample_source`; they override :meth:`prior` when they can produce a start for
+    unconditional sampling, and :meth:`x0_from_source` / :meth:`source_from_x0` when the clean
+    image and the source determine each other given ``x_t`` (which is what lets a network predict
+    the source instead of the clean image, and lets Algorithm 2 re-estimate the source).
+
+    Every method works on any ``(B, C, H, W)`` batch; ``t`` is an integer tensor of shape ``(B,)``
+    (or a Python int, applied to the whole batch).
+
+    Attributes:
+        steps: ``T``, the number of degradation steps.
+        has_source: Whether :meth:`sample_source` returns a tensor (``False``: deterministic).
+        invertible: Whether :meth:`x0_from_source` and :meth:`source_from_x0` are implemented.
+    """
+
+    has_source: ClassVar[bool] = False
+    invertible: ClassVar[bool] = False
+    steps: int
+
+    @abstractmethod
+    def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
+        """Degrade the clean batch ``x0`` to step ``t``.
+
+        Args:
+            x0: Clean images, ``(B, C, H, W)``.
+            t: Steps in ``[0, steps]``, an integer tensor of shape ``(B,)`` or an int.
+            source: The per-sample source from :meth:`sample_source` (ignored, and may be
+                ``None``, for a deterministic degradation).
+
+        Returns:
+            ``x_t`` with the shape and dtype of ``x0``.
+        """
+
+    def sample_source(self, x0: Tensor, *, generator: torch.Generator | None = None
+                      ) -> Tensor | None:
+        """Draw a source for each image of ``x0`` (``None`` for a deterministic degradation).
+
+        Args:
+            x0: The clean batch the source will be mixed into (gives shape, dtype, device).
+            generator: Random generator; it must live on ``x0.device``.
+        """
+        return None
+
+    def prior(self, n: int, *, generator: torch.Generator | None = None,
+              device: torch.device | str | None = None) -> Tensor:
+        """``n`` starting points ``x_T`` for unconditional sampling.
+
+        Raises:
+            PriorUnavailableError: If the degradation needs more to produce a start (the base
+                class always raises); the message says what.
+        """
+        raise PriorUnavailableError(
+            f"{type(self).__name__} has no prior for unconditional sampling; start the sampler "
+            "from degraded data instead (degrade(x0, steps, source))"
+        )
+
+    def x0_from_source(self, x_t: Tensor, t: Tensor | int, source: Tensor) -> Tensor:
+        """The clean image that ``source`` turns into ``x_t`` at step ``t``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot recover the clean image from its source; "
+            "use predict='x0'"
+        )
+
+    def source_from_x0(self, x_t: Tensor, t: Tensor | int, x0: Tensor) -> Tensor:
+        """The source that turns ``x0`` into ``x_t`` at step ``t`` (``t >= 1``)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot recover its source from the clean image"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(steps={self.steps})"
+
+
+def check_timesteps(t: Tensor | int, x: Tensor, steps: int) -> Tensor:
+    """Validate ``t`` against the batch ``x`` and return it as a ``(B,)`` int64 tensor on ``x``'s device.
+
+    A Python int is broadcast to the batch. The range check runs only for CPU tensors, so that it
+    never forces a host-device synchronisation; out-of-range steps on an accelerator fail there.
+
+    Raises:
+        ValueError: If ``t`` is not an integer, has the wrong shape, or lies outside ``[0, steps]``.
+    """
+    if isinstance(t, int) and not isinstance(t, bool):
+        if not 0 <= t <= steps:
+            raise ValueError(f"t must lie in [0, {steps}], got {t}")
+        return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+    if not isinstance(t, Tensor) or t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+        raise ValueError(f"t must be an integer tensor of shape (B,) or an int, got {t!r:.80}")
+    if t.shape != (x.shape[0],):
+        raise ValueError(f"t must have shape ({x.shape[0]},) to match the batch, got {tuple(t.shape)}")
+    if t.device.type == "cpu" and t.numel() and (int(t.min()) < 0 or int(t.max()) > steps):
+        raise ValueError(f"t must lie in [0, {steps}], got values from {int(t.min())} to {int(t.max())}")
+    return t.to(device=x.device, dtype=torch.long)
+
+
+def _check_images(name: str, x: Tensor) -> None:
+    if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
+        raise ValueError(
+            f"{name} must be a floating-point tensor of shape (B, C, H, W), got "
+            f"{type(x).__name__}{tuple(x.shape) if isinstance(x, Tensor) else ''}"
+        )
+
+
+class MixingDegradation(Degradation):
+    """Mixes a source into the image: ``x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) s``.
+
+    This is the DDPM forward process (Ho et al. 2020, eq. 4) with the Gaussian noise ``eps``
+    generalised to any source ``s``. Subclasses say where the source comes from.
+
+    Args:
+        schedule: The variance schedule giving ``alpha_bar_t``.
+    """
+
+    has_source = True
+    invertible = True
+
+    def __init__(self, schedule: Schedule) -> None:
+        if not isinstance(schedule, Schedule):
+            raise ValueError(f"schedule must be a colddiff.Schedule, got {type(schedule).__name__}")
+        self.schedule = schedule
+        self.steps = schedule.steps
+        alpha_bar = schedule.alpha_bar
+        # Row 0: sqrt(alpha_bar_t), the weight of x0; row 1: sqrt(1 - alpha_bar_t), of the source.
+        self._weights = torch.stack([alpha_bar.sqrt(), (1 - alpha_bar).sqrt()])
+        self._weights_cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def weights(self, t: Tensor | int, like: Tensor) -> tuple[Tensor, Tensor]:
+        """``(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t))`` shaped ``(B, 1, 1, 1)`` like ``like``."""
+        t = check_timesteps(t, like, self.steps)
+        key = (like.device, like.dtype)
+        table = self._weights_cache.get(key)
+        if table is None:
+            table = self._weights_cache[key] = self._weights.to(device=like.device, dtype=like.dtype)
+        shape = (-1,) + (1,) * (like.ndim - 1)
+        return table[0, t].view(shape), table[1, t].view(shape)
+
+    def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
+        """``sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) source``.
+
+        Raises:
+            ValueError: If ``source`` is missing or its shape differs from ``x0``'s.
+        """
+        _check_images("x0", x0)
+        if source is None:
+            raise ValueError(
+                f"source is required by {type(self).__name__}.degrade; draw one with sample_source(x0)"
+            )
+        if source.shape != x0.shape:
+            raise ValueError(f"source must have the shape of x0 {tuple(x0.shape)}, got {tuple(source.shape)}")
+        signal, mix = self.weights(t, x0)
+        return signal * x0 + mix * source
+
+    def x0_from_source(self, x_t: Tensor, t: Tensor | int, source: Tensor) -> Tensor:
+        """``(x_t - sqrt(1 - alpha_bar_t) source) / sqrt(alpha_bar_t)``."""
+        signal, mix = self.weights(t, x_t)
+        return (x_t - mix * source) / signal
+
+    def source_from_x0(self, x_t: Tensor, t: Tensor | int, x0: Tensor) -> Tensor:
+        """``(x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t)``.
+
+        At ``t = 0`` any source fits; zero is returned there.
+        """
+        signal, mix = self.weights(t, x_t)
+        safe_mix = mix.clamp(min=torch.finfo(x_t.dtype).tiny)
+        return torch.where(mix > 0, (x_t - signal * x0) / safe_mix, 0.0)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(schedule={self.schedule!r})"
+
+
+ImageSource = Tensor | Dataset[Tensor] | Dataset[tuple[Tensor, ...]]
+"""Images to mix in: a ``(N, C, H, W)`` tensor, or a dataset whose items are images or
+``(image, ...)`` tuples."""
+
+
+def as_image_tensor(name: str, images: ImageSource) -> Tensor:
+    """Stack ``images`` (a tensor or a dataset) into one float ``(N, C, H, W)`` tensor.
+
+    Raises:
+        ValueError: If the result is not a non-empty 4-D float tensor; the message names ``name``.
+    """
+    if not isinstance(images, Tensor):
+        items = [images[i] for i in range(len(images))]  # type: ignore[arg-type]
+        images = torch.stack([item[0] if isinstance(item, (tuple, list)) else item for item in items])
+    if images.ndim == 3:
+        images = images.unsqueeze(1)
+    if images.ndim != 4 or images.shape[0] == 0 or not images.is_floating_point():
+        raise ValueError(
+            f"{name} must hold at least one float image of shape (C, H, W); got a tensor of "
+            f"shape {tuple(images.shape)} and dtype {images.dtype}"
+        )
+    return images
+
+
+class LazyImages:
+    """An image tensor made on first use by ``load`` (so that creating a degradation reads no files)."""
+
+    def __init__(self, name: str, load: Callable[[], ImageSource] | ImageSource) -> None:
+        self._name = name
+        self._load = load
+        self._images: Tensor | None = None
+        self._on_device: dict[torch.device, Tensor] = {}
+
+    def on(self, device: torch.device) -> Tensor:
+        """The images on ``device`` (copied there once and cached)."""
+        if self._images is None:
+            source = self._load() if callable(self._load) and not isinstance(
+                self._load, (Tensor, Dataset)) else self._load
+            self._images = as_image_tensor(self._name, source)
+        if device not in self._on_device:
+            self._on_device[device] = self._images.to(device)
+        return self._on_device[device]
+
+
+def random_rows(images: Tensor, n: int, generator: torch.Generator | None) -> Tensor:
+    """``n`` rows of ``images`` drawn uniformly with replacement, using ``generator``'s device."""
+    device = generator.device if generator is not None else images.device
+    index = torch.randint(images.shape[0], (n,), generator=generator, device=device)
+    return images[index.to(images.device)]
+

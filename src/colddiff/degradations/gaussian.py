@@ -1,0 +1,44 @@
+"""Gaussian noise: the DDPM forward process."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from colddiff.degradations.base import MixingDegradation, _check_images
+from colddiff.degradations.registry import register
+from colddiff.schedules import Schedule
+
+__all__ = ["GaussianNoise"]
+
+
+@register("gaussian")
+class GaussianNoise(MixingDegradation):
+    """``x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps`` with ``eps ~ N(0, I)``.
+
+    Ho et al. (2020), eq. 4; Prince, *Understanding Deep Learning*, eq. 18.7.
+
+    Args:
+        schedule: The variance schedule (default: the reference study's
+            ``Schedule.preset("default")``).
+        image_shape: ``(C, H, W)`` of the images :meth:`prior` draws.
+    """
+
+    def __init__(self, schedule: Schedule | None = None,
+                 image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+        super().__init__(schedule if schedule is not None else Schedule.preset("default"))
+        if len(image_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in image_shape):
+            raise ValueError(f"image_shape must be three positive ints (C, H, W), got {image_shape!r}")
+        self.image_shape = tuple(image_shape)
+
+    def sample_source(self, x0: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Standard normal noise shaped like ``x0``."""
+        _check_images("x0", x0)
+        return torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+
+    def prior(self, n: int, *, generator: torch.Generator | None = None,
+              device: torch.device | str | None = None) -> Tensor:
+        """``n`` draws of ``N(0, I)`` shaped ``(n, *image_shape)``, the DDPM start ``x_T``."""
+        if device is None and generator is not None:
+            device = generator.device
+        return torch.randn((n, *self.image_shape), generator=generator, device=device)

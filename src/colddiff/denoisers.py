@@ -1,0 +1,108 @@
+"""A network together with the degradation it inverts and what it predicts."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from colddiff.degradations.base import Degradation, _check_images, check_timesteps
+
+__all__ = ["Denoiser", "Target"]
+
+Target = Literal["eps", "x0"]
+_TARGETS: tuple[str, ...] = get_args(Target)
+
+
+class Denoiser(nn.Module):
+    """A network that undoes a :class:`~colddiff.Degradation`.
+
+    The network is called as ``net(x_t, t / T)`` and predicts either the source mixed into the
+    image (``predict="eps"``, the DDPM choice: the Gaussian noise for :class:`GaussianNoise`) or
+    the clean image (``predict="x0"``, Bansal et al.'s ``R(x_t, t)``). :meth:`predict_x0` and
+    :meth:`predict_source` convert between the two where the degradation allows it.
+
+    Args:
+        net: The network, e.g. :class:`colddiff.nets.CNN`.
+        degradation: The forward process it is trained to invert.
+        predict: ``"eps"`` or ``"x0"``.
+
+    Raises:
+        ValueError: If ``predict`` is unknown, or is ``"eps"`` for a degradation whose clean image
+            cannot be recovered from its source (a deterministic one such as blur).
+    """
+
+    def __init__(self, net: nn.Module, degradation: Degradation, predict: Target = "eps") -> None:
+        super().__init__()
+        if predict not in _TARGETS:
+            raise ValueError(f"predict must be one of {list(_TARGETS)}, got {predict!r}")
+        if not isinstance(degradation, Degradation):
+            raise ValueError(
+                f"degradation must be a colddiff.Degradation, got {type(degradation).__name__}"
+            )
+        if predict == "eps" and not (degradation.has_source and degradation.invertible):
+            raise ValueError(
+                f"predict='eps' needs a degradation with a source that the clean image can be "
+                f"recovered from; {type(degradation).__name__} has none, use predict='x0'"
+            )
+        self.net = net
+        self.degradation = degradation
+        self.predict: Target = predict
+
+    @property
+    def steps(self) -> int:
+        """``T`` of the degradation."""
+        return self.degradation.steps
+
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """The raw network output for ``x_t`` at integer steps ``t`` ``(B,)``."""
+        return self.net(x_t, t.to(x_t.dtype) / self.degradation.steps)  # type: ignore[no-any-return]
+
+    def loss(self, x0: Tensor, *, generator: torch.Generator | None = None,
+             t: Tensor | None = None) -> Tensor:
+        """The training loss: the mean squared error of the prediction.
+
+        Draws ``t`` uniformly from ``1..T`` and a source per sample, degrades ``x0`` and compares
+        the network's output with the target (the source for ``"eps"``, ``x0`` for ``"x0"``).
+
+        Args:
+            x0: A batch of clean images ``(B, C, H, W)``.
+            generator: Random generator for ``t`` and the source; on ``x0``'s device.
+            t: Fixed steps ``(B,)`` instead of random ones.
+
+        Returns:
+            The scalar loss.
+        """
+        _check_images("x0", x0)
+        if t is None:
+            t = torch.randint(1, self.steps + 1, (x0.shape[0],), generator=generator,
+                              device=x0.device)
+        else:
+            t = check_timesteps(t, x0, self.steps)
+        source = self.degradation.sample_source(x0, generator=generator)
+        x_t = self.degradation.degrade(x0, t, source)
+        target = source if self.predict == "eps" else x0
+        assert target is not None  # predict="eps" implies a source (checked in __init__)
+        return nn.functional.mse_loss(self(x_t, t), target)
+
+    def predict_x0(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """The predicted clean image ``x0_hat`` for ``x_t`` at steps ``t`` ``(B,)``."""
+        output: Tensor = self(x_t, t)
+        if self.predict == "x0":
+            return output
+        return self.degradation.x0_from_source(x_t, t, output)
+
+    def predict_source(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """The predicted source (noise, mixed-in image) for ``x_t`` at steps ``t >= 1``.
+
+        Raises:
+            NotImplementedError: If the degradation cannot recover its source from ``x0``.
+        """
+        output: Tensor = self(x_t, t)
+        if self.predict == "eps":
+            return output
+        return self.degradation.source_from_x0(x_t, t, output)
+
+    def extra_repr(self) -> str:
+        return f"predict={self.predict!r}, degradation={self.degradation!r}"

@@ -1,0 +1,268 @@
+"""Samplers: from a degraded start ``x_T`` back to a clean image.
+
+Every sampler shares one call, in the style of k-diffusion::
+
+    x0 = sampler.sample(x_T, steps=None, generator=None, callback=None)
+
+``steps`` visits ``K <= T`` of the time steps (``T = t_K > ... > t_0 = 0``, evenly spaced and
+rounded; ``None`` visits all ``T``). At each step the denoiser predicts the clean image
+``x0_hat`` (clamped to ``data_range`` when ``clip_x0`` is on, like diffusers' ``clip_sample``),
+``callback(i, t, x_t, x0_hat)`` sees it, and the sampler's :meth:`~Sampler.step` moves ``x_t`` to
+the next step. Sampling runs under :func:`torch.inference_mode` with the denoiser in eval mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from colddiff.degradations.base import _check_images
+from colddiff.degradations.gaussian import GaussianNoise
+from colddiff.denoisers import Denoiser
+
+__all__ = ["Callback", "ColdSampler", "DDPMSampler", "Sampler"]
+
+Callback = Callable[[int, int, Tensor, Tensor], None]
+"""``callback(i, t, x_t, x0_hat)``: step index ``i`` (0 first), time ``t``, the current state
+and the clean image predicted from it (before the step is taken)."""
+
+
+class Sampler(ABC):
+    """Base class: the shared loop, strided time steps, clipping and the callback.
+
+    Subclasses implement :meth:`step` (one move from ``t`` to an earlier ``s``) and may prepare
+    per-run constants in :meth:`setup`.
+
+    Args:
+        denoiser: The trained denoiser.
+        clip_x0: Clamp each predicted clean image to ``data_range``.
+        data_range: ``(low, high)`` of the data, ``(0, 1)`` for images scaled by ``ToTensor``.
+    """
+
+    def __init__(self, denoiser: Denoiser, *, clip_x0: bool = True,
+                 data_range: tuple[float, float] = (0.0, 1.0)) -> None:
+        if not isinstance(denoiser, Denoiser):
+            raise ValueError(f"denoiser must be a colddiff.Denoiser, got {type(denoiser).__name__}")
+        low, high = data_range
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"data_range must be finite (low, high) with low < high, got {data_range!r}")
+        self.denoiser = denoiser
+        self.degradation = denoiser.degradation
+        self.clip_x0 = clip_x0
+        self.data_range = (float(low), float(high))
+
+    def prior(self, n: int, *, generator: torch.Generator | None = None,
+              device: torch.device | str | None = None) -> Tensor:
+        """``n`` starting points ``x_T`` from the degradation's prior, on ``device`` (default:
+        the generator's device, else the denoiser's)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        if device is None:
+            if generator is not None:
+                device = generator.device
+            else:
+                device = next(self.denoiser.parameters(), torch.empty(0)).device
+        return self.degradation.prior(n, generator=generator, device=device)
+
+    def timesteps(self, steps: int | None = None) -> list[int]:
+        """The visited steps ``[t_K = T, ..., t_0 = 0]``, ``K = steps`` (all ``T`` when ``None``).
+
+        Raises:
+            ValueError: If ``steps`` is not an integer in ``[1, T]``.
+        """
+        total = self.degradation.steps
+        if steps is None:
+            steps = total
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= total:
+            raise ValueError(f"steps must be an integer in [1, {total}] or None, got {steps!r}")
+        return [math.floor(total * k / steps + 0.5) for k in range(steps, -1, -1)]
+
+    def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:  # noqa: B027
+        """Prepare per-run constants for :meth:`step` (nothing by default)."""
+
+    @abstractmethod
+    def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
+             s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Move ``x_t`` from step ``t`` to the earlier step ``s`` given the prediction ``x0_hat``.
+
+        ``t_batch`` and ``s_batch`` are ``t`` and ``s`` as ``(B,)`` tensors on the sample's device.
+        """
+
+    def sample(self, x_T: Tensor, steps: int | None = None, *,
+               generator: torch.Generator | None = None,
+               callback: Callback | None = None) -> Tensor:
+        """Run the reverse process from ``x_T``.
+
+        Args:
+            x_T: Starting batch ``(B, C, H, W)``, e.g. from :meth:`prior`.
+            steps: Number of steps ``K`` (strided sampling); ``None`` for all ``T``.
+            generator: Random generator for stochastic samplers; on ``x_T``'s device. The same
+                seed gives bit-identical samples on the same machine.
+            callback: Called as ``callback(i, t, x_t, x0_hat)`` before each step.
+
+        Returns:
+            The generated clean batch, shaped like ``x_T``.
+        """
+        _check_images("x_T", x_T)
+        times = self.timesteps(steps)
+        batch = x_T.shape[0]
+        was_training = self.denoiser.training
+        self.denoiser.eval()
+        try:
+            with torch.inference_mode():
+                time_batches = torch.tensor(times, device=x_T.device)[:, None].expand(-1, batch)
+                self.setup(times, x_T, generator)
+                x_t = x_T
+                for i, (t, s) in enumerate(itertools.pairwise(times)):
+                    x0_hat = self.denoiser.predict_x0(x_t, time_batches[i])
+                    if self.clip_x0:
+                        x0_hat = x0_hat.clamp(*self.data_range)
+                    if callback is not None:
+                        callback(i, t, x_t, x0_hat)
+                    x_t = self.step(i, t, s, x_t, x0_hat, time_batches[i], time_batches[i + 1],
+                                    generator)
+        finally:
+            self.denoiser.train(was_training)
+        return x_t.clone()
+
+
+class DDPMSampler(Sampler):
+    """Ancestral sampling (Ho et al. 2020, Algorithm 2), generalised to strided steps.
+
+    From ``t`` to ``s < t`` (``s = t - 1`` without striding), with ``alpha_{t|s} =
+    alpha_bar_t / alpha_bar_s`` and ``beta_{t|s} = 1 - alpha_{t|s}``::
+
+        x_s = mean(x_t, x0_hat) + sigma z,   z ~ N(0, I),   no noise when s = 0
+        mean = sqrt(alpha_bar_s) beta_{t|s} / (1 - alpha_bar_t) x0_hat
+             + sqrt(alpha_{t|s}) (1 - alpha_bar_s) / (1 - alpha_bar_t) x_t
+
+    the posterior mean of ``q(x_s | x_t, x_0)`` (Ho et al. eq. 7). With ``x0_hat`` from a noise
+    prediction it equals Ho's ``(x_t - beta_t / sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_t)``
+    (Prince eq. 18.38); writing it through ``x0_hat`` is what makes clipping possible.
+    ``sigma^2 = beta_{t|s}`` (``variance="beta"``, as Ho and the reference study) or the
+    posterior variance ``(1 - alpha_bar_s) / (1 - alpha_bar_t) beta_{t|s}``
+    (``variance="posterior"``).
+
+    Args:
+        denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise` (predicting
+            ``"eps"`` or ``"x0"``).
+        variance: ``"beta"`` or ``"posterior"``.
+        clip_x0: As for :class:`Sampler`.
+        data_range: As for :class:`Sampler`.
+
+    Raises:
+        ValueError: If the degradation is not Gaussian noise or ``variance`` is unknown.
+    """
+
+    def __init__(self, denoiser: Denoiser, *, variance: Literal["beta", "posterior"] = "beta",
+                 clip_x0: bool = True, data_range: tuple[float, float] = (0.0, 1.0)) -> None:
+        super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
+        if not isinstance(self.degradation, GaussianNoise):
+            raise ValueError(
+                "DDPMSampler needs a denoiser for GaussianNoise; for "
+                f"{type(self.degradation).__name__} use ColdSampler"
+            )
+        if variance not in ("beta", "posterior"):
+            raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
+        self.variance = variance
+        self._alpha_bar = self.degradation.schedule.alpha_bar.tolist()
+        self._coefficients: list[tuple[float, float, float]] = []
+        self._noise: Tensor | None = None
+
+    def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
+        """Precompute ``(x0 weight, x_t weight, sigma)`` per step as Python floats."""
+        self._coefficients = []
+        for t, s in itertools.pairwise(times):
+            abar_t, abar_s = self._alpha_bar[t], self._alpha_bar[s]
+            alpha_ts = abar_t / abar_s
+            beta_ts = 1 - alpha_ts
+            x0_weight = math.sqrt(abar_s) * beta_ts / (1 - abar_t)
+            xt_weight = math.sqrt(alpha_ts) * (1 - abar_s) / (1 - abar_t)
+            variance = beta_ts if self.variance == "beta" else (1 - abar_s) / (1 - abar_t) * beta_ts
+            self._coefficients.append((x0_weight, xt_weight, math.sqrt(variance) if s > 0 else 0.0))
+        self._noise = torch.empty_like(x_T)
+
+    def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
+             s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
+        """One ancestral step from ``t`` to ``s``."""
+        x0_weight, xt_weight, sigma = self._coefficients[i]
+        x_s = x0_weight * x0_hat + xt_weight * x_t
+        if sigma > 0:
+            assert self._noise is not None
+            x_s += sigma * self._noise.normal_(generator=generator)
+        return x_s
+
+
+class ColdSampler(Sampler):
+    """Bansal et al. (2022) Algorithms 1 and 2, for any degradation ``D``.
+
+    With ``x0_hat = R(x_s, s)`` the network's clean-image prediction:
+
+    * Algorithm 1 (naive): ``x_{s-1} = D(x0_hat, s - 1)``.
+    * Algorithm 2 (improved): ``x_{s-1} = x_s - D(x0_hat, s) + D(x0_hat, s - 1)``.
+
+    For a degradation with a source (noise, a mixed-in image), ``D`` needs one:
+
+    * ``source="fixed"``: the start image ``x_T`` itself, for the whole run (what the reference
+      study did for Fashion-MNIST mixing: ``alpha_bar_T`` is tiny, so ``x_T`` is nearly the pure
+      source). With a perfect denoiser Algorithm 2 then ends at ``x0 + (1 - sqrt(1 -
+      alpha_bar_T)) x_T - sqrt(alpha_bar_T) x0``, a small constant error.
+    * ``source="estimate"``: re-estimated at every step from ``x_s`` and ``x0_hat`` as
+      ``(x_s - sqrt(alpha_bar_s) x0_hat) / sqrt(1 - alpha_bar_s)`` (Bansal's code). Then
+      ``D(x0_hat, s) = x_s``, both algorithms coincide, and for Gaussian noise the step is
+      exactly DDIM with ``eta = 0`` (Song et al. 2021, eq. 12):
+      ``x_{s-1} = sqrt(alpha_bar_{s-1}) x0_hat + sqrt(1 - alpha_bar_{s-1}) eps_hat``.
+
+    Deterministic degradations (blur) have no source and ignore ``source``. With strided
+    sampling, ``s - 1`` is the next visited step.
+
+    Args:
+        denoiser: The trained denoiser (any degradation, any target).
+        algorithm: 1 or 2.
+        source: ``"fixed"`` or ``"estimate"``.
+        clip_x0: As for :class:`Sampler`.
+        data_range: As for :class:`Sampler`.
+
+    Raises:
+        ValueError: If ``algorithm`` or ``source`` is unknown, or ``source="estimate"`` for a
+            degradation that cannot recover its source.
+    """
+
+    def __init__(self, denoiser: Denoiser, *, algorithm: Literal[1, 2] = 2,
+                 source: Literal["fixed", "estimate"] = "fixed", clip_x0: bool = True,
+                 data_range: tuple[float, float] = (0.0, 1.0)) -> None:
+        super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
+        if algorithm not in (1, 2):
+            raise ValueError(f"algorithm must be 1 or 2, got {algorithm!r}")
+        if source not in ("fixed", "estimate"):
+            raise ValueError(f"source must be 'fixed' or 'estimate', got {source!r}")
+        deg = self.degradation
+        if source == "estimate" and deg.has_source and not deg.invertible:
+            raise ValueError(
+                f"source='estimate' needs a degradation that can recover its source; "
+                f"{type(deg).__name__} cannot, use source='fixed'"
+            )
+        self.algorithm = algorithm
+        self.source = source
+        self._fixed_source: Tensor | None = None
+
+    def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
+        """Remember the start image as the fixed source."""
+        self._fixed_source = x_T if self.degradation.has_source else None
+
+    def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
+             s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
+        """One step of Algorithm 1 or 2 from ``t`` to ``s``."""
+        deg = self.degradation
+        source = self._fixed_source
+        if source is not None and self.source == "estimate":
+            source = deg.source_from_x0(x_t, t_batch, x0_hat)
+        if self.algorithm == 1:
+            return deg.degrade(x0_hat, s_batch, source)
+        return x_t - deg.degrade(x0_hat, t_batch, source) + deg.degrade(x0_hat, s_batch, source)

@@ -1,0 +1,86 @@
+import pytest
+import torch
+from conftest import EpsOracle, X0Oracle
+from torch import Tensor, nn
+
+from colddiff import Denoiser, Schedule, nets
+from colddiff.degradations import Blur, GaussianNoise
+
+SCHEDULE = Schedule.preset("default")
+
+
+class Recorder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[Tensor] = []
+        self.weight = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        self.times.append(t)
+        return x * self.weight
+
+
+def test_loss_draws_t_in_1_to_T_and_calls_the_net_with_t_over_T() -> None:
+    recorder = Recorder()
+    den = Denoiser(recorder, GaussianNoise(Schedule.linear(1e-4, 0.1, 5)), predict="eps")
+    loss = den.loss(torch.rand(4000, 1, 2, 2), generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert loss.ndim == 0 and torch.isfinite(loss) and recorder.weight.grad is not None
+    fractions = recorder.times[0]
+    assert fractions.is_floating_point()
+    assert sorted(set(torch.round(fractions * 5).long().tolist())) == [1, 2, 3, 4, 5]
+
+
+def test_a_perfect_eps_oracle_has_zero_loss_and_consistent_predictions() -> None:
+    point = torch.rand(1, 1, 5, 5, dtype=torch.float64)
+    deg = GaussianNoise(SCHEDULE, image_shape=(1, 5, 5))
+    den = Denoiser(EpsOracle(deg, point), deg, predict="eps")
+    x0 = point.expand(16, -1, -1, -1)
+    assert den.loss(x0).item() < 1e-20
+    t = torch.randint(1, 1001, (16,))
+    noise = torch.randn_like(x0)
+    x_t = deg.degrade(x0, t, noise)
+    torch.testing.assert_close(den.predict_source(x_t, t), noise)
+    torch.testing.assert_close(den.predict_x0(x_t, t), x0)
+
+
+def test_x0_prediction_converts_to_the_source() -> None:
+    x0 = torch.rand(3, 1, 4, 4, dtype=torch.float64)
+    deg = GaussianNoise(SCHEDULE)
+    den = Denoiser(X0Oracle(x0), deg, predict="x0")
+    assert den.loss(x0).item() == 0
+    noise = torch.randn_like(x0)
+    t = torch.tensor([1, 500, 1000])
+    torch.testing.assert_close(den.predict_source(deg.degrade(x0, t, noise), t), noise)
+
+
+def test_a_real_network_learns() -> None:
+    torch.manual_seed(0)
+    deg = GaussianNoise(Schedule.preset("short"), image_shape=(1, 8, 8))
+    den = Denoiser(nets.CNN(image_size=(8, 8), channels=(8, 8)), deg)
+    data = torch.zeros(64, 1, 8, 8)
+    data[:, :, 2:6, 2:6] = 1
+    optimizer = torch.optim.Adam(den.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(150):
+        loss = den.loss(data, generator=g)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-20:]) / 20 < 0.6 * sum(losses[:20]) / 20
+
+
+def test_bad_denoiser_arguments_raise_naming_the_argument() -> None:
+    with pytest.raises(ValueError, match="predict must be one of"):
+        Denoiser(Recorder(), GaussianNoise(SCHEDULE), predict="noise")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"predict='eps'.*Blur.*predict='x0'"):
+        Denoiser(Recorder(), Blur(), predict="eps")
+    with pytest.raises(ValueError, match="degradation must be"):
+        Denoiser(Recorder(), "gaussian")  # type: ignore[arg-type]
+    den = Denoiser(Recorder(), GaussianNoise(SCHEDULE))
+    with pytest.raises(ValueError, match="x0 must be"):
+        den.loss(torch.zeros(3, 4, 4))
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1000\]"):
+        den.loss(torch.zeros(2, 1, 4, 4), t=torch.tensor([0, 1001]))

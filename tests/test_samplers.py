@@ -1,0 +1,172 @@
+"""Samplers against exact oracles: a perfect denoiser must recover the data."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+from conftest import EpsOracle, X0Oracle
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import Tensor
+
+from colddiff import ColdSampler, DDPMSampler, Denoiser, Schedule, nets
+from colddiff.degradations import Blur, GaussianNoise, ImageMixing
+
+SCHEDULE = Schedule.preset("default")
+
+
+def clean_batch(seed: int = 0, n: int = 4, dtype: torch.dtype = torch.float64) -> Tensor:
+    return torch.rand(n, 1, 6, 6, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+@given(steps=st.sampled_from([None, 1, 7, 50, 999]), seed=st.integers(0, 1000))
+def test_algorithm2_with_re_estimated_source_and_perfect_oracle_recovers_x0(
+        steps: int | None, seed: int) -> None:
+    x0 = clean_batch(seed)
+    g = torch.Generator().manual_seed(seed)
+    for deg in (GaussianNoise(SCHEDULE), ImageMixing(SCHEDULE, torch.rand(9, 1, 6, 6, dtype=torch.float64))):
+        x_T = deg.degrade(x0, deg.steps, deg.sample_source(x0, generator=g))
+        for algorithm in (1, 2):
+            sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"),
+                                  algorithm=algorithm, source="estimate")
+            torch.testing.assert_close(sampler.sample(x_T, steps=steps), x0, rtol=0, atol=1e-12)
+
+
+@given(steps=st.sampled_from([None, 3, 100]), seed=st.integers(0, 1000))
+def test_algorithm2_with_fixed_source_misses_by_the_predicted_constant(
+        steps: int | None, seed: int) -> None:
+    x0 = clean_batch(seed)
+    deg = ImageMixing(SCHEDULE, torch.rand(9, 1, 6, 6, dtype=torch.float64))
+    x_T = deg.degrade(x0, deg.steps, deg.sample_source(x0, generator=torch.Generator().manual_seed(seed)))
+    sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), algorithm=2, source="fixed")
+    alpha_bar_T = SCHEDULE.alpha_bar[-1].item()
+    # The telescoping sum leaves x0 + (1 - sqrt(1 - alpha_bar_T)) x_T - sqrt(alpha_bar_T) x0.
+    expected = x0 + (1 - math.sqrt(1 - alpha_bar_T)) * x_T - math.sqrt(alpha_bar_T) * x0
+    result = sampler.sample(x_T, steps=steps)
+    torch.testing.assert_close(result, expected, rtol=0, atol=1e-12)
+    assert 0 < (result - x0).abs().max() < 0.01
+
+
+@pytest.mark.parametrize("algorithm", [1, 2])
+def test_blur_is_inverted_exactly_by_a_perfect_oracle(algorithm: int) -> None:
+    x0 = clean_batch()
+    deg = Blur(steps=20)
+    sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), algorithm=algorithm)
+    torch.testing.assert_close(sampler.sample(deg.degrade(x0, 20), steps=5), x0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("variance", ["beta", "posterior"])
+@pytest.mark.parametrize("steps", [None, 10])
+@pytest.mark.parametrize("clip_x0", [True, False])
+def test_ddpm_with_an_exact_eps_oracle_lands_on_a_point_mass(
+        variance: str, steps: int | None, clip_x0: bool) -> None:
+    point = clean_batch(n=1)
+    deg = GaussianNoise(SCHEDULE, image_shape=(1, 6, 6))
+    sampler = DDPMSampler(Denoiser(EpsOracle(deg, point), deg, predict="eps"),
+                          variance=variance, clip_x0=clip_x0)  # type: ignore[arg-type]
+    g = torch.Generator().manual_seed(0)
+    x_T = sampler.prior(8, generator=g).double()
+    result = sampler.sample(x_T, steps=steps, generator=g)
+    torch.testing.assert_close(result, point.expand_as(result), rtol=0, atol=1e-9)
+
+
+def test_ddpm_matches_ho_et_al_algorithm_2_step_by_step() -> None:
+    schedule = Schedule.linear(1e-4, 0.2, 30)
+    deg = GaussianNoise(schedule, image_shape=(1, 12, 12))
+    torch.manual_seed(0)
+    den = Denoiser(nets.CNN(image_size=(12, 12), channels=(8, 8)), deg, predict="eps")
+    x_T = torch.randn(3, 1, 12, 12, generator=torch.Generator().manual_seed(1))
+    ours = DDPMSampler(den, clip_x0=False).sample(x_T, generator=torch.Generator().manual_seed(2))
+
+    beta, alpha_bar = schedule.beta.float(), schedule.alpha_bar.float()
+    g = torch.Generator().manual_seed(2)
+    x = x_T.clone()
+    with torch.no_grad():
+        for t in range(30, 0, -1):
+            eps = den(x, torch.full((3,), t))
+            x = (x - beta[t] / torch.sqrt(1 - alpha_bar[t]) * eps) / torch.sqrt(1 - beta[t])
+            if t > 1:
+                x = x + torch.sqrt(beta[t]) * torch.empty_like(x).normal_(generator=g)
+    torch.testing.assert_close(ours, x, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("predict", ["eps", "x0"])
+def test_re_estimated_algorithm2_is_ddim_with_eta_zero(predict: str) -> None:
+    deg = GaussianNoise(SCHEDULE, image_shape=(1, 10, 10))
+    torch.manual_seed(0)
+    den = Denoiser(nets.CNN(image_size=(10, 10), channels=(8, 8)), deg, predict=predict)  # type: ignore[arg-type]
+    x_T = torch.randn(2, 1, 10, 10, generator=torch.Generator().manual_seed(1))
+    sampler = ColdSampler(den, algorithm=2, source="estimate", clip_x0=False)
+    times = sampler.timesteps(20)
+    ours = sampler.sample(x_T, steps=20)
+
+    # Song et al. (2021), eq. 12 with sigma_t = 0.
+    alpha_bar = SCHEDULE.alpha_bar.float()
+    x = x_T.clone()
+    with torch.no_grad():
+        for t, s in itertools.pairwise(times):
+            t_batch = torch.full((2,), t)
+            if predict == "eps":
+                eps = den(x, t_batch)
+                x0_hat = (x - torch.sqrt(1 - alpha_bar[t]) * eps) / torch.sqrt(alpha_bar[t])
+            else:
+                x0_hat = den(x, t_batch)
+                eps = (x - torch.sqrt(alpha_bar[t]) * x0_hat) / torch.sqrt(1 - alpha_bar[t])
+            x = torch.sqrt(alpha_bar[s]) * x0_hat + torch.sqrt(1 - alpha_bar[s]) * eps
+    torch.testing.assert_close(ours, x, rtol=1e-4, atol=1e-4)
+
+
+def test_the_same_seed_gives_bit_identical_samples_and_callbacks_see_each_step() -> None:
+    deg = GaussianNoise(Schedule.preset("short"), image_shape=(1, 8, 8))
+    torch.manual_seed(0)
+    den = Denoiser(nets.CNN(image_size=(8, 8), channels=(4, 4)), deg)
+    den.train()
+    seen: list[tuple[int, int]] = []
+
+    def run(callback=None) -> Tensor:  # type: ignore[no-untyped-def]
+        g = torch.Generator().manual_seed(123)
+        sampler = DDPMSampler(den)
+        return sampler.sample(sampler.prior(3, generator=g), steps=25, generator=g, callback=callback)
+
+    first = run(lambda i, t, x_t, x0_hat: seen.append((i, t)))
+    assert torch.equal(first, run())
+    assert not torch.equal(first, DDPMSampler(den).sample(first, steps=25))
+    assert seen == list(enumerate(DDPMSampler(den).timesteps(25)[:-1]))
+    assert seen[0] == (0, 200) and seen[-1][1] == 8
+    assert den.training, "sampling restores the denoiser's mode"
+    first += 1  # a normal tensor, usable outside inference mode
+
+
+def test_strided_timesteps_are_evenly_spaced_and_cover_both_ends() -> None:
+    sampler = ColdSampler(Denoiser(X0Oracle(clean_batch()), Blur(steps=1000), predict="x0"))
+    assert sampler.timesteps(None) == list(range(1000, -1, -1))
+    assert sampler.timesteps(4) == [1000, 750, 500, 250, 0]
+    assert sampler.timesteps(1) == [1000, 0]
+    times = sampler.timesteps(333)
+    assert len(set(times)) == 334 and times == sorted(times, reverse=True)
+
+
+def test_bad_sampler_arguments_raise_naming_the_argument() -> None:
+    gaussian = Denoiser(X0Oracle(clean_batch()), GaussianNoise(SCHEDULE), predict="x0")
+    blur = Denoiser(X0Oracle(clean_batch()), Blur(), predict="x0")
+    mixing = Denoiser(X0Oracle(clean_batch()), ImageMixing(SCHEDULE, torch.rand(2, 1, 6, 6)),
+                      predict="x0")
+    cases = [
+        (lambda: ColdSampler(gaussian, algorithm=3), "algorithm"),  # type: ignore[arg-type]
+        (lambda: ColdSampler(gaussian, source="noise"), "source"),  # type: ignore[arg-type]
+        (lambda: DDPMSampler(mixing), "GaussianNoise"),
+        (lambda: DDPMSampler(blur), "GaussianNoise"),
+        (lambda: DDPMSampler(gaussian, variance="small"), "variance"),  # type: ignore[arg-type]
+        (lambda: DDPMSampler(gaussian, data_range=(1.0, 0.0)), "data_range"),
+        (lambda: DDPMSampler(gaussian.net), "denoiser"),  # type: ignore[arg-type]
+        (lambda: ColdSampler(gaussian).sample(torch.zeros(2, 1, 6, 6), steps=0), "steps"),
+        (lambda: ColdSampler(gaussian).sample(torch.zeros(2, 1, 6, 6), steps=1001), "steps"),
+        (lambda: ColdSampler(gaussian).sample(torch.zeros(6, 6)), "x_T"),
+        (lambda: ColdSampler(gaussian).prior(0), "n"),
+    ]
+    for make, argument in cases:
+        with pytest.raises(ValueError, match=argument):
+            make()

@@ -1,0 +1,102 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from colddiff import Schedule
+from colddiff.schedules import PRESETS
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_have_the_report_endpoints(name: str) -> None:
+    start, end, steps = PRESETS[name]
+    schedule = Schedule.preset(name)
+    assert schedule.steps == steps == len(schedule)
+    assert schedule.beta[0] == 0 and schedule.alpha[0] == 1 and schedule.alpha_bar[0] == 1
+    assert schedule.beta[1].item() == pytest.approx(start, rel=1e-12)
+    assert schedule.beta[steps].item() == pytest.approx(end, rel=1e-12)
+    # The report chose the step counts so that all three end with alpha_bar_T ~ 1e-5.
+    assert 1e-6 < schedule.alpha_bar[-1].item() < 1e-4
+
+
+@pytest.mark.parametrize(("name", "bound"), [("default", 0.007), ("long", 0.0014), ("short", 0.035)])
+def test_preset_values_match_the_report_notebook_up_to_its_indexing(name: str, bound: float) -> None:
+    # The report's code: T + 1 betas starting at beta_start, alpha_bar = cumprod(1 - beta).
+    start, end, steps = PRESETS[name]
+    report_beta = (end - start) * torch.arange(0, steps + 1, dtype=torch.float64) / steps + start
+    report_alpha_bar = torch.cumprod(1 - report_beta, 0)
+    ours = Schedule.linear(start, end, steps).alpha_bar
+    # Our index t + 1 corresponds to the report's t; the bounds are the ones the docs state.
+    rel = (ours[1:] - report_alpha_bar[:-1]).abs() / report_alpha_bar[:-1]
+    assert rel[report_alpha_bar[:-1] > 1e-3].max() < bound
+
+
+@given(start=st.floats(1e-6, 0.05), span=st.floats(0, 0.5), steps=st.integers(1, 3000))
+def test_linear_schedule_invariants(start: float, span: float, steps: int) -> None:
+    end = min(start + span, 0.9)
+    schedule = Schedule.linear(start, end, steps)
+    beta, alpha, alpha_bar = schedule.beta, schedule.alpha, schedule.alpha_bar
+    assert beta.shape == alpha.shape == alpha_bar.shape == (steps + 1,)
+    assert torch.all(alpha_bar[1:] < alpha_bar[:-1]), "alpha_bar must strictly decrease"
+    assert torch.all((alpha_bar > 0) & (alpha_bar <= 1))
+    torch.testing.assert_close(alpha, 1 - beta)
+    torch.testing.assert_close(alpha_bar, torch.cumprod(alpha, 0), rtol=1e-9, atol=1e-300)
+    assert torch.all(beta[1:].diff() >= -1e-15)  # linear, non-decreasing for end >= start
+
+
+def test_cosine_matches_nichol_dhariwal() -> None:
+    steps, s = 1000, 0.008
+    schedule = Schedule.cosine(steps)
+    t = torch.arange(steps + 1, dtype=torch.float64) / steps
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    expected = f / f[0]
+    # Only beta_T reaches the 0.999 clip, so alpha_bar matches the formula up to T - 1.
+    assert (schedule.beta[1:-1] < 0.999).all()
+    torch.testing.assert_close(schedule.alpha_bar[:-1], expected[:-1], rtol=1e-9, atol=0)
+    assert schedule.beta.max().item() <= 0.999
+    assert torch.all(schedule.alpha_bar.diff() < 0)
+
+
+def test_from_betas_and_spec_round_trip() -> None:
+    betas = [0.1, 0.2, 0.3]
+    custom = Schedule.from_betas(betas)
+    torch.testing.assert_close(custom.beta, torch.tensor([0.0, *betas], dtype=torch.float64))
+    torch.testing.assert_close(custom.alpha_bar[-1], torch.tensor(0.9 * 0.8 * 0.7, dtype=torch.float64))
+    for schedule in (custom, Schedule.preset("short"), Schedule.cosine(50)):
+        assert Schedule.from_spec(schedule.spec()) == schedule
+
+
+def test_schedule_is_immutable() -> None:
+    schedule = Schedule.preset("default")
+    with pytest.raises(AttributeError, match="immutable"):
+        schedule.kind = "other"  # type: ignore[misc]
+    schedule.beta[5] = 0.5
+    schedule.alpha_bar[5] = 0.5
+    assert schedule.beta[5].item() < 0.001 and schedule.alpha_bar[5].item() > 0.99
+
+
+@pytest.mark.parametrize(
+    ("make", "argument"),
+    [
+        (lambda: Schedule.from_betas([0.1, 0.0]), "betas"),
+        (lambda: Schedule.from_betas([0.1, 1.0]), "betas"),
+        (lambda: Schedule.from_betas([0.1, -0.1]), "betas"),
+        (lambda: Schedule.from_betas([0.1, float("nan")]), "betas"),
+        (lambda: Schedule.from_betas([0.1, float("inf")]), "betas"),
+        (lambda: Schedule.from_betas([]), "betas"),
+        (lambda: Schedule.linear(0.0, 0.02, 10), "beta_start"),
+        (lambda: Schedule.linear(1e-4, 1.5, 10), "beta_end"),
+        (lambda: Schedule.linear(1e-4, float("nan"), 10), "beta_end"),
+        (lambda: Schedule.linear(1e-4, 0.02, 0), "steps"),
+        (lambda: Schedule.linear(1e-4, 0.02, 2.5), "steps"),  # type: ignore[arg-type]
+        (lambda: Schedule.cosine(0), "steps"),
+        (lambda: Schedule.cosine(10, max_beta=1.0), "max_beta"),
+        (lambda: Schedule.preset("medium"), "name"),
+        (lambda: Schedule.from_spec({"kind": "quadratic"}), "kind"),
+    ],
+)
+def test_bad_schedule_arguments_raise_naming_the_argument(make, argument: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=argument):
+        make()
