@@ -79,6 +79,11 @@ class Blur(Degradation):
         cols = self.blur_matrices(x0.shape[-1], x0)[t]
         return torch.einsum("bij,bcjk,blk->bcil", rows, x0, cols)
 
+    @property
+    def prior_fitted(self) -> bool:
+        """Whether :meth:`fit_prior` has been called."""
+        return self._prior_mean is not None
+
     def fit_prior(self, images: ImageSource, jitter: float = 1e-5) -> Blur:
         """Fit a Gaussian to the fully blurred ``images``, for :meth:`prior`.
 

@@ -1,0 +1,94 @@
+"""Checkpoints that survive crashes and load safely.
+
+:func:`save` writes atomically: to a temporary file in the same folder, flushed and fsynced,
+then renamed over the target (and the folder fsynced), so a process killed at any moment leaves
+either the old file or the new one, never a torn one. :func:`load` uses
+``torch.load(..., weights_only=True)``, which only rebuilds tensors and plain containers: a file
+carrying any other pickled object is refused before anything in it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["FORMAT", "CheckpointError", "load", "save"]
+
+#: The value of the ``"format"`` key that marks a colddiff checkpoint.
+FORMAT = "colddiff-checkpoint-v1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used: missing, unsafe, corrupt, foreign or incompatible."""
+
+
+def save(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Atomically write ``payload`` (tensors and plain data only) to ``path``.
+
+    The ``"format"`` key is added. Returns the path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            torch.save({"format": FORMAT, **payload}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    return path
+
+
+def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
+         required: tuple[str, ...] = ("config", "model")) -> dict[str, Any]:
+    """Safely read a checkpoint written by :func:`save`.
+
+    Args:
+        path: The file.
+        map_location: Where to put its tensors.
+        required: Keys the checkpoint must hold.
+
+    Raises:
+        CheckpointError: If the file is missing, holds pickled objects other than tensors and
+            plain data (refused unexecuted), is truncated or corrupt, or is not a colddiff
+            checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        offending = [line.strip() for line in str(error).splitlines() if "global" in line.lower()]
+        raise CheckpointError(
+            f"refusing to load {path}: it holds pickled objects other than tensors and plain "
+            f"data, and colddiff only loads with weights_only=True; nothing in it was run"
+            + (f" ({offending[0][:160]})" if offending else "")
+        ) from error
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as error:
+        detail = (str(error).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated, corrupt, or not a PyTorch file): "
+            f"{type(error).__name__}: {detail}"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a colddiff checkpoint (no format marker {FORMAT!r})")
+    missing = [key for key in required if key not in payload]
+    if missing:
+        raise CheckpointError(f"{path} is an incomplete colddiff checkpoint: it lacks {missing}")
+    return payload

@@ -1,0 +1,252 @@
+"""The ``colddiff`` command line (also ``python -m colddiff``).
+
+Usage errors exit with status 2 and one line saying what is wrong; runtime errors exit with
+status 1 and a one-line message (``--debug`` shows the full traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+from torchvision.utils import save_image
+
+from colddiff import __version__, checkpoints, data, degradations
+from colddiff.config import PRESETS, TrainConfig, build_denoiser, build_sampler
+from colddiff.degradations import DegradationPluginError, PriorUnavailableError
+from colddiff.schedules import PRESETS as SCHEDULE_PRESETS
+from colddiff.schedules import Schedule
+from colddiff.training import NonFiniteLossError, Trainer, ensure_prior, resolve_device
+
+__all__ = ["build_parser", "main"]
+
+_RUNTIME_ERRORS = (ValueError, RuntimeError, OSError, checkpoints.CheckpointError,
+                   data.DatasetNotFoundError, PriorUnavailableError, NonFiniteLossError,
+                   DegradationPluginError, NotImplementedError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, minimum: float, *, strict: bool = False, below: float | None = None
+            ) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        too_small = value <= minimum if strict else value < minimum
+        if too_small or (below is not None and value >= below) or not math.isfinite(value):
+            bound = f"> {minimum}" if strict else f">= {minimum}"
+            bound += f" and < {below}" if below is not None else ""
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+_POSITIVE = _number(int, 1)
+_COUNT = _number(int, 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``colddiff`` argument parser with its subcommands."""
+    parser = _Parser(prog="colddiff", description="Denoising and cold diffusion with any degradation.")
+    parser.add_argument("--version", action="version", version=f"colddiff {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                     metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a denoiser (a preset, a config, or both)",
+                                description="Train a denoiser. Options override the preset or "
+                                "config file; the resolved config is saved as OUT/config.toml.")
+    train.set_defaults(subparser=train)
+    source = train.add_argument_group("what to train")
+    source.add_argument("--preset", choices=sorted(PRESETS), help="one of the reference study's models")
+    source.add_argument("--config", type=Path, help="a config.toml to start from")
+    source.add_argument("--degradation", help="a degradation name (see `colddiff degradations`)")
+    source.add_argument("--schedule", choices=[*sorted(SCHEDULE_PRESETS), "cosine"],
+                        help="a linear preset of the report, or cosine with the same T")
+    source.add_argument("--net", help="network name (cnn)")
+    source.add_argument("--predict", choices=["eps", "x0"])
+    source.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
+    run = train.add_argument_group("how to train")
+    run.add_argument("--epochs", type=_POSITIVE)
+    run.add_argument("--batch-size", type=_POSITIVE)
+    run.add_argument("--lr", type=_number(float, 0, strict=True))
+    run.add_argument("--limit-train", type=_POSITIVE, metavar="N", help="use the first N images")
+    run.add_argument("--seed", type=_COUNT)
+    run.add_argument("--ema", type=_number(float, 0, strict=True, below=1), metavar="DECAY",
+                     help="sample with an EMA of the weights (e.g. 0.999)")
+    run.add_argument("--out", type=Path, help="run folder (default runs/PRESET)")
+    run.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    run.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    run.add_argument("--checkpoint-every", type=_COUNT, metavar="STEPS",
+                     help="also checkpoint every STEPS optimiser steps")
+    run.add_argument("--keep-checkpoints", action="store_true", default=None,
+                     help="keep checkpoints/epoch-NNN.pt")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    sampling = train.add_argument_group("samples during training")
+    sampling.add_argument("--sample-every", type=_COUNT, metavar="K", help="every K epochs (0: never)")
+    sampling.add_argument("--sample-n", type=_POSITIVE, metavar="N")
+    sampling.add_argument("--sample-steps", type=_POSITIVE, metavar="S")
+    sampling.add_argument("--sampler", choices=["ddpm", "cold"])
+    sampling.add_argument("--algorithm", type=int, choices=[1, 2])
+
+    sample = commands.add_parser("sample", help="draw samples from a trained checkpoint",
+                                 description="Draw samples from a checkpoint into a PNG grid.")
+    sample.add_argument("--checkpoint", type=Path, required=True)
+    sample.add_argument("-n", type=_POSITIVE, default=64, help="number of samples (64)")
+    sample.add_argument("--steps", type=_POSITIVE, help="sampling steps (default: all T)")
+    sample.add_argument("--sampler", choices=["ddpm", "cold"], help="default: the run's")
+    sample.add_argument("--algorithm", type=int, choices=[1, 2], help="cold sampler algorithm")
+    sample.add_argument("--source", choices=["fixed", "estimate"], help="cold sampler source")
+    sample.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
+    sample.add_argument("--out", type=Path, default=Path("samples.png"))
+    sample.add_argument("--save-tensor", type=Path, metavar="FILE.pt", help="also save the raw tensor")
+    sample.add_argument("--seed", type=_COUNT, default=0)
+    sample.add_argument("--device", default="auto")
+
+    degrade = commands.add_parser("degrade", help="show the forward process on MNIST digits",
+                                  description="Degrade the first N MNIST training digits; one "
+                                  "row per digit, FRAMES columns from t = 0 to T.")
+    degrade.add_argument("--degradation", required=True)
+    degrade.add_argument("--schedule", choices=[*sorted(SCHEDULE_PRESETS), "cosine"], default="default")
+    degrade.add_argument("--n", type=_POSITIVE, default=4)
+    degrade.add_argument("--frames", type=_number(int, 2), default=11)
+    degrade.add_argument("--seed", type=_COUNT, default=0)
+    degrade.add_argument("--out", type=Path, required=True)
+
+    commands.add_parser("degradations", help="list the available degradations and their origin",
+                        description="List built-in and plugin degradations.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        handler = {"train": _train, "sample": _sample, "degrade": _degrade,
+                   "degradations": _list_degradations}[args.command]
+        return handler(args, parser)
+    except KeyboardInterrupt:
+        print("colddiff: interrupted", file=sys.stderr)
+        return 130
+    except _RUNTIME_ERRORS as error:
+        if args.debug:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"colddiff {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+def _schedule_spec(name: str, steps_like: dict[str, Any] | None = None) -> dict[str, Any]:
+    if name == "cosine":
+        steps = (steps_like or {}).get("steps", 1000)
+        return Schedule.cosine(int(steps)).spec()
+    return Schedule.preset(name).spec()
+
+
+def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[TrainConfig, Path]:
+    subparser: argparse.ArgumentParser = args.subparser
+    out = args.out
+    try:
+        if args.config is not None:
+            config = TrainConfig.load(args.config)
+            if args.preset is not None:
+                config = TrainConfig.preset(args.preset, **{
+                    k: v for k, v in config.to_dict().items() if k not in PRESETS[args.preset]})
+        elif args.preset is not None:
+            config = TrainConfig.preset(args.preset)
+        elif args.resume and out is not None and (out / "config.toml").exists():
+            config = TrainConfig.load(out / "config.toml")
+        else:
+            subparser.error("give --preset or --config (or --resume with --out of an existing run)")
+        overrides = {
+            "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+            "limit_train": args.limit_train, "seed": args.seed, "ema": args.ema,
+            "sample_every": args.sample_every, "sample_n": args.sample_n,
+            "sample_steps": args.sample_steps, "degradation": args.degradation, "net": args.net,
+            "predict": args.predict, "dataset": args.dataset, "sampler": args.sampler,
+            "algorithm": args.algorithm, "checkpoint_every": args.checkpoint_every,
+            "keep_checkpoints": args.keep_checkpoints,
+        }
+        if args.schedule is not None:
+            overrides["schedule"] = _schedule_spec(args.schedule, config.schedule)
+        config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as error:
+        subparser.error(" ".join(str(error).split()))
+    if out is None:
+        out = Path("runs") / (args.preset or (args.config.stem if args.config else "train"))
+    return config, out
+
+
+def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    config, out = _train_config(args, parser)
+    trainer = Trainer(config, out, device=args.device, quiet=args.quiet)
+    trainer.fit(resume=args.resume)
+    if trainer.processes.main and not args.quiet:
+        print(f"colddiff train: done; checkpoint {trainer.checkpoint_path}", file=sys.stderr)
+    return 0
+
+
+def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    state = checkpoints.load(args.checkpoint)
+    config = TrainConfig.from_dict(state["config"])
+    changes = {"sampler": args.sampler, "algorithm": args.algorithm, "source": args.source}
+    config = config.replace(**{k: v for k, v in changes.items() if v is not None})
+    device = resolve_device(args.device)
+    denoiser = build_denoiser(config)
+    weights = state["model"]
+    if state.get("ema") is not None and not args.no_ema:
+        weights = {k.removeprefix("module."): v for k, v in state["ema"].items()
+                   if k.startswith("module.")}
+    denoiser.net.load_state_dict(weights)
+    denoiser.to(device)
+    ensure_prior(denoiser.degradation, config)
+    sampler = build_sampler(config, denoiser)
+    generator = torch.Generator(device).manual_seed(args.seed)
+    samples = sampler.sample(sampler.prior(args.n, generator=generator), steps=args.steps,
+                             generator=generator).cpu()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(samples.clamp(0, 1), args.out, nrow=math.ceil(math.sqrt(args.n)))
+    if args.save_tensor is not None:
+        args.save_tensor.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(samples, args.save_tensor)
+    print(f"colddiff sample: wrote {args.out}" + (f" and {args.save_tensor}" if args.save_tensor else ""))
+    return 0
+
+
+def _degrade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    deg = degradations.create(args.degradation, schedule=Schedule.from_spec(_schedule_spec(args.schedule)))
+    x0 = data.mnist(train=True, limit=args.n).images
+    generator = torch.Generator().manual_seed(args.seed)
+    source = deg.sample_source(x0, generator=generator)
+    times = [round(deg.steps * k / (args.frames - 1)) for k in range(args.frames)]
+    frames = torch.stack([deg.degrade(x0, t, source) for t in times], dim=1)  # (n, frames, C, H, W)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(frames.flatten(0, 1).clamp(0, 1), args.out, nrow=args.frames)
+    print(f"colddiff degrade: wrote {args.out} (t = {', '.join(map(str, times))})")
+    return 0
+
+
+def _list_degradations(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    available = degradations.available()
+    width = max(map(len, available))
+    for name, origin in available.items():
+        print(f"{name:<{width}}  {origin}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Training configurations: one dataclass, the reference study's presets, and TOML files.
+
+A :class:`TrainConfig` says everything a run needs: the data, the degradation and its schedule,
+the network, what it predicts, the optimiser, how to sample during training. Every run saves its
+resolved config as ``config.toml``; ``colddiff train --config FILE`` starts from one, and any
+command-line option overrides it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from colddiff import degradations, nets
+from colddiff.degradations import Degradation
+from colddiff.denoisers import Denoiser
+from colddiff.samplers import ColdSampler, DDPMSampler, Sampler
+from colddiff.schedules import PRESETS as SCHEDULE_PRESETS
+from colddiff.schedules import Schedule
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "MODEL_FIELDS",
+    "PRESETS",
+    "TrainConfig",
+    "build_degradation",
+    "build_denoiser",
+    "build_sampler",
+    "model_differences",
+]
+
+_REPORT_CHANNELS = [16, 32, 64, 32, 16]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; the defaults are the reference study's.
+
+    Attributes:
+        dataset: ``"mnist"`` or ``"fashion_mnist"`` (training split).
+        limit_train: Use only the first ``limit_train`` training images.
+        degradation: A registered degradation name (``colddiff degradations`` lists them).
+        degradation_kwargs: Extra arguments for the degradation (the schedule is passed apart).
+        schedule: A schedule spec, as :meth:`colddiff.Schedule.spec` returns.
+        net: A network name from :data:`colddiff.nets.NETS`.
+        net_kwargs: Arguments for the network.
+        predict: ``"eps"`` or ``"x0"``.
+        epochs: Number of passes over the training data.
+        batch_size: Images per optimiser step (per process).
+        lr: Adam learning rate.
+        seed: Seed for the initial weights, the data order and the noise.
+        ema: Decay of an exponential moving average of the weights used for sampling
+            (e.g. 0.999), or ``None`` for none.
+        sampler: ``"ddpm"`` or ``"cold"``.
+        algorithm: Bansal's algorithm (1 or 2) for the cold sampler.
+        source: ``"fixed"`` or ``"estimate"`` for the cold sampler.
+        clip_x0: Clamp predicted clean images to ``[0, 1]`` while sampling.
+        sample_every: Save a grid of samples every this many epochs (0: never).
+        sample_n: Images in that grid.
+        sample_steps: Sampling steps for it (``None``: all ``T``).
+        checkpoint_every: Also checkpoint every this many optimiser steps (0: only per epoch).
+        keep_checkpoints: Keep ``epoch-NNN.pt`` beside ``last.pt``.
+    """
+
+    dataset: str = "mnist"
+    limit_train: int | None = None
+    degradation: str = "gaussian"
+    degradation_kwargs: dict[str, Any] = field(default_factory=dict)
+    schedule: dict[str, Any] = field(default_factory=lambda: Schedule.preset("default").spec())
+    net: str = "cnn"
+    net_kwargs: dict[str, Any] = field(default_factory=lambda: {"channels": list(_REPORT_CHANNELS)})
+    predict: str = "eps"
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 2e-4
+    seed: int = 0
+    ema: float | None = None
+    sampler: str = "ddpm"
+    algorithm: int = 2
+    source: str = "fixed"
+    clip_x0: bool = True
+    sample_every: int = 1
+    sample_n: int = 64
+    sample_steps: int | None = None
+    checkpoint_every: int = 0
+    keep_checkpoints: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise ``ValueError`` naming the first bad one and what it accepts."""
+        _choice("dataset", self.dataset, ("mnist", "fashion_mnist"))
+        _choice("predict", self.predict, ("eps", "x0"))
+        _choice("sampler", self.sampler, ("ddpm", "cold"))
+        _choice("source", self.source, ("fixed", "estimate"))
+        _choice("algorithm", self.algorithm, (1, 2))
+        _choice("net", self.net, tuple(nets.NETS))
+        for name in ("epochs", "batch_size", "sample_n"):
+            _integer(name, getattr(self, name), minimum=1)
+        for name in ("seed", "sample_every", "checkpoint_every"):
+            _integer(name, getattr(self, name), minimum=0)
+        for name in ("limit_train", "sample_steps"):
+            if getattr(self, name) is not None:
+                _integer(name, getattr(self, name), minimum=1)
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0 < self.ema < 1):
+            raise ValueError(f"ema must be a decay in (0, 1) or None, got {self.ema!r}")
+        for name in ("degradation_kwargs", "schedule", "net_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a table (dict), got {getattr(self, name)!r}")
+        if not isinstance(self.clip_x0, bool) or not isinstance(self.keep_checkpoints, bool):
+            raise ValueError("clip_x0 and keep_checkpoints must be true or false")
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain data (``None`` fields left out, as TOML has no null)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build a config from plain data, rejecting unknown keys by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; accepted: {sorted(known)}")
+        return cls(**values)
+
+    def to_toml(self) -> str:
+        """The config as TOML text (what ``config.toml`` holds)."""
+        return _to_toml(self.to_dict())
+
+    def save(self, path: str | Path) -> None:
+        """Write :meth:`to_toml` to ``path``."""
+        Path(path).write_text(self.to_toml())
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read a config from a TOML file.
+
+        Raises:
+            ValueError: If the file is not valid TOML or holds unknown or invalid values.
+        """
+        try:
+            values = tomllib.loads(Path(path).read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"config {path} is not valid TOML: {error}") from error
+        return cls.from_dict(values)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> TrainConfig:
+        """One of :data:`PRESETS` with ``overrides`` applied.
+
+        Raises:
+            ValueError: If ``name`` is not a preset (the message lists them).
+        """
+        if name not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+        return cls.from_dict({**PRESETS[name], **overrides})
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _ddpm(schedule: str) -> dict[str, Any]:
+    return {"schedule": Schedule.preset(schedule).spec(), "degradation": "gaussian",
+            "predict": "eps", "sampler": "ddpm"}
+
+
+#: The reference study's four models (report sections 2 and 3).
+PRESETS: dict[str, dict[str, Any]] = {
+    **{f"ddpm-{name}": _ddpm(name) for name in SCHEDULE_PRESETS},
+    "fashion-cold": {"schedule": Schedule.preset("default").spec(), "degradation": "fashion_mnist",
+                     "predict": "x0", "sampler": "cold", "algorithm": 2, "source": "fixed"},
+}
+
+#: Fields that define the model; a checkpoint only resumes under the same values.
+MODEL_FIELDS = ("degradation", "degradation_kwargs", "schedule", "net", "net_kwargs", "predict")
+
+
+def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
+    """The model-defining fields where a saved config differs from ``current``, described."""
+    now = current.to_dict()
+    return [f"{name}: checkpoint has {saved.get(name)!r}, config has {now.get(name)!r}"
+            for name in MODEL_FIELDS if saved.get(name) != now.get(name)]
+
+
+def build_degradation(config: TrainConfig) -> Degradation:
+    """The configured degradation, with its schedule."""
+    return degradations.create(config.degradation, schedule=Schedule.from_spec(config.schedule),
+                               **config.degradation_kwargs)
+
+
+def build_denoiser(config: TrainConfig, degradation: Degradation | None = None) -> Denoiser:
+    """A freshly initialised denoiser for ``config`` (the current torch seed sets the weights)."""
+    net = nets.create(config.net, **config.net_kwargs)
+    return Denoiser(net, degradation if degradation is not None else build_degradation(config),
+                    predict=config.predict)  # type: ignore[arg-type]
+
+
+def build_sampler(config: TrainConfig, denoiser: Denoiser) -> Sampler:
+    """The configured sampler for ``denoiser``."""
+    if config.sampler == "ddpm":
+        return DDPMSampler(denoiser, clip_x0=config.clip_x0)
+    return ColdSampler(denoiser, algorithm=config.algorithm,  # type: ignore[arg-type]
+                       source=config.source, clip_x0=config.clip_x0)  # type: ignore[arg-type]
+
+
+def _choice(name: str, value: object, accepted: tuple[object, ...]) -> None:
+    if value not in accepted or isinstance(value, bool):
+        raise ValueError(f"{name} must be one of {list(accepted)}, got {value!r}")
+
+
+def _integer(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise ValueError(f"cannot write {value!r} to TOML")
+
+
+def _to_toml(values: dict[str, Any]) -> str:
+    """Plain values first, then one ``[table]`` per dict (enough for :class:`TrainConfig`)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
+    for key, table in values.items():
+        if isinstance(table, dict):
+            lines += ["", f"[{key}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"

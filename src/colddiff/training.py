@@ -1,0 +1,415 @@
+"""Training that survives faults: checkpoints, exact resume, EMA, torchrun.
+
+A :class:`Trainer` runs a :class:`~colddiff.config.TrainConfig` into a run folder::
+
+    OUT/config.toml              the resolved config
+    OUT/metrics.jsonl            one JSON line per epoch (loss, images/s, wall time, hooks' values)
+    OUT/samples/epoch-NNN.png    a grid of samples every ``sample_every`` epochs
+    OUT/checkpoints/last.pt      model, optimiser, EMA, counters, RNG states, config, version
+    OUT/checkpoints/epoch-NNN.pt kept when ``keep_checkpoints`` is on
+
+Checkpoints are written atomically every epoch (and every ``checkpoint_every`` steps), and
+resuming from one continues the very same run: the data order is a function of the seed and the
+epoch, and the noise generator's state is saved, so an interrupted-and-resumed run has the loss
+curve of an uninterrupted one.
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) the network is wrapped in
+:class:`~torch.nn.parallel.DistributedDataParallel` (gloo on CPU, nccl on CUDA), each process
+reads its shard through a :class:`~torch.utils.data.distributed.DistributedSampler`, and only
+rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data.distributed import DistributedSampler
+from torchvision.utils import save_image
+from tqdm.auto import tqdm
+
+from colddiff import __version__, checkpoints, data
+from colddiff.config import TrainConfig, build_degradation, build_denoiser, build_sampler, model_differences
+from colddiff.degradations import Degradation
+from colddiff.denoisers import Denoiser
+from colddiff.samplers import Sampler
+
+__all__ = [
+    "ConfigMismatchError",
+    "EpochHook",
+    "NonFiniteLossError",
+    "Trainer",
+    "ensure_prior",
+    "resolve_device",
+]
+
+EpochHook = Callable[["Trainer", int], dict[str, Any] | None]
+"""Called on rank 0 after each epoch as ``hook(trainer, epoch)``; the returned values are added
+to that epoch's ``metrics.jsonl`` line (e.g. ``{"fmd": 12.3}``)."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class ConfigMismatchError(ValueError):
+    """A checkpoint was made for a different model than the config asks for."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Raises:
+        ValueError: If the device is unknown or CUDA is asked for but not available.
+    """
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from error
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but CUDA is not available; use 'cpu'")
+    return resolved
+
+
+def ensure_prior(degradation: Degradation, config: TrainConfig,
+                 images: Tensor | None = None) -> None:
+    """Fit the prior of a degradation that needs one (such as blur) on the training images.
+
+    Degradations with a ``fit_prior(images)`` method and no fitted prior yet get one from
+    ``images`` (default: the config's training set); others are left alone.
+    """
+    fit_prior = getattr(degradation, "fit_prior", None)
+    if callable(fit_prior) and not getattr(degradation, "prior_fitted", True):
+        fit_prior(images if images is not None else _training_set(config).images)
+
+
+def _training_set(config: TrainConfig) -> data.ImageDataset:
+    loader = data.mnist if config.dataset == "mnist" else data.fashion_mnist
+    return loader(train=True, limit=config.limit_train)
+
+
+@dataclass(frozen=True)
+class _Processes:
+    """Where this process stands under torchrun (one process without it)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_environment(cls) -> _Processes:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return cls()
+        return cls(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+class Trainer:
+    """Trains a denoiser as a :class:`~colddiff.config.TrainConfig` says.
+
+    Args:
+        config: The run's configuration.
+        out: The run folder (created if needed).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; under torchrun with CUDA each
+            process takes ``cuda:LOCAL_RANK``.
+        quiet: No progress bar or per-epoch lines (they are also off when stderr is not a TTY,
+            except the per-epoch line).
+        hooks: :data:`EpochHook` callables run on rank 0 after each epoch.
+
+    Example:
+        >>> trainer = Trainer(TrainConfig.preset("ddpm-default", epochs=1, limit_train=1024),
+        ...                   "runs/demo")  # doctest: +SKIP
+        >>> trainer.fit()  # doctest: +SKIP
+    """
+
+    def __init__(self, config: TrainConfig, out: str | os.PathLike[str], *,
+                 device: str | torch.device = "auto", quiet: bool = False,
+                 hooks: Sequence[EpochHook] = ()) -> None:
+        config.validate()
+        self.config = config
+        self.out = Path(out)
+        self.quiet = quiet
+        self.hooks = list(hooks)
+        self.processes = _Processes.from_environment()
+        self._owns_process_group = False
+        device = resolve_device(device)
+        if device.type == "cuda" and self.processes.world_size > 1:
+            device = torch.device("cuda", self.processes.local_rank)
+        self.device = device
+        if self.processes.world_size > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            self._owns_process_group = True
+
+        torch.manual_seed(config.seed)
+        self.degradation = build_degradation(config)
+        self.denoiser = build_denoiser(config, self.degradation).to(device)
+        self.net = self.denoiser.net
+        train_net: torch.nn.Module = self.net
+        if self.processes.world_size > 1:
+            train_net = DistributedDataParallel(
+                self.net, device_ids=[device.index] if device.type == "cuda" else None)
+        self._train_denoiser = Denoiser(train_net, self.degradation, predict=self.denoiser.predict)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.ema: AveragedModel | None = None
+        if config.ema is not None:
+            ema_update = get_ema_multi_avg_fn(config.ema)  # type: ignore[no-untyped-call]
+            self.ema = AveragedModel(self.net, multi_avg_fn=ema_update, use_buffers=True)
+        self.generator = torch.Generator(device).manual_seed(config.seed + self.processes.rank)
+
+        self.epoch = 0            # completed epochs
+        self.step = 0             # optimiser steps taken
+        self._batch_in_epoch = 0  # steps of the current epoch done before a mid-epoch checkpoint
+        self._epoch_loss_sum = 0.0
+        self._wall_time = 0.0     # seconds of training over all sessions
+        self._images: Tensor | None = None
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def checkpoint_path(self) -> Path:
+        """``OUT/checkpoints/last.pt``."""
+        return self.out / "checkpoints" / "last.pt"
+
+    @property
+    def metrics_path(self) -> Path:
+        """``OUT/metrics.jsonl``."""
+        return self.out / "metrics.jsonl"
+
+    # ------------------------------------------------------------------ sampling
+    def sampling_denoiser(self) -> Denoiser:
+        """The denoiser used for sampling: the EMA weights when EMA is on."""
+        if self.ema is None:
+            return self.denoiser
+        return Denoiser(self.ema.module, self.degradation, predict=self.denoiser.predict)
+
+    def sampler(self) -> Sampler:
+        """The configured sampler over :meth:`sampling_denoiser`."""
+        return build_sampler(self.config, self.sampling_denoiser())
+
+    def sample(self, n: int, steps: int | None = None, seed: int | None = None) -> Tensor:
+        """``n`` samples from the prior (seeded with the config's seed unless ``seed`` is given)."""
+        ensure_prior(self.degradation, self.config, self._training_images())
+        generator = torch.Generator(self.device).manual_seed(self.config.seed if seed is None else seed)
+        sampler = self.sampler()
+        return sampler.sample(sampler.prior(n, generator=generator), steps=steps, generator=generator)
+
+    # ------------------------------------------------------------------ training
+    def _training_images(self) -> Tensor:
+        if self._images is None:
+            self._images = _training_set(self.config).images.to(self.device)
+        return self._images
+
+    def fit(self, resume: bool = False) -> list[dict[str, Any]]:
+        """Train until ``config.epochs`` epochs are done.
+
+        Args:
+            resume: Continue from ``OUT/checkpoints/last.pt``.
+
+        Returns:
+            The metrics of the epochs run in this call (rank 0; empty elsewhere).
+
+        Raises:
+            NonFiniteLossError: If the loss becomes NaN or infinite.
+            ConfigMismatchError: If resuming a checkpoint made for a different model.
+            colddiff.checkpoints.CheckpointError: If the checkpoint cannot be read.
+        """
+        try:
+            if resume:
+                self.resume()
+            images = self._training_images()
+            batches_per_epoch = (len(images) // self.processes.world_size) // self.config.batch_size
+            if batches_per_epoch < 1:
+                raise ValueError(
+                    f"batch_size {self.config.batch_size} x {self.processes.world_size} process(es) "
+                    f"exceeds the {len(images)} training images; lower batch_size or raise limit_train"
+                )
+            if self.processes.main:
+                self.out.mkdir(parents=True, exist_ok=True)
+                self.config.save(self.out / "config.toml")
+                self._say(self._announcement(len(images), batches_per_epoch))
+            history = []
+            for epoch in range(self.epoch + 1, self.config.epochs + 1):
+                record = self._train_epoch(epoch, images, batches_per_epoch)
+                if self.processes.main:
+                    record.update(self._end_of_epoch(epoch))
+                    self._say(f"epoch {epoch}/{self.config.epochs}: loss {record['loss']:.5f}, "
+                              f"{record['images_per_s']:.0f} images/s")
+                    with self.metrics_path.open("a") as log:
+                        log.write(json.dumps(record) + "\n")
+                    history.append(record)
+                self.save_checkpoint(epoch_done=True)
+            return history
+        finally:
+            if self._owns_process_group and dist.is_initialized():
+                dist.destroy_process_group()
+                self._owns_process_group = False
+
+    def _announcement(self, n_images: int, batches: int) -> str:
+        world = self.processes.world_size
+        effective = self.config.batch_size * world
+        return (f"colddiff {__version__}: {n_images} images, {batches} steps per epoch, "
+                f"{world} process(es) x batch {self.config.batch_size} = effective batch "
+                f"{effective}, lr {self.config.lr:g}, device {self.device}, -> {self.out}")
+
+    def _train_epoch(self, epoch: int, images: Tensor, batches: int) -> dict[str, Any]:
+        # The sampler only needs the dataset's length: the order depends on seed and epoch alone.
+        order: DistributedSampler[int] = DistributedSampler(
+            range(len(images)),  # type: ignore[arg-type]
+            num_replicas=self.processes.world_size, rank=self.processes.rank, shuffle=True,
+            seed=self.config.seed, drop_last=True)
+        order.set_epoch(epoch)
+        index = torch.tensor(list(order), device=self.device)
+        size = self.config.batch_size
+        first = self._batch_in_epoch
+        bar = tqdm(total=batches, initial=first, desc=f"epoch {epoch}/{self.config.epochs}",
+                   disable=self.quiet or not self.processes.main or not sys.stderr.isatty(),
+                   leave=False, unit="step")
+        start = time.perf_counter()
+        for batch in range(first, batches):
+            x0 = images[index[batch * size:(batch + 1) * size]]
+            loss = self._train_denoiser.loss(x0, generator=self.generator)
+            value = loss.item()
+            if not math.isfinite(value):
+                bar.close()
+                raise NonFiniteLossError(
+                    f"training stopped: the loss is {value} at epoch {epoch}, step {self.step + 1} "
+                    f"(batch {batch + 1} of the epoch); the last good checkpoint "
+                    f"{self.checkpoint_path} is kept. Try a lower lr."
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.net)
+            self.step += 1
+            self._batch_in_epoch = batch + 1
+            self._epoch_loss_sum += value
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(loss=f"{value:.4f}",
+                            img_s=f"{(batch + 1 - first) * size * self.processes.world_size / elapsed:.0f}")
+            bar.update()
+            if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0 \
+                    and batch + 1 < batches:
+                self._wall_time += time.perf_counter() - start
+                start = time.perf_counter()
+                first = batch + 1
+                self.save_checkpoint(epoch_done=False)
+        bar.close()
+        seconds = time.perf_counter() - start
+        self._wall_time += seconds
+        mean_loss = self._epoch_loss_sum / batches
+        if self.processes.world_size > 1:
+            total = torch.tensor([mean_loss], dtype=torch.float64, device=self.device)
+            dist.all_reduce(total)
+            mean_loss = total.item() / self.processes.world_size
+        images_per_s = (batches - first) * size * self.processes.world_size / max(seconds, 1e-9)
+        self.epoch = epoch
+        self._batch_in_epoch = 0
+        self._epoch_loss_sum = 0.0
+        return {"epoch": epoch, "step": self.step, "loss": mean_loss,
+                "images_per_s": round(images_per_s, 2), "epoch_time_s": round(seconds, 3),
+                "wall_time_s": round(self._wall_time, 3)}
+
+    def _end_of_epoch(self, epoch: int) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        every = self.config.sample_every
+        if every and (epoch % every == 0 or epoch == self.config.epochs):
+            start = time.perf_counter()
+            samples = self.sample(self.config.sample_n, steps=self.config.sample_steps)
+            path = self.out / "samples" / f"epoch-{epoch:03d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_image(samples.clamp(0, 1), path, nrow=math.ceil(math.sqrt(len(samples))))
+            extra["sample_time_s"] = round(time.perf_counter() - start, 3)
+        for hook in self.hooks:
+            extra.update(hook(self, epoch) or {})
+        return extra
+
+    def _say(self, message: str) -> None:
+        if not self.quiet and self.processes.main:
+            print(message, file=sys.stderr, flush=True)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        """Everything a checkpoint holds (tensors and plain data only)."""
+        rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "colddiff_version": __version__,
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "batch_in_epoch": self._batch_in_epoch,
+            "epoch_loss_sum": self._epoch_loss_sum,
+            "wall_time_s": self._wall_time,
+            "world_size": self.processes.world_size,
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": rng,
+        }
+
+    def save_checkpoint(self, epoch_done: bool) -> None:
+        """Atomically write ``last.pt`` (rank 0 only), and ``epoch-NNN.pt`` if kept."""
+        if not self.processes.main:
+            return
+        path = checkpoints.save(self.state(), self.checkpoint_path)
+        if epoch_done and self.config.keep_checkpoints:
+            kept = path.with_name(f"epoch-{self.epoch:03d}.pt")
+            checkpoints.save(self.state(), kept)
+
+    def resume(self) -> None:
+        """Load ``OUT/checkpoints/last.pt`` into this trainer.
+
+        Raises:
+            colddiff.checkpoints.CheckpointError: If it is missing or unreadable.
+            ConfigMismatchError: If it was made for a different model; the fields are named.
+        """
+        state = checkpoints.load(self.checkpoint_path, map_location=self.device)
+        differences = model_differences(state.get("config", {}), self.config)
+        if differences:
+            raise ConfigMismatchError(
+                f"cannot resume {self.checkpoint_path}: it was trained with a different model: "
+                + "; ".join(differences)
+            )
+        if (self.config.ema is None) != (state.get("ema") is None):
+            raise ConfigMismatchError(
+                f"cannot resume {self.checkpoint_path}: ema is {state['config'].get('ema')!r} there "
+                f"and {self.config.ema!r} here"
+            )
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.generator.set_state(state["rng"]["generator"].cpu())
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
+        self._batch_in_epoch = int(state["batch_in_epoch"])
+        self._epoch_loss_sum = float(state["epoch_loss_sum"])
+        self._wall_time = float(state["wall_time_s"])
+        if self.processes.main and self.metrics_path.exists():
+            kept = [line for line in self.metrics_path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["epoch"] <= self.epoch]
+            self.metrics_path.write_text("".join(line + "\n" for line in kept))
