@@ -21,7 +21,8 @@ from colddiff import DDPMSampler, Denoiser, Schedule, data, degradations, nets
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny run (under a minute)")
     parser.add_argument("--out", type=Path, default=Path("runs/quickstart/samples.png"))
     parser.add_argument("--seed", type=int, default=0)

@@ -74,21 +74,29 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        # A pickle naming a global (a class or function to call) is an unsafe object; anything
+        # else the weights-only unpickler rejects is garbage.
         offending = [line.strip() for line in str(error).splitlines() if "global" in line.lower()]
+        if not offending:
+            raise _unreadable(path, error) from error
         raise CheckpointError(
             f"refusing to load {path}: it holds pickled objects other than tensors and plain "
             f"data, and colddiff only loads with weights_only=True; nothing in it was run"
-            + (f" ({offending[0][:160]})" if offending else "")
+            + f" ({offending[0][:160]})"
         ) from error
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as error:
-        detail = (str(error).strip().splitlines() or [""])[0][:160]
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated, corrupt, or not a PyTorch file): "
-            f"{type(error).__name__}: {detail}"
-        ) from error
+        raise _unreadable(path, error) from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a colddiff checkpoint (no format marker {FORMAT!r})")
     missing = [key for key in required if key not in payload]
     if missing:
         raise CheckpointError(f"{path} is an incomplete colddiff checkpoint: it lacks {missing}")
     return payload
+
+
+def _unreadable(path: Path, error: BaseException) -> CheckpointError:
+    detail = (str(error).strip().splitlines() or [""])[0][:160]
+    return CheckpointError(
+        f"{path} is not a readable checkpoint (truncated, corrupt, or not a PyTorch file): "
+        f"{type(error).__name__}: {detail}"
+    )

@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     degrade = commands.add_parser("degrade", help="show the forward process on MNIST digits",
                                   description="Degrade the first N MNIST training digits; one "
                                   "row per digit, FRAMES columns from t = 0 to T.")
+    degrade.set_defaults(subparser=degrade)
     degrade.add_argument("--degradation", required=True)
     degrade.add_argument("--schedule", choices=[*sorted(SCHEDULE_PRESETS), "cosine"], default="default")
     degrade.add_argument("--n", type=_POSITIVE, default=4)
@@ -160,6 +161,8 @@ def _schedule_spec(name: str, steps_like: dict[str, Any] | None = None) -> dict[
 def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[TrainConfig, Path]:
     subparser: argparse.ArgumentParser = args.subparser
     out = args.out
+    if args.config is not None and not args.config.is_file():
+        subparser.error(f"--config {args.config}: no such file")
     try:
         if args.config is not None:
             config = TrainConfig.load(args.config)
@@ -184,7 +187,9 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         if args.schedule is not None:
             overrides["schedule"] = _schedule_spec(args.schedule, config.schedule)
         config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
-    except ValueError as error:
+        degradations.get(config.degradation)
+        resolve_device(args.device)
+    except (ValueError, OSError) as error:
         subparser.error(" ".join(str(error).split()))
     if out is None:
         out = Path("runs") / (args.preset or (args.config.stem if args.config else "train"))
@@ -228,6 +233,10 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _degrade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        degradations.get(args.degradation)
+    except ValueError as error:
+        args.subparser.error(str(error))
     deg = degradations.create(args.degradation, schedule=Schedule.from_spec(_schedule_spec(args.schedule)))
     x0 = data.mnist(train=True, limit=args.n).images
     generator = torch.Generator().manual_seed(args.seed)

@@ -1,0 +1,50 @@
+"""Run the benchmark suite: ``python -m benchmarks [--quick] [--json FILE] [--cases ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.common import Result, machine
+from benchmarks.training import train_step_overhead
+
+CASES: dict[str, Callable[[bool], list[Result]]] = {
+    "train_step_overhead": train_step_overhead,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes: checks the cases run")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON")
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=sorted(CASES))
+    args = parser.parse_args(argv)
+
+    results: list[Result] = []
+    start = time.perf_counter()
+    for name in args.cases:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results.extend(CASES[name](args.quick))
+    print(f"{'case':<30} {'ours':>12} {'peer':>12} {'ratio':>8}  unit / peer")
+    for r in results:
+        print(f"{r.case:<30} {r.ours:>12.4g} {r.peer:>12.4g} {r.ratio:>8.3f}  {r.unit} / {r.peer_name}"
+              + (f"  ({r.note})" if r.note else ""))
+    report = {"machine": machine(), "quick": args.quick,
+              "total_seconds": round(time.perf_counter() - start, 1),
+              "results": [r.to_dict() for r in results]}
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    bad = [r.case for r in results if not (math.isfinite(r.ours) and math.isfinite(r.peer))]
+    if bad:
+        print(f"non-finite results: {bad}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Two CPU processes under torchrun: identical weights on both ranks, and a resumable checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from colddiff import checkpoints
+from colddiff.config import TrainConfig
+
+RANK_SCRIPT = """
+import os, sys, torch
+from colddiff.config import TrainConfig
+from colddiff.training import Trainer
+out = sys.argv[1]
+trainer = Trainer(TrainConfig.load(os.path.join(out, "input.toml")), out, device="cpu", quiet=True)
+trainer.fit()
+torch.save(trainer.net.state_dict(), os.path.join(out, f"rank{trainer.processes.rank}.pt"))
+"""
+
+
+def torchrun(*args: str) -> None:
+    executable = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    assert executable is not None
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([executable, "--standalone", "--nproc_per_node", "2", *args], check=True,
+                   timeout=300, env=env)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")
+def test_two_processes_end_with_identical_weights_and_resume(tmp_path: Path, data_dir: Path) -> None:
+    config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [4, 4]}, limit_train=256,
+                                batch_size=32, epochs=1, sample_every=0)
+    config.save(tmp_path / "input.toml")
+    (tmp_path / "rank.py").write_text(RANK_SCRIPT)
+    torchrun(str(tmp_path / "rank.py"), str(tmp_path))
+
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    state = checkpoints.load(tmp_path / "checkpoints" / "last.pt")
+    assert state["world_size"] == 2
+    assert state["step"] == 4, "256 images / 2 processes / batch 32 = 4 steps per epoch"
+    for key in rank0:
+        assert torch.equal(state["model"][key], rank0[key])
+
+    torchrun("-m", "colddiff", "train", "--out", str(tmp_path), "--resume", "--epochs", "2",
+             "--quiet", "--device", "cpu")
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    assert checkpoints.load(tmp_path / "checkpoints" / "last.pt")["step"] == 8
