@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.common import Result, machine
+from benchmarks.frechet import frechet_cases
 from benchmarks.training import train_step_overhead
 
 CASES: dict[str, Callable[[bool], list[Result]]] = {
+    "frechet": frechet_cases,
     "train_step_overhead": train_step_overhead,
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("COLDDIFF_DATA_DIR", str(REPO.parent / "shared" / "data"))
+# Reference statistics are cached per test session, never in the user's cache.
+os.environ["COLDDIFF_CACHE_DIR"] = tempfile.mkdtemp(prefix="colddiff-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,10 @@ def save(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600 files; use the usual mode
         with os.fdopen(descriptor, "wb") as handle:
             torch.save({"format": FORMAT, **payload}, handle)
             handle.flush()

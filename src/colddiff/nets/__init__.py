@@ -8,11 +8,12 @@ from typing import Any
 from torch import nn
 
 from colddiff.nets.cnn import CNN
+from colddiff.nets.unet import UNet
 
-__all__ = ["CNN", "NETS", "create"]
+__all__ = ["CNN", "NETS", "UNet", "create"]
 
 #: Networks by the name configs and the command line use.
-NETS: dict[str, type[nn.Module]] = {"cnn": CNN}
+NETS: dict[str, type[nn.Module]] = {"cnn": CNN, "unet": UNet}
 
 
 def create(name: str, **kwargs: Any) -> nn.Module:

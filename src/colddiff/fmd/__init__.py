@@ -1,0 +1,52 @@
+"""The Fréchet MNIST Distance (FMD): FID with an MNIST classifier's 1024-d features.
+
+* :func:`score` scores generated digits with the reference study's protocol or the full one.
+* :class:`FMD` is the streaming metric; :class:`FMDHook` logs it during training.
+* :func:`frechet_distance` and :func:`frechet_distance_from_features` are the exact, fast
+  distance; :class:`MNISTClassifier` and :func:`load_classifier` the feature extractor with its
+  shipped, versioned weights.
+"""
+
+from colddiff.fmd.classifier import (
+    FEATURE_DIM,
+    WEIGHTS,
+    MNISTClassifier,
+    WeightsError,
+    evaluate,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+)
+from colddiff.fmd.frechet import FeatureStatistics, frechet_distance, frechet_distance_from_features
+from colddiff.fmd.metric import (
+    FMD,
+    FMDHook,
+    FMDResult,
+    cache_dir,
+    check_images,
+    describe,
+    load_samples,
+    score,
+)
+
+__all__ = [
+    "FEATURE_DIM",
+    "FMD",
+    "WEIGHTS",
+    "FMDHook",
+    "FMDResult",
+    "FeatureStatistics",
+    "MNISTClassifier",
+    "WeightsError",
+    "cache_dir",
+    "check_images",
+    "describe",
+    "evaluate",
+    "frechet_distance",
+    "frechet_distance_from_features",
+    "load_classifier",
+    "load_samples",
+    "save_classifier",
+    "score",
+    "train_classifier",
+]

@@ -1,0 +1,352 @@
+"""The FMD metric: streaming updates, the report and full protocols, baselines and caching."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from colddiff import checkpoints, data
+from colddiff.fmd.classifier import FEATURE_DIM, MNISTClassifier, load_classifier
+from colddiff.fmd.frechet import FeatureStatistics, frechet_distance_from_features
+
+__all__ = [
+    "FMD",
+    "FMDHook",
+    "FMDResult",
+    "Protocol",
+    "cache_dir",
+    "check_images",
+    "describe",
+    "load_samples",
+    "score",
+]
+
+Protocol = Literal["report", "full"]
+
+#: Sizes of the reference study's protocol (report section 2, figure 7).
+REPORT_BATCH = 32
+REPORT_REFERENCE = 512
+REPORT_BASELINE_BATCHES = 15
+#: Repetitions of each baseline draw under the full protocol.
+FULL_BASELINE_DRAWS = 3
+
+
+def check_images(images: Tensor, name: str = "images") -> Tensor:
+    """Validate a batch for the classifier: ``(N, 1, 28, 28)``, ``N >= 2``, finite, in ``[0, 1]``.
+
+    Raises:
+        ValueError: Naming ``name`` and what was wrong.
+    """
+    if not isinstance(images, Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"{name} must have shape (N, 1, 28, 28), got {shape}")
+    if images.shape[0] < 2:
+        raise ValueError(f"{name} must hold at least 2 images, got {images.shape[0]}")
+    images = images.float()
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{name} must be finite")
+    low, high = images.min().item(), images.max().item()
+    if low < 0 or high > 1:
+        raise ValueError(f"{name} must lie in [0, 1] (got [{low:.3g}, {high:.3g}]); clamp them or "
+                         "undo any normalisation first")
+    return images
+
+
+class FMD:
+    """The Fréchet MNIST Distance between streamed real and generated images.
+
+    Memory stays flat in the number of images: only float64 sums are kept (see
+    :class:`~colddiff.fmd.frechet.FeatureStatistics`). Under ``torch.distributed`` each process
+    updates with its share and :meth:`compute` sums the statistics of all processes.
+
+    Args:
+        classifier: The feature extractor (default: the shipped ``version``).
+        version: Shipped weights to load when ``classifier`` is not given.
+        device: Where features are computed.
+        batch_size: Images per forward pass.
+
+    Example:
+        >>> metric = FMD()  # doctest: +SKIP
+        >>> metric.update(real_images, real=True); metric.update(samples, real=False)  # doctest: +SKIP
+        >>> metric.compute()  # doctest: +SKIP
+    """
+
+    def __init__(self, classifier: MNISTClassifier | None = None, version: str = "mnist-v1",
+                 device: str | torch.device = "cpu", batch_size: int = 1000) -> None:
+        self.device = torch.device(device)
+        self.classifier = (classifier if classifier is not None
+                           else load_classifier(version, self.device)).to(self.device).eval()
+        self.batch_size = batch_size
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all images seen."""
+        self.real = FeatureStatistics(FEATURE_DIM)
+        self.fake = FeatureStatistics(FEATURE_DIM)
+
+    @torch.no_grad()
+    def features(self, images: Tensor) -> Tensor:
+        """Classifier features ``(N, 1024)`` of validated images, in batches."""
+        images = check_images(images)
+        parts = [self.classifier.features(images[i:i + self.batch_size].to(self.device)).cpu()
+                 for i in range(0, len(images), self.batch_size)]
+        return torch.cat(parts)
+
+    def update(self, images: Tensor, real: bool) -> None:
+        """Add images to the real (reference) or generated side."""
+        (self.real if real else self.fake).update(self.features(images))
+
+    def compute(self) -> float:
+        """The FMD between everything added so far (summed across processes)."""
+        real, fake = _reduced(self.real), _reduced(self.fake)
+        return frechet_distance_from_features(real, fake)
+
+
+def _reduced(stats: FeatureStatistics) -> FeatureStatistics:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return stats
+    copy = FeatureStatistics(stats.dim)
+    copy.count, copy.total, copy.outer = stats.count, stats.total.clone(), stats.outer.clone()
+    copy.reduce_across_processes()
+    return copy
+
+
+@dataclass
+class FMDResult:
+    """The scores of one :func:`score` call.
+
+    Attributes:
+        protocol: ``"report"`` or ``"full"``.
+        version: The classifier weights used.
+        n_samples: Samples scored.
+        fmd: The FMD of the samples (report protocol: the mean over batches of 32).
+        fmd_std: Its standard deviation over batches (report protocol; 0 for one batch).
+        baseline_mean: FMD of real test images at the same sample size (mean over draws).
+        baseline_std: Its standard deviation over draws.
+        black_fmd: FMD of all-black images at the same sample size.
+        normalized_fmd: ``(fmd - baseline_mean) / (black_fmd - baseline_mean)``: 0 is as good as
+            real test images, 1 as bad as black images.
+        train_baseline: FMD of real training images at the same size (full protocol); what a
+            perfect model of the training data would score.
+        fmd_ratio: ``fmd / train_baseline`` (full protocol): 1.0 means as good as real data.
+        confidence: The classifier's mean top-1 probability on the samples.
+        class_histogram: How many samples the classifier puts in each digit class.
+        reference: What the samples were compared with.
+    """
+
+    protocol: str
+    version: str
+    n_samples: int
+    fmd: float
+    fmd_std: float
+    baseline_mean: float
+    baseline_std: float
+    black_fmd: float
+    normalized_fmd: float
+    confidence: float
+    class_histogram: list[int]
+    reference: str
+    train_baseline: float | None = None
+    fmd_ratio: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready plain data."""
+        return asdict(self)
+
+
+def cache_dir() -> Path:
+    """Where reference statistics are cached: ``$COLDDIFF_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/colddiff`` (default ``~/.cache/colddiff``), plus ``/fmd``."""
+    base = os.environ.get("COLDDIFF_CACHE_DIR")
+    if not base:
+        base = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "colddiff")
+    return Path(base) / "fmd"
+
+
+def _reference(metric: FMD, version: str, split: str, name: str, images: Tensor) -> FeatureStatistics:
+    """Feature statistics of a named real image set, cached on disk by version, split and count."""
+    path = cache_dir() / f"{version}-{split}-{name}-n{len(images)}.pt"
+    stats = FeatureStatistics(FEATURE_DIM)
+    if path.is_file():
+        try:
+            saved = checkpoints.load(path, required=("count", "total", "outer"))
+            stats.count, stats.total, stats.outer = saved["count"], saved["total"], saved["outer"]
+            stats._rows = [saved["features"]] if saved.get("features") is not None else None
+            return stats
+        except checkpoints.CheckpointError:
+            pass  # a damaged cache entry is recomputed
+    stats.update(metric.features(images))
+    with contextlib.suppress(OSError):  # a read-only cache only costs time
+        checkpoints.save({"count": stats.count, "total": stats.total, "outer": stats.outer,
+                          "features": stats.features}, path)
+    return stats
+
+
+def _distance(metric: FMD, reference: FeatureStatistics, images: Tensor) -> float:
+    return frechet_distance_from_features(reference, metric.features(images))
+
+
+def _spread(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def score(samples: Tensor, reference: str = "mnist-test", protocol: Protocol = "full", *,
+          classifier: MNISTClassifier | None = None, version: str = "mnist-v1",
+          device: str | torch.device = "cpu", seed: int = 0) -> FMDResult:
+    """Score generated digits against MNIST with the report or the full protocol.
+
+    ``protocol="report"`` reproduces the reference study: batches of 32 samples against the
+    first 512 MNIST test images; the test-set baseline is the mean and std over 15 random batches
+    of 32 other test images; the black baseline is 32 all-zero images. With more than 32 samples,
+    each full batch of 32 is scored and ``fmd`` is their mean.
+
+    ``protocol="full"`` scores all samples at once against a fixed random half of the test set
+    (5,000 images), with baselines at the same sample size ``n``: other test images (from the
+    other half; at most 5,000) and real training images, each the mean over 3 random draws.
+    ``fmd_ratio = fmd / train_baseline`` is the headline: 1.0 is as good as real data. FMD, like
+    FID, is biased upwards at small ``n``, so compare numbers at equal ``n`` only.
+
+    Args:
+        samples: Generated images ``(N, 1, 28, 28)`` in ``[0, 1]``, ``N >= 2``.
+        reference: Only ``"mnist-test"`` for now.
+        protocol: ``"report"`` or ``"full"``.
+        classifier: A feature extractor (default: the shipped ``version``).
+        version: Shipped weights to use.
+        device: Where features are computed.
+        seed: Seed of the random baseline draws (fixed for comparable numbers).
+
+    Raises:
+        ValueError: For bad samples, an unknown protocol or reference.
+    """
+    if protocol not in ("report", "full"):
+        raise ValueError(f"protocol must be 'report' or 'full', got {protocol!r}")
+    if reference != "mnist-test":
+        raise ValueError(f"reference must be 'mnist-test', got {reference!r}")
+    samples = check_images(samples, "samples")
+    metric = FMD(classifier, version=version, device=device)
+    version = getattr(metric.classifier, "version", "custom")
+    test = data.mnist(train=False).images
+    generator = torch.Generator().manual_seed(seed)
+    n = len(samples)
+    black = torch.zeros(min(n, REPORT_BATCH) if protocol == "report" else n, 1, 28, 28)
+
+    if protocol == "report":
+        ref = _reference(metric, version, "test", "first", test[:REPORT_REFERENCE])
+        batches = [samples[i:i + REPORT_BATCH] for i in range(0, max(n - REPORT_BATCH, 0) + 1, REPORT_BATCH)]
+        fmd, fmd_std = _spread([_distance(metric, ref, batch) for batch in batches])
+        pool = test[REPORT_REFERENCE:]
+        draws = [pool[torch.randperm(len(pool), generator=generator)[:REPORT_BATCH]]
+                 for _ in range(REPORT_BASELINE_BATCHES)]
+        baseline_mean, baseline_std = _spread([_distance(metric, ref, batch) for batch in draws])
+        train_baseline = ratio = None
+        described = f"first {REPORT_REFERENCE} MNIST test images; batches of {REPORT_BATCH}"
+    else:
+        halves = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
+        ref = _reference(metric, version, "test", "half-seed0", test[halves[:5000]])
+        other = test[halves[5000:]]
+        size = min(n, len(other))
+        baseline_mean, baseline_std = _spread([
+            _distance(metric, ref, other[torch.randperm(len(other), generator=generator)[:size]])
+            for _ in range(FULL_BASELINE_DRAWS)])
+        train = data.mnist(train=True).images
+        train_baseline, _ = _spread([
+            _distance(metric, ref, train[torch.randperm(len(train), generator=generator)[:n]])
+            for _ in range(FULL_BASELINE_DRAWS)])
+        fmd, fmd_std = _distance(metric, ref, samples), 0.0
+        ratio = fmd / train_baseline if train_baseline > 0 else float("inf")
+        described = "a fixed random half (5,000) of the MNIST test set"
+    black_fmd = _distance(metric, ref, black)
+    with torch.no_grad():
+        probabilities = torch.cat([metric.classifier(samples[i:i + 1000].to(metric.device)).softmax(1).cpu()
+                                   for i in range(0, n, 1000)])
+    confidence = float(probabilities.max(1).values.mean())
+    histogram = torch.bincount(probabilities.argmax(1), minlength=10).tolist()
+    return FMDResult(protocol=protocol, version=version, n_samples=n, fmd=fmd, fmd_std=fmd_std,
+                     baseline_mean=baseline_mean, baseline_std=baseline_std, black_fmd=black_fmd,
+                     normalized_fmd=(fmd - baseline_mean) / (black_fmd - baseline_mean),
+                     confidence=confidence, class_histogram=histogram, reference=described,
+                     train_baseline=train_baseline, fmd_ratio=ratio)
+
+
+class FMDHook:
+    """A :class:`~colddiff.training.Trainer` hook that scores samples with FMD after each epoch.
+
+    Adds ``fmd``, ``fmd_normalized`` (and ``fmd_ratio`` under the full protocol) to the epoch's
+    ``metrics.jsonl`` line (the reference study's figure 7).
+
+    Args:
+        n: Samples per evaluation (the report used 32).
+        protocol: ``"report"`` or ``"full"``.
+        steps: Sampling steps (``None``: all ``T``).
+        every: Evaluate every this many epochs.
+    """
+
+    def __init__(self, n: int = 32, protocol: Protocol = "report", steps: int | None = None,
+                 every: int = 1) -> None:
+        self.n, self.protocol, self.steps, self.every = n, protocol, steps, every
+
+    def __call__(self, trainer: Any, epoch: int) -> dict[str, Any] | None:
+        if epoch % self.every and epoch != trainer.config.epochs:
+            return None
+        samples = trainer.sample(self.n, steps=self.steps, seed=trainer.config.seed + epoch)
+        result = score(samples.clamp(0, 1).cpu(), protocol=self.protocol)
+        values: dict[str, Any] = {"fmd": result.fmd, "fmd_normalized": result.normalized_fmd,
+                                  "fmd_confidence": result.confidence}
+        if result.fmd_ratio is not None:
+            values["fmd_ratio"] = result.fmd_ratio
+        return values
+
+
+def load_samples(path: str | os.PathLike[str]) -> Tensor:
+    """Images to score from a tensor file (``torch.save`` of ``(N, 1, 28, 28)``, loaded with
+    ``weights_only=True``) or a folder of PNG files (one 28x28 digit each, sorted by name).
+
+    Raises:
+        ValueError: If the path holds neither.
+    """
+    path = Path(path)
+    if path.is_dir():
+        import numpy as np
+        from PIL import Image
+
+        files = sorted(path.glob("*.png"))
+        if not files:
+            raise ValueError(f"samples folder {path} holds no .png files")
+        pixels = [np.asarray(Image.open(f).convert("L")) for f in files]
+        sizes = sorted({p.shape for p in pixels})
+        if sizes != [(28, 28)]:
+            raise ValueError(f"samples PNGs must each be one 28x28 image, found sizes {sizes}")
+        return torch.from_numpy(np.stack(pixels)).float().unsqueeze(1) / 255
+    if not path.is_file():
+        raise ValueError(f"samples {path} is neither a tensor file nor a folder of PNGs")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"samples {path} is not a readable tensor file: {error}") from error
+    if not isinstance(loaded, Tensor):
+        raise ValueError(f"samples {path} must hold one tensor, got {type(loaded).__name__}")
+    return loaded
+
+
+def describe(result: FMDResult) -> str:
+    """A few human-readable lines summarising ``result``."""
+    lines = [f"FMD ({result.protocol} protocol, {result.n_samples} samples, {result.version}): "
+             f"{result.fmd:.3f}" + (f" +- {result.fmd_std:.3f}" if result.fmd_std else ""),
+             f"  test-set baseline {result.baseline_mean:.3f} +- {result.baseline_std:.3f}, "
+             f"black images {result.black_fmd:.3f}, normalised FMD {result.normalized_fmd:.4f}"]
+    if result.train_baseline is not None and result.fmd_ratio is not None:
+        lines.append(f"  training-image baseline {result.train_baseline:.3f}; FMD / baseline = "
+                     f"{result.fmd_ratio:.2f} (1.0 = as good as real data)")
+    lines.append(f"  classifier confidence {result.confidence:.3f}; classes {result.class_histogram}")
+    lines.append(f"  reference: {result.reference}")
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""FMD: the shipped classifier, the protocols' oracles, streaming, files, the CLI and the hook."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from colddiff import data, fmd
+from colddiff.cli import main
+from colddiff.config import TrainConfig
+from colddiff.training import Trainer
+
+
+def test_shipped_weights_load_offline_and_reach_99_3_percent(data_dir: Path) -> None:
+    classifier = fmd.load_classifier("mnist-v1")
+    assert not classifier.training
+    test = data.mnist(train=False)
+    assert fmd.evaluate(classifier, test.images, test.labels) >= 0.993
+    card = json.loads((Path(fmd.__file__).parent / "weights" / "mnist-v1.json").read_text())
+    assert card["test_accuracy"] >= 0.993 and card["command"].startswith("colddiff fmd train-classifier")
+    assert (Path(fmd.__file__).parent / "weights" / "mnist-v1.pt").stat().st_size < 600_000
+    x = test.images[:5]
+    assert classifier.features(x).shape == (5, 1024) and classifier(x).shape == (5, 10)
+
+
+def test_altered_or_unknown_weights_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(Path(fmd.__file__).parent / "weights", tmp_path / "weights")
+    weights = tmp_path / "weights" / "mnist-v1.pt"
+    altered = bytearray(weights.read_bytes())
+    altered[len(altered) // 2] ^= 0xFF
+    weights.write_bytes(bytes(altered))
+    monkeypatch.setattr("colddiff.fmd.classifier._weights_dir", lambda: tmp_path / "weights")
+    with pytest.raises(fmd.WeightsError, match="SHA-256"):
+        fmd.load_classifier()
+    with pytest.raises(fmd.WeightsError, match="version must be one of"):
+        fmd.load_classifier("mnist-v0")
+
+
+def test_the_report_architecture() -> None:
+    net = fmd.MNISTClassifier("report")
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert [c.out_channels for c in convs] == [32, 64, 128, 64]
+    assert all(c.kernel_size == (5, 5) for c in convs)
+    assert [n.normalized_shape for n in norms] == [(c, 28, 28) for c in (32, 64, 128, 64)]
+    assert net.features(torch.rand(2, 1, 28, 28)).shape == (2, 1024)
+    with pytest.raises(ValueError, match="arch must be one of"):
+        fmd.MNISTClassifier("resnet")  # type: ignore[arg-type]
+
+
+def test_report_protocol_oracles(data_dir: Path) -> None:
+    black = fmd.score(torch.zeros(32, 1, 28, 28), protocol="report")
+    assert black.normalized_fmd == pytest.approx(1.0, abs=1e-12), "black samples are the black baseline"
+    real = fmd.score(data.mnist(train=True).images[:256], protocol="report")
+    assert real.n_samples == 256 and real.fmd_std > 0
+    assert abs(real.normalized_fmd) < 0.05, "real digits score like the test-set baseline"
+    assert real.baseline_std > 0 and real.black_fmd > 3 * real.baseline_mean
+    assert real.confidence > 0.98 and sum(real.class_histogram) == 256
+    assert real.train_baseline is None and json.dumps(real.to_dict())
+
+
+def test_full_protocol_real_training_images_score_like_the_training_baseline(data_dir: Path) -> None:
+    # A random subset: contiguous slices of MNIST are not random samples of it.
+    train = data.mnist(train=True).images
+    images = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(123))[:600]]
+    real = fmd.score(images, protocol="full")
+    assert real.fmd_ratio is not None and real.train_baseline is not None
+    assert 0.8 < real.fmd_ratio < 1.25
+    noisy = fmd.score((images + 0.3 * torch.rand(600, 1, 28, 28)).clamp(0, 1), protocol="full")
+    assert noisy.fmd_ratio is not None and noisy.fmd_ratio > 3
+    assert len(list(fmd.cache_dir().glob("mnist-v1-test-*.pt"))) >= 1, "reference statistics are cached"
+
+
+def test_streaming_metric_equals_one_shot_and_resets(data_dir: Path) -> None:
+    images = data.mnist(train=False).images[:1500]
+    metric = fmd.FMD()
+    for chunk in images[:1200].split(250):
+        metric.update(chunk, real=True)
+    metric.update(images[1200:], real=False)
+    streamed = metric.compute()
+    features = metric.features(images)
+    one_shot = fmd.frechet_distance_from_features(features[:1200], features[1200:])
+    assert streamed == pytest.approx(one_shot, rel=1e-6)
+    metric.reset()
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        metric.compute()
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [(torch.rand(4, 28, 28), r"shape \(N, 1, 28, 28\)"), (torch.rand(4, 3, 28, 28), "shape"),
+     (torch.rand(1, 1, 28, 28), "at least 2"), (torch.rand(4, 1, 28, 28) - 0.5, r"\[0, 1\]"),
+     (torch.full((4, 1, 28, 28), float("nan")), "finite")],
+)
+def test_bad_samples_get_a_clear_error(images: torch.Tensor, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        fmd.check_images(images, "samples")
+
+
+def test_samples_from_tensor_files_and_png_folders(tmp_path: Path, data_dir: Path) -> None:
+    images = data.mnist(train=False).images[:6]
+    torch.save(images, tmp_path / "samples.pt")
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray((image[0] * 255).round().byte().numpy()).save(folder / f"{i:03d}.png")
+    torch.testing.assert_close(fmd.load_samples(tmp_path / "samples.pt"), images)
+    torch.testing.assert_close(fmd.load_samples(folder), images, atol=0.5 / 255, rtol=0)
+    (tmp_path / "empty").mkdir()
+    for path, message in [(tmp_path / "empty", "no .png"), (tmp_path / "nothing", "neither")]:
+        with pytest.raises(ValueError, match=message):
+            fmd.load_samples(path)
+
+
+def test_cli_scores_a_tensor_file(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.save(data.mnist(train=True).images[:64], tmp_path / "samples.pt")
+    assert main(["fmd", "score", str(tmp_path / "samples.pt"), "--protocol", "report", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_samples"] == 64 and result["protocol"] == "report"
+    assert main(["fmd", "score", str(tmp_path / "samples.pt"), "--protocol", "report"]) == 0
+    assert "normalised FMD" in capsys.readouterr().out
+    assert main(["fmd", "score", str(tmp_path / "missing.pt")]) == 1
+
+
+def test_the_trainer_logs_fmd_through_its_hook(tmp_path: Path, data_dir: Path) -> None:
+    config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [4, 4]}, limit_train=128,
+                                batch_size=64, epochs=1, sample_every=0)
+    Trainer(config, tmp_path, quiet=True, hooks=[fmd.FMDHook(n=8, steps=5)]).fit()
+    line = json.loads((tmp_path / "metrics.jsonl").read_text())
+    assert line["fmd"] > 0 and line["fmd_normalized"] > 0.5, "an untrained model scores badly"
