@@ -42,7 +42,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         (["train", "--preset", "ddpm-default", "--ema", "1.0"], "--ema: must be > 0 and < 1"),
         (["train", "--preset", "ddpm-default", "--sample-every", "-1"],
          "--sample-every: must be >= 0"),
-        (["train", "--preset", "ddpm-default", "--net", "resnet"], "net must be one of"),
+        (["train", "--preset", "ddpm-default", "--net", "resnet"], "invalid choice: 'resnet'"),
         (["train", "--preset", "ddpm-default", "--degradation", "pixelate"],
          "unknown degradation 'pixelate'"),
         (["train", "--preset", "ddpm-default", "--device", "tpu"], "device must be"),

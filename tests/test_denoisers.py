@@ -84,3 +84,25 @@ def test_bad_denoiser_arguments_raise_naming_the_argument() -> None:
         den.loss(torch.zeros(3, 4, 4))
     with pytest.raises(ValueError, match=r"t must lie in \[0, 1000\]"):
         den.loss(torch.zeros(2, 1, 4, 4), t=torch.tensor([0, 1001]))
+
+
+def test_v_prediction_targets_and_conversions() -> None:
+    x0 = torch.rand(3, 1, 4, 4, dtype=torch.float64)
+    deg = GaussianNoise(SCHEDULE)
+    noise = torch.randn_like(x0)
+    t = torch.tensor([1, 400, 1000])
+    x_t = deg.degrade(x0, t, noise)
+    v = deg.velocity(x0, t, noise)
+    alpha_bar = SCHEDULE.alpha_bar[t].view(-1, 1, 1, 1)
+    torch.testing.assert_close(v, alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x0)
+    torch.testing.assert_close(deg.x0_from_velocity(x_t, t, v), x0)
+
+    class VNet(nn.Module):
+        def forward(self, x: Tensor, frac: Tensor) -> Tensor:
+            return v
+
+    den = Denoiser(VNet(), deg, predict="v")
+    torch.testing.assert_close(den.predict_x0(x_t, t), x0)
+    torch.testing.assert_close(den.predict_source(x_t, t), noise)
+    with pytest.raises(ValueError, match="predict='v' needs a mixing degradation"):
+        Denoiser(VNet(), Blur(), predict="v")

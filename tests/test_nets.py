@@ -52,3 +52,17 @@ def test_cnn_keeps_the_shape_of_any_image(channels: int, size: tuple[int, int]) 
 def test_bad_cnn_arguments_raise(kwargs: dict[str, object], argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         nets.CNN(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("channels", "size"), [(1, (28, 28)), (3, (32, 32)), (1, (30, 27))])
+def test_unet_keeps_the_shape_of_any_image_and_starts_at_zero(channels: int, size: tuple[int, int]) -> None:
+    net = nets.UNet(in_channels=channels, channels=8, blocks=1)
+    x = torch.randn(2, channels, *size)
+    out = net(x, torch.tensor([0.1, 0.9]))
+    assert out.shape == x.shape and torch.count_nonzero(out) == 0, "zero-initialised output layer"
+    out.sum().backward()
+    assert isinstance(nets.create("unet", channels=8, attention=False), nets.UNet)
+    with pytest.raises(ValueError, match="multipliers"):
+        nets.UNet(multipliers=(1, 2))
+    with pytest.raises(ValueError, match="net must be one of"):
+        nets.create("transformer")

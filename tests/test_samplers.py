@@ -170,3 +170,22 @@ def test_bad_sampler_arguments_raise_naming_the_argument() -> None:
     for make, argument in cases:
         with pytest.raises(ValueError, match=argument):
             make()
+
+
+@pytest.mark.parametrize("steps", [None, 20])
+def test_v_prediction_with_an_exact_oracle_recovers_the_point(steps: int | None) -> None:
+    point = clean_batch(n=1)
+    deg = GaussianNoise(Schedule.cosine(200), image_shape=(1, 6, 6))
+
+    class VOracle(EpsOracle):
+        def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+            eps = super().forward(x_t, t)
+            steps_ = torch.round(t * self.degradation.steps).long()
+            return self.degradation.velocity(self.point.expand_as(x_t), steps_, eps)
+
+    den = Denoiser(VOracle(deg, point), deg, predict="v")
+    g = torch.Generator().manual_seed(0)
+    x_T = deg.prior(4, generator=g).double()
+    for sampler in (DDPMSampler(den), ColdSampler(den, source="estimate")):
+        result = sampler.sample(x_T, steps=steps, generator=g)
+        torch.testing.assert_close(result, point.expand_as(result), rtol=0, atol=1e-9)

@@ -190,3 +190,9 @@ def test_config_round_trips_and_rejects_bad_values(tmp_path: Path) -> None:
         TrainConfig.load(tmp_path / "bad.toml")
     with pytest.raises(ValueError, match="preset must be one of"):
         TrainConfig.preset("ddpm-huge")
+
+
+def test_warmup_ramps_the_learning_rate(tmp_path: Path, data_dir: Path) -> None:
+    trainer = Trainer(tiny(epochs=1, warmup=100, lr=1e-3), tmp_path, quiet=True)
+    trainer.fit()
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 8 / 100)

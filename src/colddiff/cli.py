@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import torch
 from torchvision.utils import save_image
 
-from colddiff import __version__, checkpoints, data, degradations
+from colddiff import __version__, checkpoints, data, degradations, nets
 from colddiff.config import PRESETS, TrainConfig, build_denoiser, build_sampler
 from colddiff.degradations import DegradationPluginError, PriorUnavailableError
 from colddiff.schedules import PRESETS as SCHEDULE_PRESETS
@@ -77,14 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--degradation", help="a degradation name (see `colddiff degradations`)")
     source.add_argument("--schedule", choices=[*sorted(SCHEDULE_PRESETS), "cosine"],
                         help="a linear preset of the report, or cosine with the same T")
-    source.add_argument("--net", help="network name (cnn)")
-    source.add_argument("--predict", choices=["eps", "x0"])
+    source.add_argument("--net", choices=sorted(nets.NETS),
+                        help="network (its default size unless the config gives net_kwargs)")
+    source.add_argument("--predict", choices=["eps", "x0", "v"])
     source.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
     run = train.add_argument_group("how to train")
     run.add_argument("--epochs", type=_POSITIVE)
     run.add_argument("--batch-size", type=_POSITIVE)
     run.add_argument("--lr", type=_number(float, 0, strict=True))
     run.add_argument("--limit-train", type=_POSITIVE, metavar="N", help="use the first N images")
+    run.add_argument("--warmup", type=_COUNT, metavar="STEPS", help="linear learning-rate warm-up")
     run.add_argument("--seed", type=_COUNT)
     run.add_argument("--ema", type=_number(float, 0, strict=True, below=1), metavar="DECAY",
                      help="sample with an EMA of the weights (e.g. 0.999)")
@@ -102,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument("--sample-steps", type=_POSITIVE, metavar="S")
     sampling.add_argument("--sampler", choices=["ddpm", "cold"])
     sampling.add_argument("--algorithm", type=int, choices=[1, 2])
+    sampling.add_argument("--fmd-every", type=_COUNT, metavar="K",
+                          help="score samples with FMD every K epochs (logged in metrics.jsonl)")
+    sampling.add_argument("--fmd-n", type=_POSITIVE, metavar="N", help="samples per FMD score (32)")
 
     sample = commands.add_parser("sample", help="draw samples from a trained checkpoint",
                                  description="Draw samples from a checkpoint into a PNG grid.")
@@ -205,8 +210,11 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             "sample_steps": args.sample_steps, "degradation": args.degradation, "net": args.net,
             "predict": args.predict, "dataset": args.dataset, "sampler": args.sampler,
             "algorithm": args.algorithm, "checkpoint_every": args.checkpoint_every,
-            "keep_checkpoints": args.keep_checkpoints,
+            "keep_checkpoints": args.keep_checkpoints, "warmup": args.warmup,
+            "fmd_every": args.fmd_every, "fmd_n": args.fmd_n,
         }
+        if args.net is not None and args.net != config.net:
+            overrides["net_kwargs"] = {}  # the other network's defaults, not this one's sizes
         if args.schedule is not None:
             overrides["schedule"] = _schedule_spec(args.schedule, config.schedule)
         config = config.replace(**{k: v for k, v in overrides.items() if v is not None})

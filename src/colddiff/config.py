@@ -52,10 +52,11 @@ class TrainConfig:
         schedule: A schedule spec, as :meth:`colddiff.Schedule.spec` returns.
         net: A network name from :data:`colddiff.nets.NETS`.
         net_kwargs: Arguments for the network.
-        predict: ``"eps"`` or ``"x0"``.
+        predict: ``"eps"``, ``"x0"`` or ``"v"``.
         epochs: Number of passes over the training data.
         batch_size: Images per optimiser step (per process).
         lr: Adam learning rate.
+        warmup: Steps of linear learning-rate warm-up from 0 (0: none).
         seed: Seed for the initial weights, the data order and the noise.
         ema: Decay of an exponential moving average of the weights used for sampling
             (e.g. 0.999), or ``None`` for none.
@@ -68,6 +69,9 @@ class TrainConfig:
         sample_steps: Sampling steps for it (``None``: all ``T``).
         checkpoint_every: Also checkpoint every this many optimiser steps (0: only per epoch).
         keep_checkpoints: Keep ``epoch-NNN.pt`` beside ``last.pt``.
+        fmd_every: Score samples with FMD every this many epochs (0: never; MNIST only).
+        fmd_n: Samples per FMD evaluation.
+        fmd_protocol: ``"report"`` or ``"full"`` (see :func:`colddiff.fmd.score`).
     """
 
     dataset: str = "mnist"
@@ -81,6 +85,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 128
     lr: float = 2e-4
+    warmup: int = 0
     seed: int = 0
     ema: float | None = None
     sampler: str = "ddpm"
@@ -92,6 +97,9 @@ class TrainConfig:
     sample_steps: int | None = None
     checkpoint_every: int = 0
     keep_checkpoints: bool = False
+    fmd_every: int = 0
+    fmd_n: int = 32
+    fmd_protocol: str = "report"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -99,14 +107,15 @@ class TrainConfig:
     def validate(self) -> None:
         """Check every field; raise ``ValueError`` naming the first bad one and what it accepts."""
         _choice("dataset", self.dataset, ("mnist", "fashion_mnist"))
-        _choice("predict", self.predict, ("eps", "x0"))
+        _choice("predict", self.predict, ("eps", "x0", "v"))
+        _choice("fmd_protocol", self.fmd_protocol, ("report", "full"))
         _choice("sampler", self.sampler, ("ddpm", "cold"))
         _choice("source", self.source, ("fixed", "estimate"))
         _choice("algorithm", self.algorithm, (1, 2))
         _choice("net", self.net, tuple(nets.NETS))
-        for name in ("epochs", "batch_size", "sample_n"):
+        for name in ("epochs", "batch_size", "sample_n", "fmd_n"):
             _integer(name, getattr(self, name), minimum=1)
-        for name in ("seed", "sample_every", "checkpoint_every"):
+        for name in ("seed", "sample_every", "checkpoint_every", "warmup", "fmd_every"):
             _integer(name, getattr(self, name), minimum=0)
         for name in ("limit_train", "sample_steps"):
             if getattr(self, name) is not None:
@@ -182,6 +191,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     **{f"ddpm-{name}": _ddpm(name) for name in SCHEDULE_PRESETS},
     "fashion-cold": {"schedule": Schedule.preset("default").spec(), "degradation": "fashion_mnist",
                      "predict": "x0", "sampler": "cold", "algorithm": 2, "source": "fixed"},
+}
+
+#: colddiff's own recipe (issue 8): a small U-Net, cosine schedule, v-prediction, EMA weights,
+#: warm-up, 50-step DDIM sampling (Algorithm 2 with a re-estimated source).
+PRESETS["mnist-unet"] = {
+    "schedule": Schedule.cosine(1000).spec(), "degradation": "gaussian", "net": "unet",
+    "net_kwargs": {"channels": 32, "blocks": 2, "attention": True}, "predict": "v",
+    "lr": 5e-4, "warmup": 500, "ema": 0.9995, "sampler": "cold", "algorithm": 2,
+    "source": "estimate", "sample_steps": 50,
 }
 
 #: Fields that define the model; a checkpoint only resumes under the same values.

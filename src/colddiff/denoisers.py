@@ -2,35 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import torch
 from torch import Tensor, nn
 
-from colddiff.degradations.base import Degradation, _check_images, check_timesteps
+from colddiff.degradations.base import (
+    Degradation,
+    MixingDegradation,
+    _check_images,
+    check_timesteps,
+)
 
 __all__ = ["Denoiser", "Target"]
 
-Target = Literal["eps", "x0"]
+Target = Literal["eps", "x0", "v"]
 _TARGETS: tuple[str, ...] = get_args(Target)
 
 
 class Denoiser(nn.Module):
     """A network that undoes a :class:`~colddiff.Degradation`.
 
-    The network is called as ``net(x_t, t / T)`` and predicts either the source mixed into the
-    image (``predict="eps"``, the DDPM choice: the Gaussian noise for :class:`GaussianNoise`) or
-    the clean image (``predict="x0"``, Bansal et al.'s ``R(x_t, t)``). :meth:`predict_x0` and
-    :meth:`predict_source` convert between the two where the degradation allows it.
+    The network is called as ``net(x_t, t / T)`` and predicts the source mixed into the image
+    (``predict="eps"``, the DDPM choice: the Gaussian noise for :class:`GaussianNoise`), the clean
+    image (``predict="x0"``, Bansal et al.'s ``R(x_t, t)``), or the velocity
+    ``v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0`` (``predict="v"``, Salimans & Ho
+    2022, for mixing degradations). :meth:`predict_x0` and :meth:`predict_source` convert between
+    them where the degradation allows it.
 
     Args:
         net: The network, e.g. :class:`colddiff.nets.CNN`.
         degradation: The forward process it is trained to invert.
-        predict: ``"eps"`` or ``"x0"``.
+        predict: ``"eps"``, ``"x0"`` or ``"v"``.
 
     Raises:
-        ValueError: If ``predict`` is unknown, or is ``"eps"`` for a degradation whose clean image
-            cannot be recovered from its source (a deterministic one such as blur).
+        ValueError: If ``predict`` is unknown, is ``"eps"`` for a degradation whose clean image
+            cannot be recovered from its source (a deterministic one such as blur), or is ``"v"``
+            for one that is not a :class:`~colddiff.degradations.MixingDegradation`.
     """
 
     def __init__(self, net: nn.Module, degradation: Degradation, predict: Target = "eps") -> None:
@@ -45,6 +53,11 @@ class Denoiser(nn.Module):
             raise ValueError(
                 f"predict='eps' needs a degradation with a source that the clean image can be "
                 f"recovered from; {type(degradation).__name__} has none, use predict='x0'"
+            )
+        if predict == "v" and not isinstance(degradation, MixingDegradation):
+            raise ValueError(
+                f"predict='v' needs a mixing degradation (x_t = sqrt(alpha_bar) x0 + sqrt(1 - "
+                f"alpha_bar) source); {type(degradation).__name__} is not one, use predict='x0'"
             )
         self.net = net
         self.degradation = degradation
@@ -82,8 +95,13 @@ class Denoiser(nn.Module):
             t = check_timesteps(t, x0, self.steps)
         source = self.degradation.sample_source(x0, generator=generator)
         x_t = self.degradation.degrade(x0, t, source)
-        target = source if self.predict == "eps" else x0
-        assert target is not None  # predict="eps" implies a source (checked in __init__)
+        if self.predict == "x0":
+            target = x0
+        else:  # "eps" and "v" imply a source (checked in __init__)
+            assert source is not None
+            target = source
+            if self.predict == "v":
+                target = cast(MixingDegradation, self.degradation).velocity(x0, t, source)
         return nn.functional.mse_loss(self(x_t, t), target)
 
     def predict_x0(self, x_t: Tensor, t: Tensor) -> Tensor:
@@ -91,6 +109,8 @@ class Denoiser(nn.Module):
         output: Tensor = self(x_t, t)
         if self.predict == "x0":
             return output
+        if self.predict == "v":
+            return cast(MixingDegradation, self.degradation).x0_from_velocity(x_t, t, output)
         return self.degradation.x0_from_source(x_t, t, output)
 
     def predict_source(self, x_t: Tensor, t: Tensor) -> Tensor:
@@ -99,10 +119,10 @@ class Denoiser(nn.Module):
         Raises:
             NotImplementedError: If the degradation cannot recover its source from ``x0``.
         """
-        output: Tensor = self(x_t, t)
         if self.predict == "eps":
+            output: Tensor = self(x_t, t)
             return output
-        return self.degradation.source_from_x0(x_t, t, output)
+        return self.degradation.source_from_x0(x_t, t, self.predict_x0(x_t, t))
 
     def extra_repr(self) -> str:
         return f"predict={self.predict!r}, degradation={self.degradation!r}"

@@ -170,6 +170,11 @@ class Trainer:
                 self.net, device_ids=[device.index] if device.type == "cuda" else None)
         self._train_denoiser = Denoiser(train_net, self.degradation, predict=self.denoiser.predict)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        if config.fmd_every and not any(getattr(hook, "is_fmd_hook", False) for hook in self.hooks):
+            from colddiff.fmd import FMDHook
+
+            self.hooks.append(FMDHook(n=config.fmd_n, protocol=config.fmd_protocol,  # type: ignore[arg-type]
+                                      steps=config.sample_steps, every=config.fmd_every))
         self.ema: AveragedModel | None = None
         if config.ema is not None:
             ema_update = get_ema_multi_avg_fn(config.ema)  # type: ignore[no-untyped-call]
@@ -297,6 +302,9 @@ class Trainer:
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
+            if self.config.warmup:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.config.lr * min(1.0, (self.step + 1) / self.config.warmup)
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.net)

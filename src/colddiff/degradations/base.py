@@ -194,6 +194,17 @@ class MixingDegradation(Degradation):
         safe_mix = mix.clamp(min=torch.finfo(x_t.dtype).tiny)
         return torch.where(mix > 0, (x_t - signal * x0) / safe_mix, 0.0)
 
+    def velocity(self, x0: Tensor, t: Tensor | int, source: Tensor) -> Tensor:
+        """``v = sqrt(alpha_bar_t) source - sqrt(1 - alpha_bar_t) x0`` (Salimans & Ho 2022, eq. 10)."""
+        signal, mix = self.weights(t, x0)
+        return signal * source - mix * x0
+
+    def x0_from_velocity(self, x_t: Tensor, t: Tensor | int, velocity: Tensor) -> Tensor:
+        """``x0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v`` (exact for this mixing, as
+        ``alpha_bar_t + (1 - alpha_bar_t) = 1``)."""
+        signal, mix = self.weights(t, x_t)
+        return signal * x_t - mix * velocity
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(schedule={self.schedule!r})"
 

@@ -291,12 +291,14 @@ class FMDHook:
         every: Evaluate every this many epochs.
     """
 
+    is_fmd_hook = True
+
     def __init__(self, n: int = 32, protocol: Protocol = "report", steps: int | None = None,
                  every: int = 1) -> None:
         self.n, self.protocol, self.steps, self.every = n, protocol, steps, every
 
     def __call__(self, trainer: Any, epoch: int) -> dict[str, Any] | None:
-        if epoch % self.every and epoch != trainer.config.epochs:
+        if trainer.config.dataset != "mnist" or (epoch % self.every and epoch != trainer.config.epochs):
             return None
         samples = trainer.sample(self.n, steps=self.steps, seed=trainer.config.seed + epoch)
         result = score(samples.clamp(0, 1).cpu(), protocol=self.protocol)
