@@ -51,7 +51,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         (["train", "--config", "{missing}"], "--config .*missing.toml: no such file"),
         (["train", "--config", "{bad_toml}"], "not valid TOML"),
         (["train", "--config", "{unknown_key}"], r"unknown config keys \['epoch'\]"),
-        (["sample"], "the following arguments are required: --checkpoint"),
+        (["sample"], "one of the arguments --checkpoint --pretrained is required"),
         (["sample", "--checkpoint", "x.pt", "-n", "0"], "-n: must be >= 1"),
         (["sample", "--checkpoint", "x.pt", "--sampler", "euler"], "invalid choice: 'euler'"),
         (["sample", "--checkpoint", "x.pt", "--source", "noise"], "invalid choice: 'noise'"),

@@ -30,8 +30,9 @@ def torchrun(*args: str) -> None:
     executable = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     assert executable is not None
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([executable, "--standalone", "--nproc_per_node", "2", *args], check=True,
-                   timeout=300, env=env)
+    result = subprocess.run([executable, "--standalone", "--nproc_per_node", "2", *args],
+                            timeout=300, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"torchrun failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")

@@ -18,7 +18,7 @@ import torch
 from torchvision.utils import save_image
 
 from colddiff import __version__, checkpoints, data, degradations, nets
-from colddiff.config import PRESETS, TrainConfig, build_denoiser, build_sampler
+from colddiff.config import PRESETS, TrainConfig
 from colddiff.degradations import DegradationPluginError, PriorUnavailableError
 from colddiff.schedules import PRESETS as SCHEDULE_PRESETS
 from colddiff.schedules import Schedule
@@ -110,9 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="draw samples from a trained checkpoint",
                                  description="Draw samples from a checkpoint into a PNG grid.")
-    sample.add_argument("--checkpoint", type=Path, required=True)
+    sample.set_defaults(subparser=sample)
+    model = sample.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", type=Path, help="a training checkpoint")
+    model.add_argument("--pretrained", metavar="NAME",
+                       help="a model shipped with colddiff (mnist-ddpm, fashion-cold)")
     sample.add_argument("-n", type=_POSITIVE, default=64, help="number of samples (64)")
-    sample.add_argument("--steps", type=_POSITIVE, help="sampling steps (default: all T)")
+    sample.add_argument("--steps", type=_POSITIVE, help="sampling steps (default: the run's)")
     sample.add_argument("--sampler", choices=["ddpm", "cold"], help="default: the run's")
     sample.add_argument("--algorithm", type=int, choices=[1, 2], help="cold sampler algorithm")
     sample.add_argument("--source", choices=["fixed", "estimate"], help="cold sampler source")
@@ -135,6 +139,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("degradations", help="list the available degradations and their origin",
                         description="List built-in and plugin degradations.")
+
+    study = commands.add_parser(
+        "reproduce", help="reproduce the reference study: four models, 14 figures, a report",
+        description="Train the reference study's four models, score them with FMD, and write "
+        "figures 1-14, report.md and results.json into OUT.")
+    study.set_defaults(subparser=study)
+    study.add_argument("--out", type=Path, required=True)
+    study.add_argument("--epochs", type=_POSITIVE, help="epochs per model (100; --quick: 2)")
+    study.add_argument("--models", nargs="+", choices=["ddpm-default", "ddpm-long", "ddpm-short",
+                                                        "fashion-cold"], help="a subset of the models")
+    study.add_argument("--quick", action="store_true",
+                       help="1,024 images, 2 epochs, 50 sampling steps, 128 full-protocol samples")
+    study.add_argument("--limit-train", type=_POSITIVE, metavar="N")
+    study.add_argument("--eval-every", type=_POSITIVE, metavar="K", help="FMD every K epochs (1)")
+    study.add_argument("--sample-steps", type=_POSITIVE, metavar="S", help="(default: all T)")
+    study.add_argument("--full-n", type=_number(int, 2), metavar="N", help="full-protocol samples (1000)")
+    study.add_argument("--device", default="auto")
+    study.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    study.add_argument("--figures-only", action="store_true",
+                       help="redraw figures and report.md from a finished study folder")
+    study.add_argument("--quiet", action="store_true")
 
     fmd = commands.add_parser("fmd", help="the Frechet MNIST Distance: score samples, train the classifier",
                               description="The Frechet MNIST Distance.")
@@ -166,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         handler = {"train": _train, "sample": _sample, "degrade": _degrade,
-                   "degradations": _list_degradations, "fmd": _fmd}[args.command]
+                   "degradations": _list_degradations, "fmd": _fmd,
+                   "reproduce": _reproduce}[args.command]
         return handler(args, parser)
     except KeyboardInterrupt:
         print("colddiff: interrupted", file=sys.stderr)
@@ -237,22 +263,22 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    state = checkpoints.load(args.checkpoint)
-    config = TrainConfig.from_dict(state["config"])
-    changes = {"sampler": args.sampler, "algorithm": args.algorithm, "source": args.source}
-    config = config.replace(**{k: v for k, v in changes.items() if v is not None})
+    from colddiff import pretrained
+
     device = resolve_device(args.device)
-    denoiser = build_denoiser(config)
-    weights = state["model"]
-    if state.get("ema") is not None and not args.no_ema:
-        weights = {k.removeprefix("module."): v for k, v in state["ema"].items()
-                   if k.startswith("module.")}
-    denoiser.net.load_state_dict(weights)
-    denoiser.to(device)
-    ensure_prior(denoiser.degradation, config)
-    sampler = build_sampler(config, denoiser)
+    if args.pretrained is not None:
+        if args.pretrained not in pretrained.available():
+            args.subparser.error(f"--pretrained must be one of {pretrained.available()}, "
+                                 f"got {args.pretrained!r}")
+        model = pretrained.load(args.pretrained, device)
+    else:
+        model = pretrained.from_checkpoint(args.checkpoint, device, ema=not args.no_ema)
+    ensure_prior(model.denoiser.degradation, model.config)
+    changes = {"sampler": args.sampler, "algorithm": args.algorithm, "source": args.source}
+    sampler = model.sampler(**{k: v for k, v in changes.items() if v is not None})
     generator = torch.Generator(device).manual_seed(args.seed)
-    samples = sampler.sample(sampler.prior(args.n, generator=generator), steps=args.steps,
+    steps = args.steps or model.config.sample_steps
+    samples = sampler.sample(sampler.prior(args.n, generator=generator), steps=steps,
                              generator=generator).cpu()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_image(samples.clamp(0, 1), args.out, nrow=math.ceil(math.sqrt(args.n)))
@@ -285,6 +311,31 @@ def _list_degradations(args: argparse.Namespace, parser: argparse.ArgumentParser
     width = max(map(len, available))
     for name, origin in available.items():
         print(f"{name:<{width}}  {origin}")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from colddiff import figures, reproduce
+
+    out: Path = args.out
+    if args.figures_only:
+        if not (out / "results.json").exists():
+            args.subparser.error(f"--figures-only needs a finished study in {out} (no results.json)")
+    else:
+        if (out / "models").exists() and not args.resume:
+            args.subparser.error(f"{out} already holds a study; pass --resume to continue it")
+        changes: dict[str, Any] = {key: value for key, value in (
+            ("epochs", args.epochs), ("limit_train", args.limit_train), ("eval_every", args.eval_every),
+            ("sample_steps", args.sample_steps), ("full_n", args.full_n),
+            ("models", tuple(args.models) if args.models else None)) if value is not None}
+        changes.update(device=args.device, quiet=args.quiet)
+        options = (reproduce.StudyOptions.quick(out, **changes) if args.quick
+                   else reproduce.StudyOptions(out=out, **changes))
+        reproduce.run_study(options)
+    drawn = figures.draw_figures(out)
+    report = reproduce.write_report(out, drawn["written"])
+    print(f"colddiff reproduce: {len(drawn['written'])} figures in {out / 'figures'}, {report}, "
+          f"{out / 'results.json'}" + (f"; skipped {drawn['skipped']}" if drawn["skipped"] else ""))
     return 0
 
 

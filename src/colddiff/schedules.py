@@ -71,8 +71,8 @@ class Schedule:
             params: The constructor arguments that made them.
 
         Raises:
-            ValueError: If ``betas`` is empty, not one-dimensional, non-finite, or has a value
-                outside (0, 1).
+            ValueError: If ``betas`` is empty, not one-dimensional, non-finite, has a value
+                outside (0, 1), or makes ``alpha_bar_T`` underflow to 0.
         """
         beta = torch.as_tensor(betas, dtype=torch.float64).detach().clone()
         if beta.ndim != 1 or beta.numel() < 1:
@@ -85,6 +85,13 @@ class Schedule:
         if not ((beta > 0) & (beta < 1)).all():
             bad = beta[(beta <= 0) | (beta >= 1)][0].item()
             raise ValueError(f"betas must lie in the open interval (0, 1); got {bad!r}")
+        log_alpha_bar = torch.cumsum(torch.log1p(-beta), dim=0)
+        if log_alpha_bar[-1] < -700:  # exp(-745) is the last float64 above zero
+            raise ValueError(
+                f"betas destroy the signal completely: alpha_bar_T = exp({log_alpha_bar[-1].item():.0f}) "
+                "underflows, and the clean image could not be recovered from x_T; use smaller betas "
+                "or fewer steps"
+            )
         object.__setattr__(self, "_beta", torch.cat([beta.new_zeros(1), beta]))
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "params", dict(params or {}))

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from colddiff import __version__, checkpoints, data
 from colddiff.config import TrainConfig, build_degradation, build_denoiser, build_sampler, model_differences
-from colddiff.degradations import Degradation
+from colddiff.degradations import Degradation, PriorUnavailableError
 from colddiff.denoisers import Denoiser
 from colddiff.samplers import Sampler
 
@@ -211,11 +211,21 @@ class Trainer:
         return build_sampler(self.config, self.sampling_denoiser())
 
     def sample(self, n: int, steps: int | None = None, seed: int | None = None) -> Tensor:
-        """``n`` samples from the prior (seeded with the config's seed unless ``seed`` is given)."""
-        ensure_prior(self.degradation, self.config, self._training_images())
+        """``n`` samples from the prior (seeded with the config's seed unless ``seed`` is given).
+
+        A degradation without a prior starts from the first ``n`` training images, fully degraded.
+        """
+        images = self._training_images()
+        ensure_prior(self.degradation, self.config, images)
         generator = torch.Generator(self.device).manual_seed(self.config.seed if seed is None else seed)
         sampler = self.sampler()
-        return sampler.sample(sampler.prior(n, generator=generator), steps=steps, generator=generator)
+        try:
+            x_T = sampler.prior(n, generator=generator)
+        except PriorUnavailableError:  # e.g. super-resolution: start from degraded real images
+            x0 = images[:n]
+            x_T = self.degradation.degrade(x0, self.degradation.steps,
+                                           self.degradation.sample_source(x0, generator=generator))
+        return sampler.sample(x_T, steps=steps, generator=generator)
 
     # ------------------------------------------------------------------ training
     def _training_images(self) -> Tensor:

@@ -36,16 +36,16 @@ class Blur(Degradation):
     Bansal's one-component GMM over channel means).
 
     Args:
-        schedule: If given, only its step count ``T`` is used, so that
+        schedule: If given and ``steps`` is not, its step count is ``T``, so that
             ``create("blur", schedule=...)`` works like every other degradation.
-        steps: ``T`` when no schedule is given.
+        steps: ``T`` (default 20 without a schedule).
         sigma_max: The blur width at ``t = T``, in pixels.
     """
 
-    def __init__(self, schedule: Schedule | None = None, *, steps: int = 20,
+    def __init__(self, schedule: Schedule | None = None, *, steps: int | None = None,
                  sigma_max: float = 6.0) -> None:
-        if schedule is not None:
-            steps = schedule.steps
+        if steps is None:
+            steps = schedule.steps if schedule is not None else 20
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         if not (math.isfinite(sigma_max) and sigma_max > 0):

@@ -1,0 +1,147 @@
+"""Pretrained models shipped inside the package: sample in seconds, with no data and no training.
+
+``load(name)`` returns a :class:`Pretrained` (denoiser, sampler, model card). Weights are stored
+in float16, checked against the SHA-256 in their card, and loaded with ``weights_only=True``.
+Each card records the training command and config, the seed, the training time on the machine
+that trained it, and the scores measured by ``benchmarks/quality.py``.
+
+``export(checkpoint, name)`` turns a training checkpoint (its EMA weights when it has them) into
+such a pair of files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from colddiff import checkpoints
+from colddiff.config import TrainConfig, build_denoiser, build_sampler
+from colddiff.denoisers import Denoiser
+from colddiff.samplers import Sampler
+
+__all__ = ["Pretrained", "PretrainedError", "available", "export", "from_checkpoint", "load", "weights_dir"]
+
+
+class PretrainedError(RuntimeError):
+    """A pretrained model is unknown, missing or altered."""
+
+
+def weights_dir() -> Path:
+    """The folder holding the shipped ``NAME.pt`` / ``NAME.json`` pairs."""
+    return Path(str(resources.files("colddiff.pretrained") / "weights"))
+
+
+def available() -> list[str]:
+    """Names of the shipped pretrained models."""
+    return sorted(p.stem for p in weights_dir().glob("*.json"))
+
+
+@dataclass
+class Pretrained:
+    """A shipped model, ready to sample.
+
+    Attributes:
+        name: Its name (``"mnist-ddpm"``...).
+        config: The training config it was trained with.
+        denoiser: The denoiser, in eval mode, with the (EMA) weights.
+        card: The model card (training command, time, scores).
+    """
+
+    name: str
+    config: TrainConfig
+    denoiser: Denoiser
+    card: dict[str, Any]
+
+    def sampler(self, **overrides: Any) -> Sampler:
+        """The sampler it was trained for; ``overrides`` change config fields (``sampler``,
+        ``algorithm``, ``source``, ``clip_x0``)."""
+        return build_sampler(self.config.replace(**overrides), self.denoiser)
+
+    def sample(self, n: int, steps: int | None = None, seed: int = 0) -> Tensor:
+        """``n`` samples with the card's default number of steps unless ``steps`` is given.
+
+        Raises:
+            colddiff.degradations.PriorUnavailableError: If the model's prior needs data that is
+                missing (``fashion-cold`` starts from Fashion-MNIST test images).
+        """
+        device = next(self.denoiser.parameters()).device
+        generator = torch.Generator(device).manual_seed(seed)
+        sampler = self.sampler()
+        x_T = sampler.prior(n, generator=generator)
+        return sampler.sample(x_T, steps=steps or self.config.sample_steps, generator=generator)
+
+
+def load(name: str, device: str | torch.device = "cpu") -> Pretrained:
+    """Load the shipped model ``name``.
+
+    Raises:
+        PretrainedError: If the name is unknown (the message lists the shipped ones) or the
+            weights do not match their card's SHA-256.
+    """
+    folder = weights_dir()
+    card_path, weights_path = folder / f"{name}.json", folder / f"{name}.pt"
+    if not card_path.is_file() or not weights_path.is_file():
+        raise PretrainedError(f"name must be one of {available()}, got {name!r}")
+    card = json.loads(card_path.read_text())
+    digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+    if digest != card["sha256"]:
+        raise PretrainedError(f"{weights_path} has SHA-256 {digest}, expected {card['sha256']}: altered")
+    return _model(name, checkpoints.load(weights_path), card, device, ema=False)
+
+
+def from_checkpoint(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> Pretrained:
+    """A training checkpoint as a :class:`Pretrained` (its EMA weights unless ``ema=False``).
+
+    Raises:
+        colddiff.checkpoints.CheckpointError: If the file is not a usable checkpoint.
+    """
+    path = Path(path)
+    return _model(path.stem, checkpoints.load(path), {}, device, ema=ema)
+
+
+def _weights(state: dict[str, Any], ema: bool) -> dict[str, Tensor]:
+    """The model weights of a checkpoint: the EMA average's when asked for and present."""
+    if ema and state.get("ema") is not None:
+        return {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    return dict(state["model"])
+
+
+def _model(name: str, state: dict[str, Any], card: dict[str, Any], device: str | torch.device,
+           ema: bool) -> Pretrained:
+    config = TrainConfig.from_dict(state["config"])
+    denoiser = build_denoiser(config)
+    denoiser.net.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                  for k, v in _weights(state, ema).items()})
+    return Pretrained(name, config, denoiser.to(device).eval(), card)
+
+
+def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, Any] | None = None) -> Path:
+    """Write ``OUT/NAME.pt`` (float16 weights, the EMA ones when present) and ``OUT/NAME.json``.
+
+    Args:
+        checkpoint: A training checkpoint (``checkpoints/last.pt``).
+        name: The model's name.
+        out: The folder to write to.
+        card: Extra fields for the model card (command, scores...).
+
+    Returns:
+        The card's path.
+    """
+    state = checkpoints.load(checkpoint)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in _weights(state, ema=True).items()}
+    out = Path(out)
+    path = checkpoints.save({"model": half, "config": state["config"]}, out / f"{name}.pt")
+    record = {"name": name, "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+              "config": state["config"], "epochs": state["epoch"], "steps": state["step"],
+              "train_wall_time_s": round(state["wall_time_s"], 1), "ema": state.get("ema") is not None,
+              "colddiff_version": state["colddiff_version"], **(card or {})}
+    card_path = out / f"{name}.json"
+    card_path.write_text(json.dumps(record, indent=2) + "\n")
+    return card_path
