@@ -196,3 +196,14 @@ def test_warmup_ramps_the_learning_rate(tmp_path: Path, data_dir: Path) -> None:
     trainer = Trainer(tiny(epochs=1, warmup=100, lr=1e-3), tmp_path, quiet=True)
     trainer.fit()
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 8 / 100)
+
+
+def test_ema_starts_from_the_weights_at_ema_start(tmp_path: Path, data_dir: Path) -> None:
+    trainer = Trainer(tiny(epochs=1, ema=0.5, ema_start=8), tmp_path / "a", quiet=True)
+    trainer.fit()  # 256 images / batch 32 = 8 steps: the average restarts at the last one
+    assert trainer.ema is not None and trainer.sampling_denoiser().net is trainer.ema.module
+    for key, value in trainer.net.state_dict().items():
+        torch.testing.assert_close(trainer.ema.module.state_dict()[key], value, msg=key)
+    late = Trainer(tiny(epochs=1, ema=0.5, ema_start=100), tmp_path / "b", quiet=True)
+    late.fit()
+    assert late.sampling_denoiser() is late.denoiser, "before ema_start, sampling uses the raw weights"

@@ -60,6 +60,9 @@ class TrainConfig:
         seed: Seed for the initial weights, the data order and the noise.
         ema: Decay of an exponential moving average of the weights used for sampling
             (e.g. 0.999), or ``None`` for none.
+        ema_start: Optimiser steps before the average starts: at that step it restarts from the
+            current weights, and until then sampling uses the raw weights (an average that
+            starts at the random initialisation needs thousands of steps to forget it).
         sampler: ``"ddpm"`` or ``"cold"``.
         algorithm: Bansal's algorithm (1 or 2) for the cold sampler.
         source: ``"fixed"`` or ``"estimate"`` for the cold sampler.
@@ -88,6 +91,7 @@ class TrainConfig:
     warmup: int = 0
     seed: int = 0
     ema: float | None = None
+    ema_start: int = 0
     sampler: str = "ddpm"
     algorithm: int = 2
     source: str = "fixed"
@@ -115,7 +119,7 @@ class TrainConfig:
         _choice("net", self.net, tuple(nets.NETS))
         for name in ("epochs", "batch_size", "sample_n", "fmd_n"):
             _integer(name, getattr(self, name), minimum=1)
-        for name in ("seed", "sample_every", "checkpoint_every", "warmup", "fmd_every"):
+        for name in ("seed", "sample_every", "checkpoint_every", "warmup", "fmd_every", "ema_start"):
             _integer(name, getattr(self, name), minimum=0)
         for name in ("limit_train", "sample_steps"):
             if getattr(self, name) is not None:
@@ -198,7 +202,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESETS["mnist-unet"] = {
     "schedule": Schedule.cosine(1000).spec(), "degradation": "gaussian", "net": "unet",
     "net_kwargs": {"channels": 32, "blocks": 2, "attention": True}, "predict": "v",
-    "lr": 5e-4, "warmup": 500, "ema": 0.9995, "sampler": "cold", "algorithm": 2,
+    "lr": 5e-4, "warmup": 500, "ema": 0.9995, "ema_start": 2000, "sampler": "cold", "algorithm": 2,
     "source": "estimate", "sample_steps": 50,
 }
 

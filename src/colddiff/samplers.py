@@ -129,6 +129,8 @@ class Sampler(ABC):
                                     generator)
         finally:
             self.denoiser.train(was_training)
+        if self.clip_x0:  # the last step returns the clipped x0_hat, up to rounding
+            return x_t.clamp(*self.data_range)
         return x_t.clone()
 
 

@@ -185,7 +185,8 @@ class Trainer:
         self.step = 0             # optimiser steps taken
         self._batch_in_epoch = 0  # steps of the current epoch done before a mid-epoch checkpoint
         self._epoch_loss_sum = 0.0
-        self._wall_time = 0.0     # seconds of training over all sessions
+        self._wall_time = 0.0     # seconds of training over all sessions (wall clock)
+        self._cpu_time = 0.0      # seconds of process CPU time spent training, over all sessions
         self._images: Tensor | None = None
 
     # ------------------------------------------------------------------ paths
@@ -201,8 +202,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ sampling
     def sampling_denoiser(self) -> Denoiser:
-        """The denoiser used for sampling: the EMA weights when EMA is on."""
-        if self.ema is None:
+        """The denoiser used for sampling: the EMA weights when EMA is on and has started."""
+        if self.ema is None or self.step < self.config.ema_start:
             return self.denoiser
         return Denoiser(self.ema.module, self.degradation, predict=self.denoiser.predict)
 
@@ -298,7 +299,8 @@ class Trainer:
         bar = tqdm(total=batches, initial=first, desc=f"epoch {epoch}/{self.config.epochs}",
                    disable=self.quiet or not self.processes.main or not sys.stderr.isatty(),
                    leave=False, unit="step")
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        epoch_seconds = 0.0
         for batch in range(first, batches):
             x0 = images[index[batch * size:(batch + 1) * size]]
             loss = self._train_denoiser.loss(x0, generator=self.generator)
@@ -316,36 +318,43 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.config.lr * min(1.0, (self.step + 1) / self.config.warmup)
             self.optimizer.step()
-            if self.ema is not None:
+            if self.ema is not None and self.step + 1 >= self.config.ema_start:
+                if self.step + 1 == self.config.ema_start:
+                    self.ema.n_averaged.zero_()  # the next update copies the current weights
                 self.ema.update_parameters(self.net)
             self.step += 1
             self._batch_in_epoch = batch + 1
             self._epoch_loss_sum += value
-            elapsed = time.perf_counter() - start
+            elapsed = epoch_seconds + time.perf_counter() - start
             bar.set_postfix(loss=f"{value:.4f}",
                             img_s=f"{(batch + 1 - first) * size * self.processes.world_size / elapsed:.0f}")
             bar.update()
             if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0 \
                     and batch + 1 < batches:
-                self._wall_time += time.perf_counter() - start
-                start = time.perf_counter()
-                first = batch + 1
+                epoch_seconds += self._account(start, cpu_start)
                 self.save_checkpoint(epoch_done=False)
+                start, cpu_start = time.perf_counter(), time.process_time()
         bar.close()
-        seconds = time.perf_counter() - start
-        self._wall_time += seconds
+        epoch_seconds += self._account(start, cpu_start)
         mean_loss = self._epoch_loss_sum / batches
         if self.processes.world_size > 1:
             total = torch.tensor([mean_loss], dtype=torch.float64, device=self.device)
             dist.all_reduce(total)
             mean_loss = total.item() / self.processes.world_size
-        images_per_s = (batches - first) * size * self.processes.world_size / max(seconds, 1e-9)
+        images_per_s = (batches - first) * size * self.processes.world_size / max(epoch_seconds, 1e-9)
         self.epoch = epoch
         self._batch_in_epoch = 0
         self._epoch_loss_sum = 0.0
         return {"epoch": epoch, "step": self.step, "loss": mean_loss,
-                "images_per_s": round(images_per_s, 2), "epoch_time_s": round(seconds, 3),
-                "wall_time_s": round(self._wall_time, 3)}
+                "images_per_s": round(images_per_s, 2), "epoch_time_s": round(epoch_seconds, 3),
+                "wall_time_s": round(self._wall_time, 3), "cpu_time_s": round(self._cpu_time, 3)}
+
+    def _account(self, start: float, cpu_start: float) -> float:
+        """Add the wall and CPU time since ``start`` / ``cpu_start`` to the totals; return the wall time."""
+        seconds = time.perf_counter() - start
+        self._wall_time += seconds
+        self._cpu_time += time.process_time() - cpu_start
+        return seconds
 
     def _end_of_epoch(self, epoch: int) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -379,6 +388,7 @@ class Trainer:
             "batch_in_epoch": self._batch_in_epoch,
             "epoch_loss_sum": self._epoch_loss_sum,
             "wall_time_s": self._wall_time,
+            "cpu_time_s": self._cpu_time,
             "world_size": self.processes.world_size,
             "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -427,6 +437,7 @@ class Trainer:
         self._batch_in_epoch = int(state["batch_in_epoch"])
         self._epoch_loss_sum = float(state["epoch_loss_sum"])
         self._wall_time = float(state["wall_time_s"])
+        self._cpu_time = float(state.get("cpu_time_s", 0.0))
         if self.processes.main and self.metrics_path.exists():
             kept = [line for line in self.metrics_path.read_text().splitlines()
                     if line.strip() and json.loads(line)["epoch"] <= self.epoch]
