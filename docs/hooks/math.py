@@ -21,7 +21,8 @@ def _display(match: re.Match[str]) -> str:
 
 
 def _inline(match: re.Match[str]) -> str:
-    return convert(match.group(1))
+    # The span keeps a line that starts with math a paragraph: Markdown treats <math> as a block.
+    return '<span class="math-inline">' + convert(match.group(1)) + "</span>"
 
 
 def render(markdown: str) -> str:
