@@ -58,3 +58,35 @@ def test_two_processes_end_with_identical_weights_and_resume(tmp_path: Path, dat
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2]
     assert checkpoints.load(tmp_path / "checkpoints" / "last.pt")["step"] == 8
+
+
+FMD_SCRIPT = """
+import json, os, sys, torch
+import torch.distributed as dist
+from colddiff import data, fmd
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+images = data.mnist(train=False).images[:2400]
+metric = fmd.FMD()
+metric.update(images[:1200][rank::world], real=True)     # each process streams its share
+metric.update(images[1200:][rank::world], real=False)
+value = metric.compute()
+if rank == 0:
+    with open(sys.argv[1], "w") as f:
+        json.dump({"fmd": value}, f)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")
+def test_streaming_fmd_sums_statistics_across_processes(tmp_path: Path, data_dir: Path) -> None:
+    from colddiff import data, fmd
+
+    (tmp_path / "fmd.py").write_text(FMD_SCRIPT)
+    torchrun(str(tmp_path / "fmd.py"), str(tmp_path / "out.json"))
+    distributed = json.loads((tmp_path / "out.json").read_text())["fmd"]
+    images = data.mnist(train=False).images[:2400]
+    single = fmd.FMD()
+    single.update(images[:1200], real=True)
+    single.update(images[1200:], real=False)
+    assert distributed == pytest.approx(single.compute(), rel=1e-6)

@@ -152,7 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--quick", action="store_true",
                        help="1,024 images, 2 epochs, 50 sampling steps, 128 full-protocol samples")
     study.add_argument("--limit-train", type=_POSITIVE, metavar="N")
-    study.add_argument("--eval-every", type=_POSITIVE, metavar="K", help="FMD every K epochs (1)")
+    study.add_argument("--eval-every", type=_POSITIVE, metavar="K",
+                       help="report-protocol FMD every K epochs (1)")
+    study.add_argument("--full-every", type=_POSITIVE, metavar="K",
+                       help="full-protocol FMD every K epochs (10; --quick: 1)")
     study.add_argument("--sample-steps", type=_POSITIVE, metavar="S", help="(default: all T)")
     study.add_argument("--full-n", type=_number(int, 2), metavar="N", help="full-protocol samples (1000)")
     study.add_argument("--device", default="auto")
@@ -326,6 +329,7 @@ def _reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             args.subparser.error(f"{out} already holds a study; pass --resume to continue it")
         changes: dict[str, Any] = {key: value for key, value in (
             ("epochs", args.epochs), ("limit_train", args.limit_train), ("eval_every", args.eval_every),
+            ("full_every", args.full_every),
             ("sample_steps", args.sample_steps), ("full_n", args.full_n),
             ("models", tuple(args.models) if args.models else None)) if value is not None}
         changes.update(device=args.device, quiet=args.quiet)

@@ -44,7 +44,10 @@ class StudyOptions:
         models: Which of :data:`MODELS` to run.
         epochs: Epochs per model (the report: 100).
         limit_train: Training images per epoch (``None``: all 60,000).
-        eval_every: Score FMD (and keep samples for figure 8) every this many epochs.
+        eval_every: Score FMD with the report protocol (and keep the samples for figure 8)
+            every this many epochs.
+        full_every: Also score ``full_n`` samples with the full protocol every this many epochs
+            (and always after the last one).
         sample_steps: Sampling steps for evaluations (``None``: all ``T``, as the report).
         full_n: Samples for the final full-protocol FMD.
         report_batches: Batches of 32 for the final report-protocol FMD.
@@ -58,6 +61,7 @@ class StudyOptions:
     epochs: int = 100
     limit_train: int | None = None
     eval_every: int = 1
+    full_every: int = 10
     sample_steps: int | None = None
     full_n: int = 1000
     report_batches: int = 8
@@ -69,13 +73,14 @@ class StudyOptions:
     def quick(cls, out: Path, **changes: Any) -> StudyOptions:
         """The CI-sized study: 1,024 images, 2 epochs, 50 sampling steps, 128 full-protocol samples."""
         values: dict[str, Any] = {"epochs": 2, "limit_train": 1024, "sample_steps": 50, "full_n": 128,
-                                  "report_batches": 2}
+                                  "report_batches": 2, "full_every": 1}
         values.update(changes)
         return cls(out=out, **values)
 
 
 class _EvaluationHook:
-    """Scores 32 samples with the report protocol and keeps them for the figures."""
+    """Scores 32 samples with the report protocol (keeping them for the figures), and every
+    ``full_every`` epochs ``full_n`` samples with the full protocol."""
 
     def __init__(self, folder: Path, options: StudyOptions) -> None:
         self.folder, self.options = folder, options
@@ -89,9 +94,21 @@ class _EvaluationHook:
         samples = samples.clamp(0, 1).cpu()
         result = fmd.score(samples, protocol="report")
         checkpoints.save({"samples": samples, "epoch": epoch}, self.folder / f"epoch-{epoch:03d}.pt")
-        return {"fmd": result.fmd, "fmd_normalized": result.normalized_fmd,
-                "fmd_baseline_mean": result.baseline_mean, "fmd_baseline_std": result.baseline_std,
-                "fmd_black": result.black_fmd}
+        values: dict[str, Any] = {"fmd": result.fmd, "fmd_normalized": result.normalized_fmd,
+                  "fmd_baseline_mean": result.baseline_mean, "fmd_baseline_std": result.baseline_std,
+                  "fmd_black": result.black_fmd}
+        if epoch % self.options.full_every == 0 or epoch == trainer.config.epochs:
+            full = fmd.score(_many_samples(trainer, self.options.full_n, self.options.sample_steps,
+                                           self.options.seed + 40_000 + epoch), protocol="full")
+            values.update(fmd_full=full.fmd, fmd_full_ratio=full.fmd_ratio,
+                          fmd_full_train_baseline=full.train_baseline, fmd_full_n=full.n_samples)
+        return values
+
+
+def _many_samples(trainer: Trainer, n: int, steps: int | None, seed: int) -> Tensor:
+    """``n`` clamped samples on the CPU, drawn in batches of at most 256."""
+    return torch.cat([trainer.sample(min(256, n - done), steps=steps, seed=seed + done).clamp(0, 1).cpu()
+                      for done in range(0, n, 256)])
 
 
 def _trajectory(trainer: Trainer, n: int, frames: int, steps: int | None) -> Tensor:
@@ -124,10 +141,7 @@ def _finish_model(trainer: Trainer, folder: Path, options: StudyOptions) -> dict
     batches = [trainer.sample(32, steps=steps, seed=options.seed + 20_000 + b).clamp(0, 1).cpu()
                for b in range(options.report_batches)]
     report = fmd.score(torch.cat(batches), protocol="report")
-    full_samples = torch.cat([trainer.sample(min(256, options.full_n - done), steps=steps,
-                                             seed=options.seed + 30_000 + done).clamp(0, 1).cpu()
-                              for done in range(0, options.full_n, 256)])
-    full = fmd.score(full_samples, protocol="full")
+    full = fmd.score(_many_samples(trainer, options.full_n, steps, options.seed + 30_000), protocol="full")
     metrics = [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()]
     summary = {
         "preset": folder.name, "epochs": trainer.epoch, "final_loss": metrics[-1]["loss"],
