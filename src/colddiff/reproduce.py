@@ -94,9 +94,10 @@ class _EvaluationHook:
         samples = samples.clamp(0, 1).cpu()
         result = fmd.score(samples, protocol="report")
         checkpoints.save({"samples": samples, "epoch": epoch}, self.folder / f"epoch-{epoch:03d}.pt")
-        values: dict[str, Any] = {"fmd": result.fmd, "fmd_normalized": result.normalized_fmd,
-                  "fmd_baseline_mean": result.baseline_mean, "fmd_baseline_std": result.baseline_std,
-                  "fmd_black": result.black_fmd}
+        values: dict[str, Any] = {
+            "fmd": result.fmd, "fmd_normalized": result.normalized_fmd,
+            "fmd_baseline_mean": result.baseline_mean, "fmd_baseline_std": result.baseline_std,
+            "fmd_black": result.black_fmd}
         if epoch % self.options.full_every == 0 or epoch == trainer.config.epochs:
             full = fmd.score(_many_samples(trainer, self.options.full_n, self.options.sample_steps,
                                            self.options.seed + 40_000 + epoch), protocol="full")
