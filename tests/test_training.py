@@ -207,3 +207,14 @@ def test_ema_starts_from_the_weights_at_ema_start(tmp_path: Path, data_dir: Path
     late = Trainer(tiny(epochs=1, ema=0.5, ema_start=100), tmp_path / "b", quiet=True)
     late.fit()
     assert late.sampling_denoiser() is late.denoiser, "before ema_start, sampling uses the raw weights"
+
+
+def test_a_time_budget_stops_mid_epoch_and_the_run_resumes_to_the_same_curve(
+        tmp_path: Path, data_dir: Path) -> None:
+    config = tiny(epochs=2)
+    Trainer(config, tmp_path / "straight", quiet=True).fit()
+    history = Trainer(config.replace(max_minutes=1e-6), tmp_path / "budget", quiet=True).fit()
+    assert len(history) == 1 and history[0]["partial"] and history[0]["batches"] == 1
+    assert checkpoints.load(tmp_path / "budget" / "checkpoints" / "last.pt")["batch_in_epoch"] == 1
+    Trainer(config, tmp_path / "budget", quiet=True).fit(resume=True)
+    assert losses(tmp_path / "budget") == pytest.approx(losses(tmp_path / "straight"), rel=1e-6)

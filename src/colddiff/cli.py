@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="run folder (default runs/PRESET)")
     run.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     run.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    run.add_argument("--max-minutes", type=_number(float, 0, strict=True), metavar="M",
+                     help="stop after M minutes of training (resumable mid-epoch)")
     run.add_argument("--checkpoint-every", type=_COUNT, metavar="STEPS",
                      help="also checkpoint every STEPS optimiser steps")
     run.add_argument("--keep-checkpoints", action="store_true", default=None,
@@ -240,6 +242,7 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             "predict": args.predict, "dataset": args.dataset, "sampler": args.sampler,
             "algorithm": args.algorithm, "checkpoint_every": args.checkpoint_every,
             "keep_checkpoints": args.keep_checkpoints, "warmup": args.warmup,
+            "max_minutes": args.max_minutes,
             "fmd_every": args.fmd_every, "fmd_n": args.fmd_n,
         }
         if args.net is not None and args.net != config.net:

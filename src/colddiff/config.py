@@ -71,6 +71,8 @@ class TrainConfig:
         sample_n: Images in that grid.
         sample_steps: Sampling steps for it (``None``: all ``T``).
         checkpoint_every: Also checkpoint every this many optimiser steps (0: only per epoch).
+        max_minutes: Stop once training (over all sessions, sampling excluded) has taken this many
+            minutes of wall time, mid-epoch if need be, with a checkpoint (``None``: no limit).
         keep_checkpoints: Keep ``epoch-NNN.pt`` beside ``last.pt``.
         fmd_every: Score samples with FMD every this many epochs (0: never; MNIST only).
         fmd_n: Samples per FMD evaluation.
@@ -100,6 +102,7 @@ class TrainConfig:
     sample_n: int = 64
     sample_steps: int | None = None
     checkpoint_every: int = 0
+    max_minutes: float | None = None
     keep_checkpoints: bool = False
     fmd_every: int = 0
     fmd_n: int = 32
@@ -126,6 +129,10 @@ class TrainConfig:
                 _integer(name, getattr(self, name), minimum=1)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if self.max_minutes is not None and not (
+                isinstance(self.max_minutes, (int, float)) and math.isfinite(self.max_minutes)
+                and self.max_minutes > 0):
+            raise ValueError(f"max_minutes must be a number > 0 or None, got {self.max_minutes!r}")
         if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0 < self.ema < 1):
             raise ValueError(f"ema must be a decay in (0, 1) or None, got {self.ema!r}")
         for name in ("degradation_kwargs", "schedule", "net_kwargs"):

@@ -264,15 +264,22 @@ class Trainer:
                 self._say(self._announcement(len(images), batches_per_epoch))
             history = []
             for epoch in range(self.epoch + 1, self.config.epochs + 1):
+                if self._out_of_time(0.0):
+                    break
                 record = self._train_epoch(epoch, images, batches_per_epoch)
+                partial = record.get("partial", False)
                 if self.processes.main:
-                    record.update(self._end_of_epoch(epoch))
+                    if not partial:
+                        record.update(self._end_of_epoch(epoch))
+                    budget = f" (time budget reached after {record['batches']} steps)" if partial else ""
                     self._say(f"epoch {epoch}/{self.config.epochs}: loss {record['loss']:.5f}, "
-                              f"{record['images_per_s']:.0f} images/s")
+                              f"{record['images_per_s']:.0f} images/s{budget}")
                     with self.metrics_path.open("a") as log:
                         log.write(json.dumps(record) + "\n")
                     history.append(record)
-                self.save_checkpoint(epoch_done=True)
+                self.save_checkpoint(epoch_done=not partial)
+                if partial:
+                    break
             return history
         finally:
             if self._owns_process_group and dist.is_initialized():
@@ -329,6 +336,8 @@ class Trainer:
             bar.set_postfix(loss=f"{value:.4f}",
                             img_s=f"{(batch + 1 - first) * size * self.processes.world_size / elapsed:.0f}")
             bar.update()
+            if self._out_of_time(elapsed):
+                break
             if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0 \
                     and batch + 1 < batches:
                 epoch_seconds += self._account(start, cpu_start)
@@ -336,18 +345,33 @@ class Trainer:
                 start, cpu_start = time.perf_counter(), time.process_time()
         bar.close()
         epoch_seconds += self._account(start, cpu_start)
-        mean_loss = self._epoch_loss_sum / batches
+        done = self._batch_in_epoch
+        mean_loss = self._epoch_loss_sum / done
         if self.processes.world_size > 1:
             total = torch.tensor([mean_loss], dtype=torch.float64, device=self.device)
             dist.all_reduce(total)
             mean_loss = total.item() / self.processes.world_size
-        images_per_s = (batches - first) * size * self.processes.world_size / max(epoch_seconds, 1e-9)
+        images_per_s = (done - first) * size * self.processes.world_size / max(epoch_seconds, 1e-9)
+        record = {"epoch": epoch, "step": self.step, "loss": mean_loss,
+                  "images_per_s": round(images_per_s, 2), "epoch_time_s": round(epoch_seconds, 3),
+                  "wall_time_s": round(self._wall_time, 3), "cpu_time_s": round(self._cpu_time, 3)}
+        if done < batches:  # stopped by the time budget: the epoch stays open
+            return {**record, "partial": True, "batches": done}
         self.epoch = epoch
         self._batch_in_epoch = 0
         self._epoch_loss_sum = 0.0
-        return {"epoch": epoch, "step": self.step, "loss": mean_loss,
-                "images_per_s": round(images_per_s, 2), "epoch_time_s": round(epoch_seconds, 3),
-                "wall_time_s": round(self._wall_time, 3), "cpu_time_s": round(self._cpu_time, 3)}
+        return record
+
+    def _out_of_time(self, elapsed: float) -> bool:
+        """Whether ``max_minutes`` of training (over all sessions) is used up; all ranks agree."""
+        if self.config.max_minutes is None:
+            return False
+        over = self._wall_time + elapsed >= self.config.max_minutes * 60
+        if self.processes.world_size > 1:
+            flag = torch.tensor([float(over)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            over = bool(flag.item())
+        return over
 
     def _account(self, start: float, cpu_start: float) -> float:
         """Add the wall and CPU time since ``start`` / ``cpu_start`` to the totals; return the wall time."""
