@@ -9,6 +9,8 @@ carrying any other pickled object is refused before anything in it runs.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 import tempfile
@@ -18,7 +20,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FORMAT", "CheckpointError", "load", "save"]
+__all__ = ["FORMAT", "CheckpointError", "load", "load_with_card", "save", "save_with_card"]
 
 #: The value of the ``"format"`` key that marks a colddiff checkpoint.
 FORMAT = "colddiff-checkpoint-v1"
@@ -103,3 +105,32 @@ def _unreadable(path: Path, error: BaseException) -> CheckpointError:
         f"{path} is not a readable checkpoint (truncated, corrupt, or not a PyTorch file): "
         f"{type(error).__name__}: {detail}"
     )
+
+
+def save_with_card(payload: dict[str, Any], path: str | os.PathLike[str], card: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """:func:`save` ``payload``, then write ``card`` as JSON beside it (same name, ``.json``),
+    with the file's name and SHA-256 added. Returns the card written."""
+    path = save(payload, path)
+    card = {**card, "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def load_with_card(path: str | os.PathLike[str], required: tuple[str, ...] = ()
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a file written by :func:`save_with_card` after checking its SHA-256 against the card.
+
+    Raises:
+        CheckpointError: If the file or its card is missing, or the digests differ.
+    """
+    path = Path(path)
+    card_path = path.with_suffix(".json")
+    if not path.is_file() or not card_path.is_file():
+        raise CheckpointError(f"{path.name} or its card {card_path.name} is missing from {path.parent}")
+    card = json.loads(card_path.read_text())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != card.get("sha256"):
+        raise CheckpointError(
+            f"{path} has SHA-256 {digest}, expected {card.get('sha256')}: the file is altered")
+    return load(path, required=required), card

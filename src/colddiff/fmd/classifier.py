@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from importlib import resources
@@ -99,15 +97,10 @@ def load_classifier(version: str = "mnist-v1", device: str | torch.device = "cpu
     """
     if version not in WEIGHTS:
         raise WeightsError(f"version must be one of {sorted(WEIGHTS)}, got {version!r}")
-    folder = _weights_dir()
-    path, card_path = folder / f"{version}.pt", folder / f"{version}.json"
-    if not path.is_file() or not card_path.is_file():
-        raise WeightsError(f"the shipped weights {path.name} / {card_path.name} are missing from {folder}")
-    card = json.loads(card_path.read_text())
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != card["sha256"]:
-        raise WeightsError(f"{path} has SHA-256 {digest}, expected {card['sha256']}: the file is altered")
-    state = checkpoints.load(path, required=("model", "arch"))
+    try:
+        state, _ = checkpoints.load_with_card(_weights_dir() / f"{version}.pt", required=("model", "arch"))
+    except checkpoints.CheckpointError as error:
+        raise WeightsError(str(error)) from error
     model = MNISTClassifier(state["arch"])
     model.load_state_dict({k: v.float() for k, v in state["model"].items()})
     model.version = version  # type: ignore[assignment]
@@ -191,8 +184,4 @@ def train_classifier(arch: Arch = "default", *, epochs: int = 8, batch_size: int
 
 def save_classifier(model: MNISTClassifier, path: str | Path, record: dict[str, Any]) -> dict[str, Any]:
     """Write ``model`` (float32 state dict) atomically and a JSON card beside it with its SHA-256."""
-    path = Path(path)
-    checkpoints.save({"model": model.state_dict(), "arch": model.arch}, path)
-    card = {**record, "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    return card
+    return checkpoints.save_with_card({"model": model.state_dict(), "arch": model.arch}, path, record)

@@ -11,8 +11,6 @@ such a pair of files.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -85,15 +83,13 @@ def load(name: str, device: str | torch.device = "cpu") -> Pretrained:
         PretrainedError: If the name is unknown (the message lists the shipped ones) or the
             weights do not match their card's SHA-256.
     """
-    folder = weights_dir()
-    card_path, weights_path = folder / f"{name}.json", folder / f"{name}.pt"
-    if not card_path.is_file() or not weights_path.is_file():
+    if name not in available():
         raise PretrainedError(f"name must be one of {available()}, got {name!r}")
-    card = json.loads(card_path.read_text())
-    digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()
-    if digest != card["sha256"]:
-        raise PretrainedError(f"{weights_path} has SHA-256 {digest}, expected {card['sha256']}: altered")
-    return _model(name, checkpoints.load(weights_path), card, device, ema=False)
+    try:
+        state, card = checkpoints.load_with_card(weights_dir() / f"{name}.pt", required=("model", "config"))
+    except checkpoints.CheckpointError as error:
+        raise PretrainedError(str(error)) from error
+    return _model(name, state, card, device, ema=False)
 
 
 def from_checkpoint(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> Pretrained:
@@ -136,12 +132,11 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
     """
     state = checkpoints.load(checkpoint)
     half = {k: v.half() if v.is_floating_point() else v for k, v in _weights(state, ema=True).items()}
-    out = Path(out)
-    path = checkpoints.save({"model": half, "config": state["config"]}, out / f"{name}.pt")
-    record = {"name": name, "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-              "config": state["config"], "epochs": state["epoch"], "steps": state["step"],
-              "train_wall_time_s": round(state["wall_time_s"], 1), "ema": state.get("ema") is not None,
-              "colddiff_version": state["colddiff_version"], **(card or {})}
-    card_path = out / f"{name}.json"
-    card_path.write_text(json.dumps(record, indent=2) + "\n")
-    return card_path
+    record = {"name": name, "config": state["config"], "epochs": state["epoch"], "steps": state["step"],
+              "train_wall_time_s": round(state["wall_time_s"], 1),
+              "train_cpu_time_s": round(state.get("cpu_time_s", 0.0), 1),
+              "ema": state.get("ema") is not None, "colddiff_version": state["colddiff_version"],
+              **(card or {})}
+    path = Path(out) / f"{name}.pt"
+    checkpoints.save_with_card({"model": half, "config": state["config"]}, path, record)
+    return path.with_suffix(".json")
