@@ -181,12 +181,10 @@ class Schedule:
             return cls.linear(**params)
         if kind == "cosine":
             return cls.cosine(**params)
-        if kind == "preset":
-            return cls.preset(**params)
         if kind == "custom":
             return cls.from_betas(params["betas"])
         raise ValueError(
-            f"spec['kind'] must be one of 'linear', 'cosine', 'preset', 'custom'; got {kind!r}"
+            f"spec['kind'] must be one of 'linear', 'cosine', 'custom'; got {kind!r}"
         )
 
     # ------------------------------------------------------------------ derived values
