@@ -18,7 +18,7 @@ from colddiff.training import Trainer
 def shipped(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A tiny model exported into a weights folder that stands in for the package's."""
     config = TrainConfig.preset("mnist-unet", net_kwargs={"channels": 8, "blocks": 1}, limit_train=128,
-                                batch_size=64, epochs=1, sample_every=0, sample_steps=5)
+                                batch_size=64, epochs=1, sample_every=0, sample_steps=5, ema_start=0)
     Trainer(config, tmp_path / "run", quiet=True).fit()
     weights = tmp_path / "weights"
     pretrained.export(tmp_path / "run" / "checkpoints" / "last.pt", "tiny", weights,
@@ -62,3 +62,13 @@ def test_cli_samples_a_pretrained_model_by_name(shipped: Path, tmp_path: Path,
     assert exit_.value.code == 2 and "--pretrained must be one of ['tiny']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["sample", "--pretrained", "tiny", "--checkpoint", "x.pt"])
+
+
+def test_a_checkpoint_before_ema_start_samples_with_the_raw_weights(tmp_path: Path, data_dir: Path) -> None:
+    config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [4, 4]}, limit_train=128, batch_size=64,
+                                epochs=1, sample_every=0, ema=0.9, ema_start=100)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    trainer.fit()
+    model = pretrained.from_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    for key, value in trainer.net.state_dict().items():
+        assert torch.equal(model.denoiser.net.state_dict()[key], value), key

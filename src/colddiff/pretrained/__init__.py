@@ -103,8 +103,10 @@ def from_checkpoint(path: str | Path, device: str | torch.device = "cpu", ema: b
 
 
 def _weights(state: dict[str, Any], ema: bool) -> dict[str, Tensor]:
-    """The model weights of a checkpoint: the EMA average's when asked for and present."""
-    if ema and state.get("ema") is not None:
+    """The model weights of a checkpoint: the EMA average's when asked for and started
+    (before ``ema_start`` the average holds nothing yet and the raw weights are used)."""
+    average = state.get("ema")
+    if ema and average is not None and int(average["n_averaged"]) > 0:
         return {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
     return dict(state["model"])
 
@@ -135,7 +137,8 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
     record = {"name": name, "config": state["config"], "epochs": state["epoch"], "steps": state["step"],
               "train_wall_time_s": round(state["wall_time_s"], 1),
               "train_cpu_time_s": round(state.get("cpu_time_s", 0.0), 1),
-              "ema": state.get("ema") is not None, "colddiff_version": state["colddiff_version"],
+              "ema": state.get("ema") is not None and int(state["ema"]["n_averaged"]) > 0,
+              "colddiff_version": state["colddiff_version"],
               **(card or {})}
     path = Path(out) / f"{name}.pt"
     checkpoints.save_with_card({"model": half, "config": state["config"]}, path, record)
