@@ -72,3 +72,15 @@ def test_a_checkpoint_before_ema_start_samples_with_the_raw_weights(tmp_path: Pa
     model = pretrained.from_checkpoint(tmp_path / "checkpoints" / "last.pt")
     for key, value in trainer.net.state_dict().items():
         assert torch.equal(model.denoiser.net.state_dict()[key], value), key
+
+
+def test_cli_export(tmp_path: Path, data_dir: Path) -> None:
+    config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [4, 4]}, limit_train=128,
+                                batch_size=64, epochs=1, sample_every=0)
+    Trainer(config, tmp_path / "run", quiet=True).fit()
+    (tmp_path / "extra.json").write_text('{"command": "colddiff train ..."}')
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert main(["export", "--checkpoint", checkpoint, "--name", "small", "--out", str(tmp_path / "w"),
+                 "--card", str(tmp_path / "extra.json")]) == 0
+    card = json.loads((tmp_path / "w" / "small.json").read_text())
+    assert card["command"] == "colddiff train ..." and card["file"] == "small.pt" and len(card["sha256"]) == 64

@@ -139,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     degrade.add_argument("--seed", type=_COUNT, default=0)
     degrade.add_argument("--out", type=Path, required=True)
 
+    export = commands.add_parser(
+        "export", help="turn a training checkpoint into a shippable float16 model with a card",
+        description="Write NAME.pt (float16 weights; the EMA ones once the average has started) and "
+        "NAME.json (model card) into OUT, for colddiff.pretrained.")
+    export.add_argument("--checkpoint", type=Path, required=True)
+    export.add_argument("--name", required=True)
+    export.add_argument("--out", type=Path, required=True, help="folder for NAME.pt and NAME.json")
+    export.add_argument("--card", type=Path, metavar="FILE.json", help="extra card fields (scores...)")
+
     commands.add_parser("degradations", help="list the available degradations and their origin",
                         description="List built-in and plugin degradations.")
 
@@ -196,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         handler = {"train": _train, "sample": _sample, "degrade": _degrade,
-                   "degradations": _list_degradations, "fmd": _fmd,
+                   "degradations": _list_degradations, "fmd": _fmd, "export": _export,
                    "reproduce": _reproduce}[args.command]
         return handler(args, parser)
     except KeyboardInterrupt:
@@ -317,6 +326,15 @@ def _list_degradations(args: argparse.Namespace, parser: argparse.ArgumentParser
     width = max(map(len, available))
     for name, origin in available.items():
         print(f"{name:<{width}}  {origin}")
+    return 0
+
+
+def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from colddiff import pretrained
+
+    extra = json.loads(args.card.read_text()) if args.card is not None else {}
+    card = pretrained.export(args.checkpoint, args.name, args.out, card=extra)
+    print(f"colddiff export: wrote {card.with_suffix('.pt')} and {card}")
     return 0
 
 
