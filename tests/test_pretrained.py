@@ -85,3 +85,13 @@ def test_cli_export(tmp_path: Path, data_dir: Path) -> None:
     card = json.loads((tmp_path / "w" / "small.json").read_text())
     assert card["command"] == "colddiff train ..." and card["file"] == "small.pt"
     assert len(card["sha256"]) == 64
+
+
+def test_the_shipped_mnist_ddpm_loads_and_samples_without_data(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    monkeypatch.setenv("COLDDIFF_DATA_DIR", str(tmp_path))  # no dataset anywhere
+    assert "mnist-ddpm" in pretrained.available()
+    model = pretrained.load("mnist-ddpm")
+    assert model.card["scores"]["strided-50"]["n_full"] == 1000
+    samples = model.sample(2, steps=3)
+    assert samples.shape == (2, 1, 28, 28) and samples.min() >= 0 and samples.max() <= 1
