@@ -245,8 +245,7 @@ class LazyImages:
     def on(self, device: torch.device) -> Tensor:
         """The images on ``device`` (copied there once and cached)."""
         if self._images is None:
-            source = self._load() if callable(self._load) and not isinstance(
-                self._load, (Tensor, Dataset)) else self._load
+            source = self._load() if callable(self._load) else self._load
             self._images = as_image_tensor(self._name, source)
         if device not in self._on_device:
             self._on_device[device] = self._images.to(device)
