@@ -218,3 +218,12 @@ def test_a_time_budget_stops_mid_epoch_and_the_run_resumes_to_the_same_curve(
     assert checkpoints.load(tmp_path / "budget" / "checkpoints" / "last.pt")["batch_in_epoch"] == 1
     Trainer(config, tmp_path / "budget", quiet=True).fit(resume=True)
     assert losses(tmp_path / "budget") == pytest.approx(losses(tmp_path / "straight"), rel=1e-6)
+
+
+def test_resuming_a_run_whose_time_budget_is_spent_keeps_its_metrics(tmp_path: Path, data_dir: Path) -> None:
+    config = tiny(epochs=2, max_minutes=1e-6)
+    Trainer(config, tmp_path, quiet=True).fit()
+    before = (tmp_path / "metrics.jsonl").read_text()
+    assert json.loads(before)["partial"]
+    assert Trainer(config, tmp_path, quiet=True).fit(resume=True) == []
+    assert (tmp_path / "metrics.jsonl").read_text() == before

@@ -15,12 +15,14 @@ import os
 import pickle
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
-__all__ = ["FORMAT", "CheckpointError", "load", "load_with_card", "save", "save_with_card"]
+__all__ = ["FORMAT", "CheckpointError", "atomic_write", "atomic_write_text", "load", "load_with_card", "save",
+           "save_with_card"]
 
 #: The value of the ``"format"`` key that marks a colddiff checkpoint.
 FORMAT = "colddiff-checkpoint-v1"
@@ -30,11 +32,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be used: missing, unsafe, corrupt, foreign or incompatible."""
 
 
-def save(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Atomically write ``payload`` (tensors and plain data only) to ``path``.
-
-    The ``"format"`` key is added. Returns the path written.
-    """
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """Write ``path`` all at once: ``write(handle)`` fills a temporary file beside it, which is
+    synced and then renamed over ``path``, so a crash leaves the old file or the new one, never
+    half of one. Returns the path written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -43,7 +44,7 @@ def save(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     try:
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600 files; use the usual mode
         with os.fdopen(descriptor, "wb") as handle:
-            torch.save({"format": FORMAT, **payload}, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -57,6 +58,19 @@ def save(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         finally:
             os.close(folder)
     return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """:func:`atomic_write` of ``text`` (UTF-8)."""
+    return atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def save(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Atomically write ``payload`` (tensors and plain data only) to ``path``.
+
+    The ``"format"`` key is added. Returns the path written.
+    """
+    return atomic_write(path, lambda handle: torch.save({"format": FORMAT, **payload}, handle))
 
 
 def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
@@ -113,7 +127,7 @@ def save_with_card(payload: dict[str, Any], path: str | os.PathLike[str], card: 
     with the file's name and SHA-256 added. Returns the card written."""
     path = save(payload, path)
     card = {**card, "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    atomic_write_text(path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
     return card
 
 

@@ -274,8 +274,7 @@ class Trainer:
                     budget = f" (time budget reached after {record['batches']} steps)" if partial else ""
                     self._say(f"epoch {epoch}/{self.config.epochs}: loss {record['loss']:.5f}, "
                               f"{record['images_per_s']:.0f} images/s{budget}")
-                    with self.metrics_path.open("a") as log:
-                        log.write(json.dumps(record) + "\n")
+                    self._log_metrics(record)
                     history.append(record)
                 self.save_checkpoint(epoch_done=not partial)
                 if partial:
@@ -285,6 +284,18 @@ class Trainer:
             if self._owns_process_group and dist.is_initialized():
                 dist.destroy_process_group()
                 self._owns_process_group = False
+
+    def _log_metrics(self, record: dict[str, Any]) -> None:
+        """Append ``record`` to ``metrics.jsonl``, replacing the partial record of its epoch.
+
+        A time budget leaves a ``partial`` record for the open epoch; when a resumed run
+        finishes that epoch, the finished record takes its place.
+        """
+        lines = self.metrics_path.read_text().splitlines() if self.metrics_path.exists() else []
+        kept = [line for line in lines if line.strip() and not (
+            json.loads(line)["epoch"] == record["epoch"] and json.loads(line).get("partial"))]
+        checkpoints.atomic_write_text(self.metrics_path,
+                                      "".join(line + "\n" for line in [*kept, json.dumps(record)]))
 
     def _announcement(self, n_images: int, batches: int) -> str:
         world = self.processes.world_size
@@ -464,5 +475,5 @@ class Trainer:
         self._cpu_time = float(state.get("cpu_time_s", 0.0))
         if self.processes.main and self.metrics_path.exists():
             kept = [line for line in self.metrics_path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["epoch"] <= self.epoch]
-            self.metrics_path.write_text("".join(line + "\n" for line in kept))
+                    if line.strip() and json.loads(line)["step"] <= self.step]
+            checkpoints.atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
