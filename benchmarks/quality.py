@@ -32,35 +32,75 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from benchmarks.common import machine
-from colddiff import ColdSampler, DDPMSampler, Denoiser, Sampler, fmd, pretrained
+from colddiff import ColdSampler, DDPMSampler, Denoiser, Sampler, checkpoints, fmd, pretrained
 from colddiff.config import TrainConfig
+from colddiff.degradations.gaussian import GaussianNoise
 from colddiff.training import Trainer
 
 NETS = {"cnn": "ddpm-default", "unet": "mnist-unet"}
 
 
-def evaluate(denoiser: Denoiser, n_full: int, n_report: int, ancestral_steps: int | None,
-             strided_steps: int, seed: int = 0, ancestral: bool = True) -> dict[str, Any]:
-    """The samplers' scores for ``denoiser`` (samples drawn in batches of 250)."""
-    results = {}
-    samplers: dict[str, tuple[Sampler, int | None]] = {
-        f"strided-{strided_steps}": (ColdSampler(denoiser, source="estimate"), strided_steps)}
-    if ancestral:
-        name = f"ancestral-{ancestral_steps or denoiser.steps}"
-        samplers[name] = (DDPMSampler(denoiser), ancestral_steps)
-    for name, (sampler, steps) in samplers.items():
-        generator = torch.Generator().manual_seed(seed)
+def samplers_for(denoiser: Denoiser, own: Sampler, strided_steps: int, full_steps: int | None,
+                 full: bool = True) -> dict[str, tuple[Sampler, int]]:
+    """The samplers to score, by name, with their numbers of steps.
+
+    For Gaussian noise: 50-step strided deterministic sampling (Algorithm 2 with a re-estimated
+    source, i.e. DDIM) and 1000-step ancestral sampling (DDPM). For any other degradation the
+    model's own sampler ``own`` (for ``fashion-cold``, the report's Algorithm 2 from a
+    Fashion-MNIST test image) at both lengths.
+    """
+    full_steps = full_steps or denoiser.steps
+    if isinstance(denoiser.degradation, GaussianNoise):
+        chosen = {f"strided-{strided_steps}": (ColdSampler(denoiser, source="estimate"), strided_steps),
+                  f"ancestral-{full_steps}": (DDPMSampler(denoiser), full_steps)}
+    else:
+        chosen = {f"strided-{strided_steps}": (own, strided_steps), f"full-{full_steps}": (own, full_steps)}
+    return chosen if full else dict(list(chosen.items())[:1])
+
+
+def draw(sampler: Sampler, steps: int, n: int, seed: int, cache: Path | None) -> tuple[Tensor, float]:
+    """``n`` samples in batches of 250 and the seconds they took.
+
+    With ``cache``, each finished batch is saved there (atomically, with the generator's state
+    after it) and reused by a later call, so hours of 1000-step sampling survive interruptions.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    batches, seconds = [], 0.0
+    for index, done in enumerate(range(0, n, 250)):
+        path = cache / f"batch-{index:03d}.pt" if cache else None
+        if path is not None and path.exists():
+            saved = checkpoints.load(path, required=("samples", "seconds", "generator"))
+            generator.set_state(saved["generator"])
+            batches.append(saved["samples"].float())
+            seconds += saved["seconds"]
+            continue
         start = time.perf_counter()
-        samples = torch.cat([sampler.sample(sampler.prior(min(250, n_full - done), generator=generator),
-                                            steps=steps, generator=generator)
-                             for done in range(0, n_full, 250)]).clamp(0, 1)
-        seconds = time.perf_counter() - start
+        batch = sampler.sample(sampler.prior(min(250, n - done), generator=generator), steps=steps,
+                               generator=generator).clamp(0, 1)
+        elapsed = time.perf_counter() - start
+        if path is not None:
+            checkpoints.save({"samples": batch, "seconds": elapsed, "generator": generator.get_state()}, path)
+        batches.append(batch)
+        seconds += elapsed
+    return torch.cat(batches), seconds
+
+
+def evaluate(samplers: dict[str, tuple[Sampler, int]], n_full: int, n_report: int, seed: int = 0,
+             cache: Path | None = None) -> dict[str, Any]:
+    """Each sampler's scores: report and full protocol, confidence, classes, seconds per image.
+
+    ``cache`` (a folder per model state) keeps the drawn batches, see :func:`draw`.
+    """
+    results = {}
+    for name, (sampler, steps) in samplers.items():
+        samples, seconds = draw(sampler, steps, n_full, seed, cache / f"{name}-seed{seed}" if cache else None)
         report = fmd.score(samples[:n_report], protocol="report")
         full = fmd.score(samples, protocol="full")
         results[name] = {
-            "steps": steps or denoiser.steps, "sampling_seconds_per_image": seconds / n_full,
+            "steps": steps, "sampling_seconds_per_image": seconds / n_full,
             "normalized_fmd_report": report.normalized_fmd, "normalized_fmd_report_std": report.fmd_std
             / (report.black_fmd - report.baseline_mean), "report_batches": n_report // 32,
             "fmd_full": full.fmd, "train_baseline": full.train_baseline, "fmd_ratio": full.fmd_ratio,
@@ -131,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs")
     parser.add_argument("--strided-only", action="store_true",
-                        help="skip 1000-step ancestral sampling (the slow part)")
+                        help="skip 1000-step sampling (the slow part)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="train and score this many networks at once, each in its own process")
     parser.add_argument("--threads", type=int, default=0,
@@ -143,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    n_full, n_report, ancestral, strided = (64, 64, 100, 10) if args.quick else (1000, 256, None, 50)
+    n_full, n_report, full_steps, strided = (64, 64, 100, 10) if args.quick else (1000, 256, None, 50)
     minutes = 0.2 if args.quick else args.minutes
     report: dict[str, Any] = {"machine": machine(), "quick": args.quick, "results": {}}
     if args.jobs > 1 and not args.pretrained:
@@ -154,15 +194,18 @@ def main(argv: list[str] | None = None) -> int:
     elif args.pretrained:
         for name in args.pretrained:
             model = pretrained.load(name)
-            scores = evaluate(model.denoiser, n_full, n_report, ancestral, strided,
-                              ancestral=not args.strided_only)
-            report["results"][name] = {"scores": scores}
+            samplers = samplers_for(model.denoiser, model.sampler(), strided, full_steps,
+                                    not args.strided_only)
+            cache = args.out / "pretrained" / f"{name}-{model.card['sha256'][:12]}"
+            report["results"][name] = {"scores": evaluate(samplers, n_full, n_report, cache=cache)}
     else:
         for net in args.nets:
             trained = train(net, minutes, args.out / net, args.quick)
             trainer = trained.pop("trainer")
-            trained["scores"] = evaluate(trainer.sampling_denoiser(), n_full, n_report, ancestral, strided,
-                                         ancestral=not args.strided_only)
+            denoiser = trainer.sampling_denoiser()
+            samplers = samplers_for(denoiser, trainer.sampler(), strided, full_steps, not args.strided_only)
+            cache = args.out / net / "samples" / f"step{trainer.step}"
+            trained["scores"] = evaluate(samplers, n_full, n_report, cache=cache)
             report["results"][net] = trained
     report["comparison"] = compare(report["results"])
     text = json.dumps(report, indent=2)
