@@ -17,7 +17,8 @@ reused, so a long benchmark can span sessions.
 With ``--jobs N`` the networks train side by side in N worker processes, each limited to its
 share of the CPU cores (``--threads``), so both get the same machine for the same wall time; on
 a small CPU this is also faster overall than one process using every core. The ``comparison``
-section gives, for each sampler, how many times lower the U-Net's FMD is than the CNN's.
+section gives, for each sampler, how many times lower the U-Net's FMD is than the CNN's
+(``--nets unet-eps unet-linear`` measure two pieces of the recipe the same way).
 """
 
 from __future__ import annotations
@@ -35,12 +36,20 @@ import torch
 from torch import Tensor
 
 from benchmarks.common import machine
-from colddiff import ColdSampler, DDPMSampler, Denoiser, Sampler, checkpoints, fmd, pretrained
+from colddiff import ColdSampler, DDPMSampler, Denoiser, Sampler, Schedule, checkpoints, fmd, pretrained
 from colddiff.config import TrainConfig
 from colddiff.degradations.gaussian import GaussianNoise
 from colddiff.training import Trainer
 
-NETS = {"cnn": "ddpm-default", "unet": "mnist-unet"}
+#: The networks and recipes this benchmark trains: a preset and the fields changed from it. The
+#: last two change one piece of the U-Net recipe each, to measure it: the noise target instead of
+#: v-prediction, and the reference study's linear schedule instead of the cosine one.
+NETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "cnn": ("ddpm-default", {}),
+    "unet": ("mnist-unet", {}),
+    "unet-eps": ("mnist-unet", {"predict": "eps"}),
+    "unet-linear": ("mnist-unet", {"schedule": Schedule.preset("default").spec()}),
+}
 
 
 def samplers_for(denoiser: Denoiser, own: Sampler, strided_steps: int, full_steps: int | None,
@@ -112,33 +121,37 @@ def evaluate(samplers: dict[str, tuple[Sampler, int]], n_full: int, n_report: in
 
 def train(net: str, minutes: float, out: Path, quick: bool) -> dict[str, Any]:
     """Train ``net`` with its preset for ``minutes`` (resuming a previous run in ``out``)."""
-    config = TrainConfig.preset(NETS[net], epochs=1000, max_minutes=minutes, sample_every=0,
+    preset, changes = NETS[net]
+    config = TrainConfig.preset(preset, **changes, epochs=1000, max_minutes=minutes, sample_every=0,
                                 checkpoint_every=200, limit_train=2048 if quick else None)
-    if net == "unet" and quick:
+    if net.startswith("unet") and quick:
         config = config.replace(ema_start=0)
     trainer = Trainer(config, out, quiet=True)
     trainer.fit(resume=trainer.checkpoint_path.exists())
     lines = [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()]
     return {"trainer": trainer, "minutes": minutes, "steps": trainer.step,
             "epochs": round(trainer.step * config.batch_size / (config.limit_train or 60_000), 2),
-            "images_per_s": lines[-1]["images_per_s"], "final_loss": lines[-1]["loss"],
+            "images_per_s": round(trainer.step * config.batch_size / lines[-1]["wall_time_s"], 1),
+            "final_loss": lines[-1]["loss"],
             "wall_time_s": lines[-1]["wall_time_s"], "cpu_time_s": lines[-1]["cpu_time_s"],
-            "preset": NETS[net], "threads": torch.get_num_threads()}
+            "preset": preset, "changes": changes, "threads": torch.get_num_threads()}
 
 
 def compare(results: dict[str, Any]) -> dict[str, Any]:
-    """For each sampler, the CNN's scores divided by the U-Net's (above 1: the U-Net is better).
+    """Each other network's scores divided by the U-Net's, per sampler (above 1: the U-Net is
+    better), e.g. ``comparison["cnn"]["strided-50"]["fmd_full_over_unet"]``.
 
     A ratio is ``None`` where the U-Net's score is not positive (a normalised FMD at or below
     the real-image baseline), since the quotient would mean nothing.
     """
-    if not {"cnn", "unet"} <= results.keys():
+    if "unet" not in results:
         return {}
-    cnn, unet = results["cnn"]["scores"], results["unet"]["scores"]
-    return {sampler: {f"{key}_cnn_over_unet": cnn[sampler][key] / unet[sampler][key]
-                      if unet[sampler][key] > 0 else None
-                      for key in ("fmd_full", "normalized_fmd_report")}
-            for sampler in sorted(cnn.keys() & unet.keys())}
+    unet = results["unet"]["scores"]
+    return {net: {sampler: {f"{key}_over_unet": scores[sampler][key] / unet[sampler][key]
+                            if unet[sampler][key] > 0 else None
+                            for key in ("fmd_full", "normalized_fmd_report")}
+                  for sampler in sorted(scores.keys() & unet.keys())}
+            for net, scores in ((net, result["scores"]) for net, result in results.items() if net != "unet")}
 
 
 def run_workers(args: argparse.Namespace, passthrough: list[str]) -> dict[str, Any]:
@@ -164,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per network")
-    parser.add_argument("--nets", nargs="+", choices=sorted(NETS), default=sorted(NETS))
+    parser.add_argument("--nets", nargs="+", choices=sorted(NETS), default=["cnn", "unet"],
+                        help="what to train (default: cnn unet; unet-eps and unet-linear measure the recipe)")
     parser.add_argument("--pretrained", nargs="+", default=[], metavar="NAME",
                         help="score shipped models instead of training")
     parser.add_argument("--out", type=Path, default=Path("runs/quality"))

@@ -227,3 +227,11 @@ def test_resuming_a_run_whose_time_budget_is_spent_keeps_its_metrics(tmp_path: P
     assert json.loads(before)["partial"]
     assert Trainer(config, tmp_path, quiet=True).fit(resume=True) == []
     assert (tmp_path / "metrics.jsonl").read_text() == before
+
+
+def test_a_time_budget_is_used_in_full(tmp_path: Path, data_dir: Path) -> None:
+    """The run stops only once its counted wall time reaches the budget, also when checkpoints
+    within the epoch have already added part of the epoch to the total."""
+    config = tiny(epochs=10_000, max_minutes=0.04, checkpoint_every=1)
+    history = Trainer(config, tmp_path, quiet=True).fit()
+    assert history[-1]["partial"] and history[-1]["wall_time_s"] >= 0.04 * 60

@@ -347,7 +347,7 @@ class Trainer:
             bar.set_postfix(loss=f"{value:.4f}",
                             img_s=f"{(batch + 1 - first) * size * self.processes.world_size / elapsed:.0f}")
             bar.update()
-            if self._out_of_time(elapsed):
+            if self._out_of_time(time.perf_counter() - start):  # the totals hold the rest
                 break
             if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0 \
                     and batch + 1 < batches:
