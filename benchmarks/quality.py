@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from benchmarks.common import machine
+from benchmarks.common import emit, machine
 from colddiff import ColdSampler, DDPMSampler, Denoiser, Sampler, Schedule, checkpoints, fmd, pretrained
 from colddiff.config import TrainConfig
 from colddiff.degradations.gaussian import GaussianNoise
@@ -222,10 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             trained["scores"] = evaluate(samplers, n_full, n_report, cache=cache)
             report["results"][net] = trained
     report["comparison"] = compare(report["results"])
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(report, args.json)
     return 0
 
 

@@ -14,12 +14,11 @@ a fixed source, and 10, 20 or 100 steps. Every variant is scored like ``benchmar
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine
+from benchmarks.common import emit, machine
 from benchmarks.quality import evaluate
 from colddiff import ColdSampler, Sampler, pretrained
 
@@ -66,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     scores = evaluate(variants(model, raw, args.steps, (2,) if args.quick else (10, 20, 100)), args.n, 256)
     report: dict[str, Any] = {"machine": machine(), "model": str(args.checkpoint or args.pretrained),
                               "n": args.n, "results": scores}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(report, args.json)
     return 0
 
 

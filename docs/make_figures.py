@@ -5,6 +5,9 @@
 ``degradations.png``: the three built-in forward processes on four MNIST test digits.
 ``samples.png``: 64 digits from the shipped ``mnist-ddpm`` model when the package has it, else
 from a report CNN trained here for half a minute (32 steps, mostly noise) with 50-step DDIM.
+``fashion-cold-samples.png`` / ``fashion-cold-decoding.png``: 32 samples of the shipped
+``fashion-cold`` model (the report's Figure 14) and two of them decoded step by step from their
+Fashion-MNIST start images (its Figure 13), when the package has that model.
 ``study/``: a quick reference study (``colddiff reproduce --quick``), whose figures the
 "Reproducing the reference study" page shows (``--no-study`` skips it).
 Needs MNIST and Fashion-MNIST under ``$COLDDIFF_DATA_DIR`` (or online), and matplotlib.
@@ -57,6 +60,23 @@ def sample_grid(out: Path) -> None:
     save_image(samples.clamp(0, 1), out / "samples.png", nrow=16, padding=1, pad_value=1.0)
 
 
+def fashion_cold_figures(out: Path, frames: int = 11) -> None:
+    if "fashion-cold" not in pretrained.available():
+        return
+    model = pretrained.load("fashion-cold")
+    samples = model.sample(32, seed=0)
+    save_image(samples.clamp(0, 1), out / "fashion-cold-samples.png", nrow=8, padding=1, pad_value=1.0)
+    sampler, steps = model.sampler(), model.config.sample_steps
+    keep = {round(k * (steps - 1) / (frames - 2)) for k in range(frames - 1)}
+    shown: list[torch.Tensor] = []
+    x_T = sampler.prior(2, generator=torch.Generator().manual_seed(1))
+    last = sampler.sample(x_T, steps=steps, callback=lambda i, t, x_t, x0_hat: shown.append(x_t.clone())
+                          if i in keep else None)
+    grid = torch.stack([*shown, last], 1).flatten(0, 1)
+    save_image(grid.clamp(0, 1), out / "fashion-cold-decoding.png", nrow=len(shown) + 1, padding=1,
+               pad_value=1.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,6 +86,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     degradation_strips(args.out)
     sample_grid(args.out)
+    fashion_cold_figures(args.out)
     if not args.no_study:
         study = args.out / "study"
         if (study / "results.json").exists():

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision import datasets
 
-from colddiff import pretrained
+from colddiff import data, pretrained
 from colddiff.cli import main
 from colddiff.config import TrainConfig
+from colddiff.degradations import PriorUnavailableError
 from colddiff.training import Trainer
 
 
@@ -95,3 +97,30 @@ def test_the_shipped_mnist_ddpm_loads_and_samples_without_data(monkeypatch: pyte
     assert model.card["scores"]["strided-50"]["n_full"] == 1000
     samples = model.sample(2, steps=3)
     assert samples.shape == (2, 1, 28, 28) and samples.min() >= 0 and samples.max() <= 1
+
+
+def test_the_shipped_fashion_cold_starts_from_fashion_mnist_test_images(data_dir: Path) -> None:
+    model = pretrained.load("fashion-cold")
+    assert model.config.degradation == "fashion_mnist"
+    assert model.card["scores"]["strided-50"]["n_full"] == 1000
+    sampler = model.sampler()
+    start = sampler.prior(3, generator=torch.Generator().manual_seed(0))
+    fashion = data.fashion_mnist(train=False).images
+    assert all(bool((fashion == image).all(dim=(1, 2, 3)).any()) for image in start)
+    samples = sampler.sample(start, steps=3)
+    assert samples.shape == (3, 1, 28, 28) and samples.min() >= 0 and samples.max() <= 1
+
+
+def test_fashion_cold_without_its_dataset_says_where_to_put_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLDDIFF_DATA_DIR", str(tmp_path))  # no dataset, and no network:
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(datasets, "FashionMNIST", offline)
+    with pytest.raises(PriorUnavailableError, match=r"FashionMNIST.*COLDDIFF_DATA_DIR"):
+        pretrained.load("fashion-cold").sample(2)
+    assert main(["sample", "--pretrained", "fashion-cold", "-n", "2", "--out", str(tmp_path / "s.png")]) == 1
+    err = capsys.readouterr().err
+    assert "FashionMNIST" in err and str(tmp_path) in err and len(err.strip().splitlines()) == 1
