@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.common import emit, machine
-from colddiff import ColdSampler, DDPMSampler, Denoiser, Sampler, Schedule, checkpoints, fmd, pretrained
+from colddiff import ColdSampler, DDPMSampler, Sampler, Schedule, checkpoints, fmd, pretrained
 from colddiff.config import TrainConfig
 from colddiff.degradations.gaussian import GaussianNoise
 from colddiff.training import Trainer
@@ -52,7 +52,7 @@ NETS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def samplers_for(denoiser: Denoiser, own: Sampler, strided_steps: int, full_steps: int | None,
+def samplers_for(own: Sampler, strided_steps: int, full_steps: int | None,
                  full: bool = True) -> dict[str, tuple[Sampler, int]]:
     """The samplers to score, by name, with their numbers of steps.
 
@@ -61,6 +61,7 @@ def samplers_for(denoiser: Denoiser, own: Sampler, strided_steps: int, full_step
     model's own sampler ``own`` (for ``fashion-cold``, the report's Algorithm 2 from a
     Fashion-MNIST test image) at both lengths.
     """
+    denoiser = own.denoiser
     full_steps = full_steps or denoiser.steps
     if isinstance(denoiser.degradation, GaussianNoise):
         chosen = {f"strided-{strided_steps}": (ColdSampler(denoiser, source="estimate"), strided_steps),
@@ -83,7 +84,7 @@ def draw(sampler: Sampler, steps: int, n: int, seed: int, cache: Path | None) ->
         if path is not None and path.exists():
             saved = checkpoints.load(path, required=("samples", "seconds", "generator"))
             generator.set_state(saved["generator"])
-            batches.append(saved["samples"].float())
+            batches.append(saved["samples"])
             seconds += saved["seconds"]
             continue
         start = time.perf_counter()
@@ -208,16 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.pretrained:
         for name in args.pretrained:
             model = pretrained.load(name)
-            samplers = samplers_for(model.denoiser, model.sampler(), strided, full_steps,
-                                    not args.strided_only)
+            samplers = samplers_for(model.sampler(), strided, full_steps, not args.strided_only)
             cache = args.out / "pretrained" / f"{name}-{model.card['sha256'][:12]}"
             report["results"][name] = {"scores": evaluate(samplers, n_full, n_report, cache=cache)}
     else:
         for net in args.nets:
             trained = train(net, minutes, args.out / net, args.quick)
             trainer = trained.pop("trainer")
-            denoiser = trainer.sampling_denoiser()
-            samplers = samplers_for(denoiser, trainer.sampler(), strided, full_steps, not args.strided_only)
+            samplers = samplers_for(trainer.sampler(), strided, full_steps, not args.strided_only)
             cache = args.out / net / "samples" / f"step{trainer.step}"
             trained["scores"] = evaluate(samplers, n_full, n_report, cache=cache)
             report["results"][net] = trained

@@ -291,11 +291,17 @@ class Trainer:
         A time budget leaves a ``partial`` record for the open epoch; when a resumed run
         finishes that epoch, the finished record takes its place.
         """
+        self._rewrite_metrics(lambda old: not (old["epoch"] == record["epoch"] and old.get("partial")),
+                              append=record)
+
+    def _rewrite_metrics(self, keep: Callable[[dict[str, Any]], bool],
+                         append: dict[str, Any] | None = None) -> None:
+        """Atomically rewrite ``metrics.jsonl`` with the records ``keep`` accepts, then ``append``."""
         lines = self.metrics_path.read_text().splitlines() if self.metrics_path.exists() else []
-        kept = [line for line in lines if line.strip() and not (
-            json.loads(line)["epoch"] == record["epoch"] and json.loads(line).get("partial"))]
-        checkpoints.atomic_write_text(self.metrics_path,
-                                      "".join(line + "\n" for line in [*kept, json.dumps(record)]))
+        kept = [line for line in lines if line.strip() and keep(json.loads(line))]
+        if append is not None:
+            kept.append(json.dumps(append))
+        checkpoints.atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
 
     def _announcement(self, n_images: int, batches: int) -> str:
         world = self.processes.world_size
@@ -474,6 +480,4 @@ class Trainer:
         self._wall_time = float(state["wall_time_s"])
         self._cpu_time = float(state.get("cpu_time_s", 0.0))
         if self.processes.main and self.metrics_path.exists():
-            kept = [line for line in self.metrics_path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= self.step]
-            checkpoints.atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+            self._rewrite_metrics(lambda old: old["step"] <= self.step)

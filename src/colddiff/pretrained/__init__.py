@@ -102,11 +102,16 @@ def from_checkpoint(path: str | Path, device: str | torch.device = "cpu", ema: b
     return _model(path.stem, checkpoints.load(path), {}, device, ema=ema)
 
 
+def _ema_started(state: dict[str, Any]) -> bool:
+    """Whether a checkpoint holds an EMA average that has started (before ``ema_start`` the
+    average holds nothing yet)."""
+    return state.get("ema") is not None and int(state["ema"]["n_averaged"]) > 0
+
+
 def _weights(state: dict[str, Any], ema: bool) -> dict[str, Tensor]:
-    """The model weights of a checkpoint: the EMA average's when asked for and started
-    (before ``ema_start`` the average holds nothing yet and the raw weights are used)."""
-    average = state.get("ema")
-    if ema and average is not None and int(average["n_averaged"]) > 0:
+    """The model weights of a checkpoint: the EMA average's when asked for and started, else
+    the raw weights."""
+    if ema and _ema_started(state):
         return {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
     return dict(state["model"])
 
@@ -137,7 +142,7 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
     record = {"name": name, "config": state["config"], "epochs": state["epoch"], "steps": state["step"],
               "train_wall_time_s": round(state["wall_time_s"], 1),
               "train_cpu_time_s": round(state.get("cpu_time_s", 0.0), 1),
-              "ema": state.get("ema") is not None and int(state["ema"]["n_averaged"]) > 0,
+              "ema": _ema_started(state),
               "colddiff_version": state["colddiff_version"],
               **(card or {})}
     path = Path(out) / f"{name}.pt"
