@@ -13,6 +13,7 @@ from PIL import Image
 
 from colddiff import checkpoints
 from colddiff.cli import main
+from colddiff.config import TrainConfig
 
 TINY = ["--limit-train", "128", "--batch-size", "64", "--sample-every", "0", "--quiet",
         "--device", "cpu"]
@@ -99,9 +100,10 @@ def test_train_sample_and_degrade_end_to_end(capsys: pytest.CaptureFixture[str],
                                              data_dir: Path) -> None:
     out = tmp_path / "run"
     status, _, err = run(capsys, "train", "--preset", "fashion-cold", "--epochs", "1", "--out", str(out),
-                         "--net", "cnn", *TINY)
+                         "--net", "cnn", "--source", "estimate", *TINY)
     assert status == 0, err
     assert (out / "config.toml").exists() and (out / "checkpoints" / "last.pt").exists()
+    assert TrainConfig.load(out / "config.toml").source == "estimate", "--source overrides the preset"
     status, stdout, err = run(capsys, "sample", "--checkpoint", str(out / "checkpoints" / "last.pt"),
                               "-n", "9", "--steps", "5", "--out", str(tmp_path / "grid.png"),
                               "--save-tensor", str(tmp_path / "samples.pt"))

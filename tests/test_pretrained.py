@@ -89,6 +89,31 @@ def test_cli_export(tmp_path: Path, data_dir: Path) -> None:
     assert len(card["sha256"]) == 64
 
 
+def test_export_can_change_how_the_shipped_model_samples(tmp_path: Path, data_dir: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    config = TrainConfig.preset("fashion-cold", net_kwargs={"channels": [4, 4]}, limit_train=128,
+                                batch_size=64, epochs=1, sample_every=0)
+    Trainer(config, tmp_path / "run", quiet=True).fit()
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert main(["export", "--checkpoint", checkpoint, "--name", "cold", "--out", str(tmp_path / "w"),
+                 "--source", "estimate", "--sample-steps", "20"]) == 0
+    card = json.loads((tmp_path / "w" / "cold.json").read_text())
+    assert card["sampling_changes"] == {"source": {"trained": "fixed", "shipped": "estimate"},
+                                        "sample_steps": {"trained": None, "shipped": 20}}
+    assert card["config"]["source"] == "estimate" and card["config"]["degradation"] == "fashion_mnist"
+    stored = torch.load(tmp_path / "w" / "cold.pt", weights_only=True)
+    assert stored["config"] == card["config"], "what loads is what the card says"
+    with pytest.raises(ValueError, match=r"sampling keys must be among .*'source'.*got \['lr'\]"):
+        pretrained.export(checkpoint, "cold", tmp_path / "w", sampling={"lr": 1.0})
+    with pytest.raises(ValueError, match="source must be one of"):
+        pretrained.export(checkpoint, "cold", tmp_path / "w", sampling={"source": "random"})
+    pretrained.export(checkpoint, "same", tmp_path / "w", sampling={"source": "fixed"})
+    assert "sampling_changes" not in json.loads((tmp_path / "w" / "same.json").read_text())
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--checkpoint", checkpoint, "--name", "x", "--out", "w", "--source", "both"])
+    assert exit_.value.code == 2 and "--source: invalid choice" in capsys.readouterr().err
+
+
 def test_the_shipped_mnist_ddpm_loads_and_samples_without_data(monkeypatch: pytest.MonkeyPatch,
                                                                  tmp_path: Path) -> None:
     monkeypatch.setenv("COLDDIFF_DATA_DIR", str(tmp_path))  # no dataset anywhere

@@ -59,6 +59,21 @@ _POSITIVE = _number(int, 1)
 _COUNT = _number(int, 0)
 
 
+def _add_sampler_options(group: argparse._ActionsContainer, default: str) -> None:
+    """``--sampler``, ``--algorithm`` and ``--source`` (for ``train``, ``sample`` and ``export``)."""
+    group.add_argument("--sampler", choices=["ddpm", "cold"], help=f"default: {default}")
+    group.add_argument("--algorithm", type=int, choices=[1, 2],
+                       help="cold sampler: Bansal's Algorithm 1 or 2")
+    group.add_argument("--source", choices=["fixed", "estimate"],
+                       help="cold sampler: keep the starting source or re-estimate it each step")
+
+
+def _sampler_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The sampler options given on the command line."""
+    given = {"sampler": args.sampler, "algorithm": args.algorithm, "source": args.source}
+    return {key: value for key, value in given.items() if value is not None}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``colddiff`` argument parser with its subcommands."""
     parser = _Parser(prog="colddiff", description="Denoising and cold diffusion with any degradation.")
@@ -104,8 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument("--sample-every", type=_COUNT, metavar="K", help="every K epochs (0: never)")
     sampling.add_argument("--sample-n", type=_POSITIVE, metavar="N")
     sampling.add_argument("--sample-steps", type=_POSITIVE, metavar="S")
-    sampling.add_argument("--sampler", choices=["ddpm", "cold"])
-    sampling.add_argument("--algorithm", type=int, choices=[1, 2])
+    _add_sampler_options(sampling, "the preset's or config's")
     sampling.add_argument("--fmd-every", type=_COUNT, metavar="K",
                           help="score samples with FMD every K epochs (logged in metrics.jsonl)")
     sampling.add_argument("--fmd-n", type=_POSITIVE, metavar="N", help="samples per FMD score (32)")
@@ -119,9 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a model shipped with colddiff (mnist-ddpm, fashion-cold)")
     sample.add_argument("-n", type=_POSITIVE, default=64, help="number of samples (64)")
     sample.add_argument("--steps", type=_POSITIVE, help="sampling steps (default: the run's)")
-    sample.add_argument("--sampler", choices=["ddpm", "cold"], help="default: the run's")
-    sample.add_argument("--algorithm", type=int, choices=[1, 2], help="cold sampler algorithm")
-    sample.add_argument("--source", choices=["fixed", "estimate"], help="cold sampler source")
+    _add_sampler_options(sample, "the model's")
     sample.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     sample.add_argument("--out", type=Path, default=Path("samples.png"))
     sample.add_argument("--save-tensor", type=Path, metavar="FILE.pt", help="also save the raw tensor")
@@ -147,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", required=True)
     export.add_argument("--out", type=Path, required=True, help="folder for NAME.pt and NAME.json")
     export.add_argument("--card", type=Path, metavar="FILE.json", help="extra card fields (scores...)")
+    shipped = export.add_argument_group("how the shipped model samples (default: as its training run)")
+    _add_sampler_options(shipped, "the training run's")
+    shipped.add_argument("--sample-steps", type=_POSITIVE, metavar="S")
 
     commands.add_parser("degradations", help="list the available degradations and their origin",
                         description="List built-in and plugin degradations.")
@@ -248,8 +263,8 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             "limit_train": args.limit_train, "seed": args.seed, "ema": args.ema,
             "sample_every": args.sample_every, "sample_n": args.sample_n,
             "sample_steps": args.sample_steps, "degradation": args.degradation, "net": args.net,
-            "predict": args.predict, "dataset": args.dataset, "sampler": args.sampler,
-            "algorithm": args.algorithm, "checkpoint_every": args.checkpoint_every,
+            "predict": args.predict, "dataset": args.dataset, **_sampler_changes(args),
+            "checkpoint_every": args.checkpoint_every,
             "keep_checkpoints": args.keep_checkpoints, "warmup": args.warmup,
             "max_minutes": args.max_minutes,
             "fmd_every": args.fmd_every, "fmd_n": args.fmd_n,
@@ -289,8 +304,7 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     else:
         model = pretrained.from_checkpoint(args.checkpoint, device, ema=not args.no_ema)
     ensure_prior(model.denoiser.degradation, model.config)
-    changes = {"sampler": args.sampler, "algorithm": args.algorithm, "source": args.source}
-    sampler = model.sampler(**{k: v for k, v in changes.items() if v is not None})
+    sampler = model.sampler(**_sampler_changes(args))
     generator = torch.Generator(device).manual_seed(args.seed)
     steps = args.steps or model.config.sample_steps
     samples = sampler.sample(sampler.prior(args.n, generator=generator), steps=steps,
@@ -333,7 +347,9 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from colddiff import pretrained
 
     extra = json.loads(args.card.read_text()) if args.card is not None else {}
-    card = pretrained.export(args.checkpoint, args.name, args.out, card=extra)
+    steps = {"sample_steps": args.sample_steps} if args.sample_steps is not None else {}
+    card = pretrained.export(args.checkpoint, args.name, args.out, card=extra,
+                             sampling=_sampler_changes(args) | steps)
     print(f"colddiff export: wrote {card.with_suffix('.pt')} and {card}")
     return 0
 

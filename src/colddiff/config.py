@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colddiff import degradations, nets
+from colddiff import checkpoints, degradations, nets
 from colddiff.degradations import Degradation
 from colddiff.denoisers import Denoiser
 from colddiff.samplers import ColdSampler, DDPMSampler, Sampler
@@ -160,8 +160,8 @@ class TrainConfig:
         return _to_toml(self.to_dict())
 
     def save(self, path: str | Path) -> None:
-        """Write :meth:`to_toml` to ``path``."""
-        Path(path).write_text(self.to_toml())
+        """Write :meth:`to_toml` to ``path`` (atomically: a crash leaves the old file whole)."""
+        checkpoints.atomic_write_text(path, self.to_toml())
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -215,6 +215,9 @@ PRESETS["mnist-unet"] = {
 
 #: Fields that define the model; a checkpoint only resumes under the same values.
 MODEL_FIELDS = ("degradation", "degradation_kwargs", "schedule", "net", "net_kwargs", "predict")
+
+#: Fields that only say how a trained model samples (they never change the weights).
+SAMPLING_FIELDS = ("sampler", "algorithm", "source", "clip_x0", "sample_steps")
 
 
 def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:

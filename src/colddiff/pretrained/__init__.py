@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from colddiff import checkpoints
-from colddiff.config import TrainConfig, build_denoiser, build_sampler
+from colddiff.config import SAMPLING_FIELDS, TrainConfig, build_denoiser, build_sampler
 from colddiff.denoisers import Denoiser
 from colddiff.samplers import Sampler
 
@@ -125,7 +125,8 @@ def _model(name: str, state: dict[str, Any], card: dict[str, Any], device: str |
     return Pretrained(name, config, denoiser.to(device).eval(), card)
 
 
-def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, Any] | None = None) -> Path:
+def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, Any] | None = None,
+           sampling: dict[str, Any] | None = None) -> Path:
     """Write ``OUT/NAME.pt`` (float16 weights, the EMA ones when present) and ``OUT/NAME.json``.
 
     Args:
@@ -133,18 +134,33 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
         name: The model's name.
         out: The folder to write to.
         card: Extra fields for the model card (command, scores...).
+        sampling: How the shipped model samples, where that differs from how its training run
+            sampled: any of :data:`colddiff.config.SAMPLING_FIELDS` (e.g. ``{"source":
+            "estimate"}``). These never change the weights; the card records each change as
+            ``{"trained": ..., "shipped": ...}`` under ``sampling_changes``.
 
     Returns:
         The card's path.
+
+    Raises:
+        ValueError: If ``sampling`` names a field outside ``SAMPLING_FIELDS`` or an invalid value.
     """
+    unknown = sorted(set(sampling or {}) - set(SAMPLING_FIELDS))
+    if unknown:
+        raise ValueError(f"sampling keys must be among {list(SAMPLING_FIELDS)}, got {unknown}")
     state = checkpoints.load(checkpoint)
+    trained = TrainConfig.from_dict(state["config"])
+    shipped = trained.replace(**(sampling or {}))
+    changes = {key: {"trained": getattr(trained, key), "shipped": getattr(shipped, key)}
+               for key in SAMPLING_FIELDS if getattr(trained, key) != getattr(shipped, key)}
     half = {k: v.half() if v.is_floating_point() else v for k, v in _weights(state, ema=True).items()}
-    record = {"name": name, "config": state["config"], "epochs": state["epoch"], "steps": state["step"],
+    record = {"name": name, "config": shipped.to_dict(), "epochs": state["epoch"], "steps": state["step"],
               "train_wall_time_s": round(state["wall_time_s"], 1),
               "train_cpu_time_s": round(state.get("cpu_time_s", 0.0), 1),
               "ema": _ema_started(state),
               "colddiff_version": state["colddiff_version"],
+              **({"sampling_changes": changes} if changes else {}),
               **(card or {})}
     path = Path(out) / f"{name}.pt"
-    checkpoints.save_with_card({"model": half, "config": state["config"]}, path, record)
+    checkpoints.save_with_card({"model": half, "config": shipped.to_dict()}, path, record)
     return path.with_suffix(".json")
