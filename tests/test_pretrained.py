@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from torchvision import datasets
 
 from colddiff import data, pretrained
 from colddiff.cli import main
-from colddiff.config import TrainConfig
+from colddiff.config import SAMPLING_FIELDS, TrainConfig, model_differences
 from colddiff.degradations import PriorUnavailableError
 from colddiff.training import Trainer
 
@@ -149,3 +150,14 @@ def test_fashion_cold_without_its_dataset_says_where_to_put_it(
     assert main(["sample", "--pretrained", "fashion-cold", "-n", "2", "--out", str(tmp_path / "s.png")]) == 1
     err = capsys.readouterr().err
     assert "FashionMNIST" in err and str(tmp_path) in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["mnist-ddpm", "fashion-cold"])
+def test_the_committed_config_trains_and_samples_the_shipped_model(name: str) -> None:
+    card = json.loads((pretrained.weights_dir() / f"{name}.json").read_text())
+    committed = TrainConfig.load(Path(str(resources.files("colddiff")))
+                                 / card["config_file"].removeprefix("src/colddiff/"))
+    assert model_differences(card["config"], committed) == []
+    for field in SAMPLING_FIELDS:
+        assert card["config"][field] == getattr(committed, field), field
+    assert committed.epochs == card["epochs"], "the committed config trains as long as the shipped run"
