@@ -9,9 +9,10 @@ Starting from colddiff's default (EMA weights, 50-step strided sampling with Alg
 re-estimated source, clamping the predicted clean image at each step), each variant changes one
 thing: the raw weights instead of the EMA average (checkpoints only), no clamping, a fixed source
 (for Gaussian noise the default is DDIM and this is the fixed-noise variant; for Fashion-MNIST
-mixing it is the reference study's sampler), and 10, 20 or 100 steps. Every variant is scored
-like ``benchmarks.quality`` (report protocol on the first 256 samples, full protocol on all
-``--n``), from the same seed.
+mixing it is the reference study's sampler), 10, 20 or 100 steps, and for Gaussian noise
+strided ancestral sampling (``DDPMSampler``) with the same number of steps, with either
+variance. Every variant is scored like ``benchmarks.quality`` (report protocol on the first 256
+samples, full protocol on all ``--n``), from the same seed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 
 from benchmarks.common import emit, machine
 from benchmarks.quality import evaluate
-from colddiff import ColdSampler, Sampler, pretrained
+from colddiff import ColdSampler, DDPMSampler, Sampler, pretrained
+from colddiff.degradations import GaussianNoise
 
 
 def variants(model: pretrained.Pretrained, raw: pretrained.Pretrained | None, steps: int,
@@ -39,6 +41,9 @@ def variants(model: pretrained.Pretrained, raw: pretrained.Pretrained | None, st
         chosen["raw weights (no EMA)"] = (ColdSampler(raw.denoiser, source="estimate"), steps)
     for other in other_steps:
         chosen[f"{other} steps"] = (ColdSampler(denoiser, source="estimate"), other)
+    if isinstance(denoiser.degradation, GaussianNoise):  # stochastic strided sampling, same steps
+        chosen["ancestral, beta variance"] = (DDPMSampler(denoiser), steps)
+        chosen["ancestral, posterior variance"] = (DDPMSampler(denoiser, variance="posterior"), steps)
     return chosen
 
 
