@@ -58,8 +58,9 @@ class Pretrained:
     card: dict[str, Any]
 
     def sampler(self, **overrides: Any) -> Sampler:
-        """The sampler it was trained for; ``overrides`` change config fields (``sampler``,
-        ``algorithm``, ``source``, ``clip_x0``)."""
+        """The sampler it ships with; ``overrides`` change any of
+        :data:`colddiff.config.SAMPLING_FIELDS` but ``sample_steps`` (``sampler``, ``algorithm``,
+        ``source``, ``clip_x0``)."""
         return build_sampler(self.config.replace(**overrides), self.denoiser)
 
     def sample(self, n: int, steps: int | None = None, seed: int = 0) -> Tensor:
@@ -151,10 +152,11 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
     state = checkpoints.load(checkpoint)
     trained = TrainConfig.from_dict(state["config"])
     shipped = trained.replace(**(sampling or {}))
+    config = shipped.to_dict()
     changes = {key: {"trained": getattr(trained, key), "shipped": getattr(shipped, key)}
                for key in SAMPLING_FIELDS if getattr(trained, key) != getattr(shipped, key)}
     half = {k: v.half() if v.is_floating_point() else v for k, v in _weights(state, ema=True).items()}
-    record = {"name": name, "config": shipped.to_dict(), "epochs": state["epoch"], "steps": state["step"],
+    record = {"name": name, "config": config, "epochs": state["epoch"], "steps": state["step"],
               "train_wall_time_s": round(state["wall_time_s"], 1),
               "train_cpu_time_s": round(state.get("cpu_time_s", 0.0), 1),
               "ema": _ema_started(state),
@@ -162,5 +164,5 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
               **({"sampling_changes": changes} if changes else {}),
               **(card or {})}
     path = Path(out) / f"{name}.pt"
-    checkpoints.save_with_card({"model": half, "config": shipped.to_dict()}, path, record)
+    checkpoints.save_with_card({"model": half, "config": config}, path, record)
     return path.with_suffix(".json")
