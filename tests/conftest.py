@@ -40,7 +40,7 @@ class X0Oracle(nn.Module):
     def __init__(self, x0: Tensor) -> None:
         super().__init__()
         self.register_buffer("x0", x0)
-        self.anchor = nn.Parameter(torch.zeros(()))  # so the module has a device
+        self.anchor = nn.Parameter(torch.zeros((), dtype=x0.dtype))  # a device and dtype
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         return self.x0.expand_as(x_t).clone()
@@ -53,7 +53,7 @@ class EpsOracle(nn.Module):
         super().__init__()
         self.degradation = degradation
         self.register_buffer("point", point)
-        self.anchor = nn.Parameter(torch.zeros(()))
+        self.anchor = nn.Parameter(torch.zeros((), dtype=point.dtype))
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         steps = torch.round(t * self.degradation.steps).long()

@@ -98,6 +98,10 @@ def test_v_prediction_targets_and_conversions() -> None:
     torch.testing.assert_close(deg.x0_from_velocity(x_t, t, v), x0)
 
     class VNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchor = nn.Parameter(torch.zeros(()))
+
         def forward(self, x: Tensor, frac: Tensor) -> Tensor:
             return v
 

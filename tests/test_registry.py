@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from colddiff import Schedule, degradations
+from colddiff import Schedule, degradations, pretrained
+from colddiff.cli import main
 from colddiff.degradations import DegradationPluginError, GaussianNoise, registry
+from colddiff.registry import PluginNameWarning
 
 PLUGIN_MODULE = '''
 import torch
@@ -85,32 +88,55 @@ def test_plugins_are_discovered_from_entry_points_and_a_broken_one_fails_alone(s
 
     with pytest.raises(DegradationPluginError, match=r"'broken'.*broken_plugin 1\.0.*frobnicate"):
         degradations.create("broken")
-    with pytest.raises(DegradationPluginError, match=r"'notadeg'.*good_plugin.*not a colddiff"):
+    with pytest.raises(DegradationPluginError, match=r"'notadeg'.*good_plugin.*not a subclass of colddiff"):
         degradations.create("notadeg")
     # Everything else keeps working.
     assert isinstance(degradations.create("gaussian"), GaussianNoise)
     assert degradations.create("pixelate").steps == 2
 
 
-def test_a_plugin_reusing_a_taken_name_is_an_error_not_a_shadow(site: Path) -> None:
+def test_a_plugin_claiming_a_built_in_name_is_ignored_with_a_warning(site: Path) -> None:
     make_distribution(site, "shadow_plugin", {"gaussian": "goodplug:Pixelate"})
     make_distribution(site, "twin_a", {"twin": "goodplug:Pixelate"})
     make_distribution(site, "twin_b", {"twin": "goodplug:Pixelate"})
-    assert degradations.available()["gaussian"].startswith("CONFLICT")
-    with pytest.raises(DegradationPluginError, match=r"'gaussian'.*built-in.*shadow_plugin"):
-        degradations.create("gaussian")
+    available = degradations.available()
+    assert available["gaussian"].startswith("built-in (ignored plugin")
+    assert "shadow_plugin" in available["gaussian"]
+    with pytest.warns(PluginNameWarning, match=r"shadow_plugin 1\.0.*'gaussian'.*built-in.*ignored"):
+        assert degradations.get("gaussian") is GaussianNoise
+    # ... so the shipped Gaussian model keeps loading.
+    with pytest.warns(PluginNameWarning):
+        assert pretrained.load("mnist-ddpm").denoiser.degradation.__class__ is GaussianNoise
+    assert available["twin"].startswith("CONFLICT")
     with pytest.raises(DegradationPluginError, match=r"twin_a.*twin_b"):
         degradations.create("twin")
     assert degradations.create("blur").steps == 20
 
 
-def test_unknown_name_lists_the_available_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown degradation 'pixelate'.*blur, fashion_mnist, gaussian"):
-        degradations.create("pixelate")
+def test_unknown_name_lists_the_available_ones(site: Path) -> None:
+    make_distribution(site, "good_plugin", {"pixelate": "goodplug:Pixelate"})
+    names = list(degradations.available())
+    assert {"blur", "fashion_mnist", "gaussian", "pixelate"} <= set(names)
+    expected = r"unknown degradation 'pixelated'; available: " + re.escape(", ".join(names))
+    with pytest.raises(ValueError, match=expected):
+        degradations.create("pixelated")
+
+
+def test_check_imports_every_plugin_and_marks_the_broken_ones(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_distribution(site, "good_plugin", {"pixelate": "goodplug:Pixelate"})
+    make_distribution(site, "broken_plugin", {"broken": "brokenplug:Thing"})
+    assert main(["degradations"]) == 0
+    listing = capsys.readouterr().out
+    assert "broken" in listing and "BROKEN" not in listing, "without --check nothing is imported"
+    assert main(["degradations", "--check"]) == 1
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["pixelate"].endswith("[ok]") and lines["gaussian"].endswith("[ok]")
+    assert "[BROKEN: degradation plugin 'broken'" in lines["broken"] and "frobnicate" in lines["broken"]
 
 
 def test_register_decorator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_registered", dict(registry._registered))
+    monkeypatch.setattr(registry.REGISTRY, "_registered", dict(registry.REGISTRY._registered))
 
     @degradations.register("noise_copy")
     class NoiseCopy(GaussianNoise):

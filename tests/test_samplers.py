@@ -16,6 +16,7 @@ from colddiff import ColdSampler, DDPMSampler, Denoiser, Schedule, nets
 from colddiff.degradations import Blur, GaussianNoise, ImageMixing
 
 SCHEDULE = Schedule.preset("default")
+SHAPE = (1, 6, 6)
 
 
 def clean_batch(seed: int = 0, n: int = 4, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -27,7 +28,9 @@ def test_algorithm2_with_re_estimated_source_and_perfect_oracle_recovers_x0(
         steps: int | None, seed: int) -> None:
     x0 = clean_batch(seed)
     g = torch.Generator().manual_seed(seed)
-    for deg in (GaussianNoise(SCHEDULE), ImageMixing(SCHEDULE, torch.rand(9, 1, 6, 6, dtype=torch.float64))):
+    sources = torch.rand(9, 1, 6, 6, dtype=torch.float64)
+    for deg in (GaussianNoise(SCHEDULE, image_shape=SHAPE),
+                ImageMixing(SCHEDULE, sources, image_shape=SHAPE)):
         x_T = deg.degrade(x0, deg.steps, deg.sample_source(x0, generator=g))
         for algorithm in (1, 2):
             sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"),
@@ -39,7 +42,7 @@ def test_algorithm2_with_re_estimated_source_and_perfect_oracle_recovers_x0(
 def test_algorithm2_with_fixed_source_misses_by_the_predicted_constant(
         steps: int | None, seed: int) -> None:
     x0 = clean_batch(seed)
-    deg = ImageMixing(SCHEDULE, torch.rand(9, 1, 6, 6, dtype=torch.float64))
+    deg = ImageMixing(SCHEDULE, torch.rand(9, 1, 6, 6, dtype=torch.float64), image_shape=SHAPE)
     x_T = deg.degrade(x0, deg.steps, deg.sample_source(x0, generator=torch.Generator().manual_seed(seed)))
     sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), algorithm=2, source="fixed")
     alpha_bar_T = SCHEDULE.alpha_bar[-1].item()
@@ -53,7 +56,7 @@ def test_algorithm2_with_fixed_source_misses_by_the_predicted_constant(
 @pytest.mark.parametrize("algorithm", [1, 2])
 def test_blur_is_inverted_exactly_by_a_perfect_oracle(algorithm: int) -> None:
     x0 = clean_batch()
-    deg = Blur(steps=20)
+    deg = Blur(steps=20, image_shape=SHAPE)
     sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), algorithm=algorithm)
     torch.testing.assert_close(sampler.sample(deg.degrade(x0, 20), steps=5), x0, rtol=0, atol=1e-12)
 
@@ -162,8 +165,10 @@ def test_bad_sampler_arguments_raise_naming_the_argument() -> None:
         (lambda: DDPMSampler(gaussian, variance="small"), "variance"),  # type: ignore[arg-type]
         (lambda: DDPMSampler(gaussian, data_range=(1.0, 0.0)), "data_range"),
         (lambda: DDPMSampler(gaussian.net), "denoiser"),  # type: ignore[arg-type]
-        (lambda: ColdSampler(gaussian).sample(torch.zeros(2, 1, 6, 6), steps=0), "steps"),
-        (lambda: ColdSampler(gaussian).sample(torch.zeros(2, 1, 6, 6), steps=1001), "steps"),
+        (lambda: ColdSampler(gaussian).sample(torch.zeros(2, 1, 28, 28, dtype=torch.float64), steps=0),
+         "steps"),
+        (lambda: ColdSampler(gaussian).sample(torch.zeros(2, 1, 28, 28, dtype=torch.float64), steps=1001),
+         "steps"),
         (lambda: ColdSampler(gaussian).sample(torch.zeros(6, 6)), "x_T"),
         (lambda: ColdSampler(gaussian).prior(0), "n"),
     ]
@@ -189,3 +194,25 @@ def test_v_prediction_with_an_exact_oracle_recovers_the_point(steps: int | None)
     for sampler in (DDPMSampler(den), ColdSampler(den, source="estimate")):
         result = sampler.sample(x_T, steps=steps, generator=g)
         torch.testing.assert_close(result, point.expand_as(result), rtol=0, atol=1e-9)
+
+
+def test_a_start_that_does_not_fit_is_a_clear_error_before_the_network_runs() -> None:
+    """Wrong channels, size or dtype, an empty batch or a NaN start: a ValueError naming what
+    is expected, not a raw error from inside the network or silently NaN samples."""
+    torch.manual_seed(0)
+    den = Denoiser(nets.CNN(channels=[4, 4]), GaussianNoise(Schedule.preset("short")), predict="eps")
+    sampler = DDPMSampler(den)
+    nan_start = torch.zeros(2, 1, 28, 28)
+    nan_start[1, 0, 3, 3] = float("nan")
+    cases = [
+        (torch.zeros(2, 3, 28, 28), r"x_T must have shape \(B, 1, 28, 28\).*got \(2, 3, 28, 28\)"),
+        (torch.zeros(2, 1, 32, 32), r"x_T must have shape \(B, 1, 28, 28\).*got \(2, 1, 32, 32\)"),
+        (torch.zeros(0, 1, 28, 28), r"x_T is an empty batch; give at least one image of shape \(1, 28, 28\)"),
+        (torch.zeros(2, 1, 28, 28, dtype=torch.float64), r"x_T has dtype torch.float64 .* torch.float32"),
+        (torch.zeros(2, 1, 28, 28, dtype=torch.long), r"x_T must be a floating-point tensor"),
+        (nan_start, r"x_T holds NaN or infinite values"),
+    ]
+    for x_T, message in cases:
+        with pytest.raises(ValueError, match=message):
+            sampler.sample(x_T, steps=2)
+    assert sampler.sample(torch.zeros(2, 1, 28, 28), steps=2).shape == (2, 1, 28, 28)

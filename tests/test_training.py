@@ -234,4 +234,4 @@ def test_a_time_budget_is_used_in_full(tmp_path: Path, data_dir: Path) -> None:
     within the epoch have already added part of the epoch to the total."""
     config = tiny(epochs=10_000, max_minutes=0.04, checkpoint_every=1)
     history = Trainer(config, tmp_path, quiet=True).fit()
-    assert history[-1]["partial"] and history[-1]["wall_time_s"] >= 0.04 * 60
+    assert history[-1]["wall_time_s"] >= 0.04 * 60  # partial, or the epoch ended right at the budget

@@ -3,15 +3,30 @@
 The public API: :class:`Schedule`, :class:`Degradation` (and the :mod:`~colddiff.degradations`
 registry), :class:`Denoiser`, the samplers :class:`DDPMSampler` and :class:`ColdSampler`, the
 networks in :mod:`~colddiff.nets` and the datasets in :mod:`~colddiff.data`.
+
+The names are imported on first use (PEP 562), so that ``import colddiff`` and the command
+line's ``--help`` and ``--version`` do not pay for importing PyTorch.
 """
 
-from colddiff import data, degradations, nets
-from colddiff.degradations import Degradation
-from colddiff.denoisers import Denoiser
-from colddiff.samplers import ColdSampler, DDPMSampler, Sampler
-from colddiff.schedules import Schedule
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it (a submodule when the name is the module itself).
+_LAZY = {
+    "ColdSampler": "colddiff.samplers",
+    "DDPMSampler": "colddiff.samplers",
+    "Degradation": "colddiff.degradations",
+    "Denoiser": "colddiff.denoisers",
+    "Sampler": "colddiff.samplers",
+    "Schedule": "colddiff.schedules",
+    "data": "colddiff.data",
+    "degradations": "colddiff.degradations",
+    "nets": "colddiff.nets",
+}
 
 __all__ = [
     "ColdSampler",
@@ -25,3 +40,23 @@ __all__ = [
     "degradations",
     "nets",
 ]
+
+if TYPE_CHECKING:
+    from colddiff import data, degradations, nets
+    from colddiff.degradations import Degradation
+    from colddiff.denoisers import Denoiser
+    from colddiff.samplers import ColdSampler, DDPMSampler, Sampler
+    from colddiff.schedules import Schedule
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'colddiff' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name])
+    value = module if module.__name__ == f"colddiff.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -21,8 +22,14 @@ from typing import Any, BinaryIO
 
 import torch
 
-__all__ = ["FORMAT", "CheckpointError", "atomic_write", "atomic_write_text", "load", "load_with_card", "save",
-           "save_with_card"]
+__all__ = ["FORMAT", "CheckpointError", "atomic_write", "atomic_write_text", "load", "load_with_card",
+           "remove_stale_temporaries", "safe_load", "save", "save_with_card"]
+
+# How torch.save's legacy (non-zip) format begins: its pickled magic number.
+_LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[:-1]
+
+# The name atomic_write's temporary files get: "." + the target's name + mkstemp's 8 characters.
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 
 #: The value of the ``"format"`` key that marks a colddiff checkpoint.
 FORMAT = "colddiff-checkpoint-v1"
@@ -88,23 +95,7 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
             checkpoint.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        # A pickle naming a global (a class or function to call) is an unsafe object; anything
-        # else the weights-only unpickler rejects is garbage.
-        offending = [line.strip() for line in str(error).splitlines() if "global" in line.lower()]
-        if not offending:
-            raise _unreadable(path, error) from error
-        raise CheckpointError(
-            f"refusing to load {path}: it holds pickled objects other than tensors and plain "
-            f"data, and colddiff only loads with weights_only=True; nothing in it was run"
-            + f" ({offending[0][:160]})"
-        ) from error
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as error:
-        raise _unreadable(path, error) from error
+    payload = safe_load(path, map_location, what="checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a colddiff checkpoint (no format marker {FORMAT!r})")
     missing = [key for key in required if key not in payload]
@@ -113,12 +104,82 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
     return payload
 
 
-def _unreadable(path: Path, error: BaseException) -> CheckpointError:
-    detail = (str(error).strip().splitlines() or [""])[0][:160]
+def safe_load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu", *,
+              what: str = "file") -> Any:
+    """``torch.load(path, weights_only=True)`` with errors that say what the file is.
+
+    The one loading path for every file colddiff reads with :mod:`torch` (checkpoints, shipped
+    weights, sample tensors). Only tensors and plain containers are rebuilt; nothing else in the
+    file is ever run.
+
+    Args:
+        path: The file.
+        map_location: Where to put its tensors.
+        what: What the file should be, for the messages (``"checkpoint"``, ``"samples file"``).
+
+    Raises:
+        CheckpointError: If the file is missing or a folder, holds pickled objects other than
+            tensors and plain data (refused as unsafe), is a bare pickle rather than a
+            ``torch.save`` file, or is truncated or corrupt.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder, not a file")
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        # A pickle naming a global (a class or function to call) is an unsafe object; anything
+        # else the weights-only unpickler rejects is garbage or a bare pickle.
+        offending = [line.strip() for line in str(error).splitlines()
+                     if "global" in line.lower() and "weights_only" not in line]
+        if offending:
+            raise CheckpointError(
+                f"refusing to load {what} {path} as unsafe: it holds pickled objects other than "
+                f"tensors and plain data, and colddiff only loads with weights_only=True; nothing "
+                f"in it was run ({offending[0][:160]})"
+            ) from error
+        raise _unreadable(path, what, error) from error
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as error:
+        raise _unreadable(path, what, error) from error
+
+
+def _unreadable(path: Path, what: str, error: BaseException) -> CheckpointError:
+    """The error for a file that ``torch.load`` cannot read, saying which kind of file it is."""
+    with open(path, "rb") as handle:
+        head = handle.read(len(_LEGACY_MAGIC))
+    is_pickle = head[:1] == b"\x80" and 2 <= head[1:2][0] <= 5 if len(head) > 1 else False
+    if is_pickle and not zipfile.is_zipfile(path) and head != _LEGACY_MAGIC:
+        return CheckpointError(
+            f"{what} {path} is a bare pickle (protocol {head[1]}), not a file written by "
+            "torch.save; colddiff reads only torch.save files, with weights_only=True, and ran "
+            "nothing in it"
+        )
+    # torch's own messages may advise weights_only=False: never pass that advice on.
+    lines = [line.strip() for line in str(error).splitlines()
+             if line.strip() and "weights_only" not in line and "torch.serialization" not in line]
+    detail = lines[0][:160] if lines else ""
     return CheckpointError(
-        f"{path} is not a readable checkpoint (truncated, corrupt, or not a PyTorch file): "
-        f"{type(error).__name__}: {detail}"
+        f"{path} is not a readable {what} (truncated, corrupt, or not a PyTorch file): "
+        f"{type(error).__name__}" + (f": {detail}" if detail else "")
     )
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that interrupted :func:`atomic_write` calls left in ``folder``.
+
+    Only files named as :func:`atomic_write` names them (``.NAME.XXXXXXXX.tmp``, with
+    :func:`tempfile.mkstemp`'s eight random characters) are removed. Call it when no write into
+    ``folder`` can be under way, e.g. at the start of a run. Returns the files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = sorted(p for p in folder.iterdir() if _TEMPORARY.fullmatch(p.name) and p.is_file())
+    for orphan in stale:
+        orphan.unlink(missing_ok=True)
+    return stale
 
 
 def save_with_card(payload: dict[str, Any], path: str | os.PathLike[str], card: dict[str, Any]

@@ -1,7 +1,11 @@
 """The ``colddiff`` command line (also ``python -m colddiff``).
 
 Usage errors exit with status 2 and one line saying what is wrong; runtime errors exit with
-status 1 and a one-line message (``--debug`` shows the full traceback).
+status 1 and a one-line message (``--debug`` shows the full traceback). Every argument, output
+path and file format is checked before any work starts.
+
+Building the parser imports nothing heavy (no PyTorch), so ``--help`` and ``--version`` answer
+at once; each subcommand imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -12,23 +16,20 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import torch
-from torchvision.utils import save_image
+from colddiff import __version__, presets
 
-from colddiff import __version__, checkpoints, data, degradations, nets
-from colddiff.config import PRESETS, TrainConfig
-from colddiff.degradations import DegradationPluginError, PriorUnavailableError
-from colddiff.schedules import PRESETS as SCHEDULE_PRESETS
-from colddiff.schedules import Schedule
-from colddiff.training import NonFiniteLossError, Trainer, ensure_prior, resolve_device
+if TYPE_CHECKING:
+    from colddiff.config import TrainConfig
 
 __all__ = ["build_parser", "main"]
 
-_RUNTIME_ERRORS = (ValueError, RuntimeError, OSError, checkpoints.CheckpointError,
-                   data.DatasetNotFoundError, PriorUnavailableError, NonFiniteLossError,
-                   DegradationPluginError, NotImplementedError)
+# Runtime errors are reported in one line with exit status 1: ValueError, RuntimeError and
+# OSError cover colddiff's own (CheckpointError, DatasetNotFoundError, DatasetCorruptError,
+# PriorUnavailableError, NonFiniteLossError, DegradationPluginError are subclasses).
+_RUNTIME_ERRORS = (ValueError, RuntimeError, OSError, NotImplementedError)
+_SCHEDULES = [*sorted(presets.SCHEDULES), "cosine"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +60,34 @@ _POSITIVE = _number(int, 1)
 _COUNT = _number(int, 0)
 
 
+def _output_file(text: str) -> Path:
+    """An output path that can be written: not a folder, its parent not a file."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is a file, not a folder")
+    return path
+
+
+def _image_file(text: str) -> Path:
+    """An output image path whose extension Pillow can write (``.png``, ``.jpg``, ...)."""
+    from PIL import Image
+
+    path = _output_file(text)
+    Image.init()
+    writable = sorted(ext for ext, kind in Image.registered_extensions().items() if kind in Image.SAVE)
+    if path.suffix.lower() not in writable:
+        raise argparse.ArgumentTypeError(
+            f"{text}: cannot write an image with extension {path.suffix or '(none)'!r}; use .png "
+            f"(or one of {', '.join(e for e in writable if e in _COMMON_IMAGE_EXTENSIONS)})")
+    return path
+
+
+_COMMON_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
 def _add_sampler_options(group: argparse._ActionsContainer, default: str) -> None:
     """``--sampler``, ``--algorithm`` and ``--source`` (for ``train``, ``sample`` and ``export``)."""
     group.add_argument("--sampler", choices=["ddpm", "cold"], help=f"default: {default}")
@@ -87,13 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 "config file; the resolved config is saved as OUT/config.toml.")
     train.set_defaults(subparser=train)
     source = train.add_argument_group("what to train")
-    source.add_argument("--preset", choices=sorted(PRESETS), help="one of the reference study's models")
+    source.add_argument("--preset", choices=sorted(presets.TRAINING),
+                        help="one of the reference study's models, or mnist-unet (colddiff's recipe)")
     source.add_argument("--config", type=Path, help="a config.toml to start from")
     source.add_argument("--degradation", help="a degradation name (see `colddiff degradations`)")
-    source.add_argument("--schedule", choices=[*sorted(SCHEDULE_PRESETS), "cosine"],
+    source.add_argument("--schedule", choices=_SCHEDULES,
                         help="a linear preset of the report, or cosine with the same T")
-    source.add_argument("--net", choices=sorted(nets.NETS),
-                        help="network (its default size unless the config gives net_kwargs)")
+    source.add_argument("--net", metavar="NAME",
+                        help="network: cnn or unet (its default size unless the config gives net_kwargs)")
     source.add_argument("--predict", choices=["eps", "x0", "v"])
     source.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
     run = train.add_argument_group("how to train")
@@ -107,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sample with an EMA of the weights (e.g. 0.999)")
     run.add_argument("--out", type=Path, help="run folder (default runs/PRESET)")
     run.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    run.add_argument("--overwrite", action="store_true",
+                     help="start afresh in an OUT that holds a run, deleting its checkpoints, "
+                     "metrics and samples")
     run.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     run.add_argument("--max-minutes", type=_number(float, 0, strict=True), metavar="M",
                      help="stop after M minutes of training (resumable mid-epoch)")
@@ -135,8 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--steps", type=_POSITIVE, help="sampling steps (default: the run's)")
     _add_sampler_options(sample, "the model's")
     sample.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
-    sample.add_argument("--out", type=Path, default=Path("samples.png"))
-    sample.add_argument("--save-tensor", type=Path, metavar="FILE.pt", help="also save the raw tensor")
+    sample.add_argument("--out", type=_image_file, default=Path("samples.png"),
+                        help="the image grid (.png, .jpg, ...; default samples.png)")
+    sample.add_argument("--save-tensor", type=_output_file, metavar="FILE.pt",
+                        help="also save the raw tensor (written first)")
     sample.add_argument("--seed", type=_COUNT, default=0)
     sample.add_argument("--device", default="auto")
 
@@ -145,11 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   "row per digit, FRAMES columns from t = 0 to T.")
     degrade.set_defaults(subparser=degrade)
     degrade.add_argument("--degradation", required=True)
-    degrade.add_argument("--schedule", choices=[*sorted(SCHEDULE_PRESETS), "cosine"], default="default")
+    degrade.add_argument("--schedule", choices=_SCHEDULES, default="default")
     degrade.add_argument("--n", type=_POSITIVE, default=4)
     degrade.add_argument("--frames", type=_number(int, 2), default=11)
     degrade.add_argument("--seed", type=_COUNT, default=0)
-    degrade.add_argument("--out", type=Path, required=True)
+    degrade.add_argument("--out", type=_image_file, required=True)
 
     export = commands.add_parser(
         "export", help="turn a training checkpoint into a shippable float16 model with a card",
@@ -163,8 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_options(shipped, "the training run's")
     shipped.add_argument("--sample-steps", type=_POSITIVE, metavar="S")
 
-    commands.add_parser("degradations", help="list the available degradations and their origin",
-                        description="List built-in and plugin degradations.")
+    listing = commands.add_parser("degradations", help="list the available degradations and their origin",
+                                  description="List built-in and plugin degradations.")
+    listing.add_argument("--check", action="store_true",
+                         help="import each one and mark those that fail (exit 1 if any does)")
 
     study = commands.add_parser(
         "reproduce", help="reproduce the reference study: four models, 14 figures, a report",
@@ -235,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _schedule_spec(name: str, steps_like: dict[str, Any] | None = None) -> dict[str, Any]:
+    from colddiff.schedules import Schedule
+
     if name == "cosine":
         steps = (steps_like or {}).get("steps", 1000)
         return Schedule.cosine(int(steps)).spec()
@@ -242,10 +281,16 @@ def _schedule_spec(name: str, steps_like: dict[str, Any] | None = None) -> dict[
 
 
 def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[TrainConfig, Path]:
+    from colddiff import degradations
+    from colddiff.config import PRESETS, TrainConfig, check_buildable
+    from colddiff.training import RUN_FILES, resolve_device
+
     subparser: argparse.ArgumentParser = args.subparser
     out = args.out
     if args.config is not None and not args.config.is_file():
         subparser.error(f"--config {args.config}: no such file")
+    if args.resume and args.overwrite:
+        subparser.error("--resume continues the run in OUT and --overwrite deletes it: give one")
     try:
         if args.config is not None:
             config = TrainConfig.load(args.config)
@@ -275,17 +320,24 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             overrides["schedule"] = _schedule_spec(args.schedule, config.schedule)
         config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
         degradations.get(config.degradation)
+        check_buildable(config)
         resolve_device(args.device)
     except (ValueError, OSError) as error:
         subparser.error(" ".join(str(error).split()))
     if out is None:
         out = Path("runs") / (args.preset or (args.config.stem if args.config else "train"))
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and not args.resume and not args.overwrite:
+        subparser.error(f"--out {out} already holds a run ({', '.join(held)}); pass --resume to "
+                        "continue it, choose a new --out, or pass --overwrite to delete it and start afresh")
     return config, out
 
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from colddiff.training import Trainer
+
     config, out = _train_config(args, parser)
-    trainer = Trainer(config, out, device=args.device, quiet=args.quiet)
+    trainer = Trainer(config, out, device=args.device, quiet=args.quiet, overwrite=args.overwrite)
     trainer.fit(resume=args.resume)
     if trainer.processes.main and not args.quiet:
         print(f"colddiff train: done; checkpoint {trainer.checkpoint_path}", file=sys.stderr)
@@ -293,32 +345,55 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from colddiff import pretrained
+    import torch
+    from torchvision.utils import save_image
 
-    device = resolve_device(args.device)
+    from colddiff import pretrained
+    from colddiff.training import ensure_prior, resolve_device
+
+    subparser: argparse.ArgumentParser = args.subparser
+    if args.checkpoint is not None and args.checkpoint.is_dir():
+        hint = args.checkpoint / "checkpoints" / "last.pt"
+        subparser.error(f"--checkpoint {args.checkpoint} is a folder, not a checkpoint file"
+                        + (f"; did you mean {hint}?" if hint.is_file() else ""))
+    if args.pretrained is not None and args.pretrained not in pretrained.available():
+        subparser.error(f"--pretrained must be one of {pretrained.available()}, got {args.pretrained!r}")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        subparser.error(f"--device: {error}")
     if args.pretrained is not None:
-        if args.pretrained not in pretrained.available():
-            args.subparser.error(f"--pretrained must be one of {pretrained.available()}, "
-                                 f"got {args.pretrained!r}")
         model = pretrained.load(args.pretrained, device)
     else:
         model = pretrained.from_checkpoint(args.checkpoint, device, ema=not args.no_ema)
+    total = model.denoiser.steps
+    if args.steps is not None and args.steps > total:
+        subparser.error(f"--steps must be at most the model's T = {total}, got {args.steps}")
     ensure_prior(model.denoiser.degradation, model.config)
     sampler = model.sampler(**_sampler_changes(args))
     generator = torch.Generator(device).manual_seed(args.seed)
     steps = args.steps or model.config.sample_steps
     samples = sampler.sample(sampler.prior(args.n, generator=generator), steps=steps,
                              generator=generator).cpu()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(samples.clamp(0, 1), args.out, nrow=math.ceil(math.sqrt(args.n)))
-    if args.save_tensor is not None:
+    written = []
+    if args.save_tensor is not None:  # first: the raw samples survive a failing image write
         args.save_tensor.parent.mkdir(parents=True, exist_ok=True)
         torch.save(samples, args.save_tensor)
-    print(f"colddiff sample: wrote {args.out}" + (f" and {args.save_tensor}" if args.save_tensor else ""))
+        written.append(str(args.save_tensor))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(samples.clamp(0, 1), args.out, nrow=math.ceil(math.sqrt(args.n)))
+    written.insert(0, str(args.out))
+    print(f"colddiff sample: wrote {' and '.join(written)}")
     return 0
 
 
 def _degrade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import torch
+    from torchvision.utils import save_image
+
+    from colddiff import data, degradations
+    from colddiff.schedules import Schedule
+
     try:
         degradations.get(args.degradation)
     except ValueError as error:
@@ -336,11 +411,22 @@ def _degrade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _list_degradations(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from colddiff import degradations
+
     available = degradations.available()
     width = max(map(len, available))
+    failed = 0
     for name, origin in available.items():
-        print(f"{name:<{width}}  {origin}")
-    return 0
+        status = ""
+        if args.check:
+            try:
+                degradations.get(name)
+                status = "  [ok]"
+            except (ValueError, RuntimeError) as error:
+                failed += 1
+                status = "  [BROKEN: " + " ".join(str(error).split()) + "]"
+        print(f"{name:<{width}}  {origin}{status}")
+    return 1 if failed else 0
 
 
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -382,6 +468,7 @@ def _reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 def _fmd(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from colddiff import fmd
+    from colddiff.training import resolve_device
 
     if args.fmd_command == "score":
         result = fmd.score(fmd.load_samples(args.samples), protocol=args.protocol,

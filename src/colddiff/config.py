@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colddiff import checkpoints, degradations, nets
+from colddiff import checkpoints, degradations, nets, presets
 from colddiff.degradations import Degradation
 from colddiff.denoisers import Denoiser
 from colddiff.samplers import ColdSampler, DDPMSampler, Sampler
-from colddiff.schedules import PRESETS as SCHEDULE_PRESETS
 from colddiff.schedules import Schedule
 
 if sys.version_info >= (3, 11):
@@ -34,6 +33,7 @@ __all__ = [
     "build_degradation",
     "build_denoiser",
     "build_sampler",
+    "check_buildable",
     "model_differences",
 ]
 
@@ -50,7 +50,7 @@ class TrainConfig:
         degradation: A registered degradation name (``colddiff degradations`` lists them).
         degradation_kwargs: Extra arguments for the degradation (the schedule is passed apart).
         schedule: A schedule spec, as :meth:`colddiff.Schedule.spec` returns.
-        net: A network name from :data:`colddiff.nets.NETS`.
+        net: A registered network name (``colddiff.nets.available()`` lists them).
         net_kwargs: Arguments for the network.
         predict: ``"eps"``, ``"x0"`` or ``"v"``.
         epochs: Number of passes over the training data.
@@ -119,7 +119,8 @@ class TrainConfig:
         _choice("sampler", self.sampler, ("ddpm", "cold"))
         _choice("source", self.source, ("fixed", "estimate"))
         _choice("algorithm", self.algorithm, (1, 2))
-        _choice("net", self.net, tuple(nets.NETS))
+        if not isinstance(self.net, str) or self.net not in nets.available():
+            raise ValueError(f"unknown net {self.net!r}; available: {', '.join(nets.available())}")
         for name in ("epochs", "batch_size", "sample_n", "fmd_n"):
             _integer(name, getattr(self, name), minimum=1)
         for name in ("seed", "sample_every", "checkpoint_every", "warmup", "fmd_every", "ema_start"):
@@ -192,26 +193,8 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _ddpm(schedule: str) -> dict[str, Any]:
-    return {"schedule": Schedule.preset(schedule).spec(), "degradation": "gaussian",
-            "predict": "eps", "sampler": "ddpm"}
-
-
-#: The reference study's four models (report sections 2 and 3).
-PRESETS: dict[str, dict[str, Any]] = {
-    **{f"ddpm-{name}": _ddpm(name) for name in SCHEDULE_PRESETS},
-    "fashion-cold": {"schedule": Schedule.preset("default").spec(), "degradation": "fashion_mnist",
-                     "predict": "x0", "sampler": "cold", "algorithm": 2, "source": "fixed"},
-}
-
-#: colddiff's own recipe (issue 8): a small U-Net, cosine schedule, v-prediction, EMA weights,
-#: warm-up, 50-step DDIM sampling (Algorithm 2 with a re-estimated source).
-PRESETS["mnist-unet"] = {
-    "schedule": Schedule.cosine(1000).spec(), "degradation": "gaussian", "net": "unet",
-    "net_kwargs": {"channels": 32, "blocks": 2, "attention": True}, "predict": "v",
-    "lr": 5e-4, "warmup": 500, "ema": 0.9995, "ema_start": 2000, "sampler": "cold", "algorithm": 2,
-    "source": "estimate", "sample_steps": 50,
-}
+#: Training presets by name (see :data:`colddiff.presets.TRAINING`).
+PRESETS = presets.TRAINING
 
 #: Fields that define the model; a checkpoint only resumes under the same values.
 MODEL_FIELDS = ("degradation", "degradation_kwargs", "schedule", "net", "net_kwargs", "predict")
@@ -225,6 +208,20 @@ def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
     now = current.to_dict()
     return [f"{name}: checkpoint has {saved.get(name)!r}, config has {now.get(name)!r}"
             for name in MODEL_FIELDS if saved.get(name) != now.get(name)]
+
+
+def check_buildable(config: TrainConfig) -> None:
+    """Build the config's degradation, network, denoiser and sampler once, so that a combination
+    that cannot work (``predict="eps"`` for blur, the DDPM sampler for a non-Gaussian
+    degradation, an unknown network option) fails before any data is read or time is spent.
+
+    Raises:
+        ValueError: Saying which part refuses the config and why.
+    """
+    try:
+        build_sampler(config, build_denoiser(config))
+    except TypeError as error:  # e.g. an unknown keyword in net_kwargs or degradation_kwargs
+        raise ValueError(f"config {config.degradation!r} / {config.net!r}: {error}") from error
 
 
 def build_degradation(config: TrainConfig) -> Degradation:

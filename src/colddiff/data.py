@@ -14,6 +14,7 @@ to ``[-0.5, 0.5]`` as the coursework starter did).
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from torch.utils.data import Dataset
 
 __all__ = [
     "ENV_VAR",
+    "DatasetCorruptError",
     "DatasetNotFoundError",
     "ImageDataset",
     "data_root",
@@ -40,6 +42,10 @@ _FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is neither on disk nor downloadable; the message says where to put its files."""
+
+
+class DatasetCorruptError(OSError):
+    """A dataset file is on disk but damaged; the message names it and says what to do."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ def mnist(train: bool = True, root: str | os.PathLike[str] | None = None, *,
 
     Raises:
         DatasetNotFoundError: If the files are missing and cannot be downloaded.
+        DatasetCorruptError: If a file is there but damaged (the message names it).
         ValueError: If ``limit`` is not a positive integer.
     """
     return _load("MNIST", train, root, download=download, limit=limit, centre=centre)
@@ -117,11 +124,14 @@ def _read(name: str, train: bool, root: str, download: bool) -> tuple[Tensor, Te
     """The raw uint8 pixels and labels of one split (cached: files are read once per process)."""
     from torchvision import datasets
 
+    raw = Path(root) / name / "raw"
+    split = "train" if train else "t10k"
+    for kind in ("images-idx3", "labels-idx1"):
+        check_idx_file(raw / f"{split}-{kind}-ubyte")
     cls = {"MNIST": datasets.MNIST, "FashionMNIST": datasets.FashionMNIST}[name]
     try:
         dataset = cls(root, train=train, download=download)
     except (RuntimeError, OSError) as error:
-        raw = Path(root) / name / "raw"
         raise DatasetNotFoundError(
             f"{name} is not in {raw} and could not be downloaded "
             f"({str(error).strip().splitlines()[0]}). Put the uncompressed "
@@ -129,3 +139,41 @@ def _read(name: str, train: bool, root: str, download: bool) -> tuple[Tensor, Te
             f"folder holding {name}/raw."
         ) from error
     return dataset.data, dataset.targets
+
+
+def check_idx_file(path: Path) -> None:
+    """Check an uncompressed IDX file of ``uint8`` images or labels, if it exists.
+
+    The header (two zero bytes, type ``0x08``, the number of dimensions, then each dimension as a
+    big-endian 32-bit integer) must be well formed, images must be 28x28 and the file exactly
+    as long as its header says. A missing file is left for the download to fetch.
+
+    Raises:
+        DatasetCorruptError: Naming the file, what is wrong with it, and what to do.
+    """
+    if not path.is_file():
+        return
+    size = path.stat().st_size
+    dimensions = 3 if "images" in path.name else 1
+    header_size = 4 + 4 * dimensions
+    with open(path, "rb") as handle:
+        header = handle.read(header_size)
+    problem = None
+    if len(header) < header_size:
+        problem = f"it is {size} bytes long, shorter than an IDX header"
+    elif header[:4] != bytes([0, 0, 0x08, dimensions]):
+        problem = (f"its header starts with {header[:4].hex()}, not the uint8 IDX magic "
+                   f"{bytes([0, 0, 0x08, dimensions]).hex()}")
+    else:
+        shape = [int.from_bytes(header[4 + 4 * i:8 + 4 * i], "big") for i in range(dimensions)]
+        expected = header_size + math.prod(shape)
+        if dimensions == 3 and shape[1:] != [28, 28]:
+            problem = f"its header gives images of {shape[1]}x{shape[2]} pixels, not 28x28"
+        elif size != expected:
+            problem = (f"its header announces {shape[0]} items ({expected} bytes) but the file has "
+                       f"{size} bytes (truncated or padded)")
+    if problem is not None:
+        raise DatasetCorruptError(
+            f"dataset file {path} is corrupt: {problem}. Delete it so that it is downloaded again, "
+            "or replace it with a good copy (the uncompressed IDX file)."
+        )

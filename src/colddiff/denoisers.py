@@ -36,13 +36,17 @@ class Denoiser(nn.Module):
         predict: ``"eps"``, ``"x0"`` or ``"v"``.
 
     Raises:
-        ValueError: If ``predict`` is unknown, is ``"eps"`` for a degradation whose clean image
+        ValueError: If ``net`` is not an ``nn.Module`` with parameters, ``predict`` is unknown,
+            is ``"eps"`` for a degradation whose clean image
             cannot be recovered from its source (a deterministic one such as blur), or is ``"v"``
             for one that is not a :class:`~colddiff.degradations.MixingDegradation`.
     """
 
     def __init__(self, net: nn.Module, degradation: Degradation, predict: Target = "eps") -> None:
         super().__init__()
+        if not isinstance(net, nn.Module) or next(net.parameters(), None) is None:
+            kind = "an nn.Module without parameters" if isinstance(net, nn.Module) else type(net).__name__
+            raise ValueError(f"net must be an nn.Module with parameters (a trainable network), got {kind}")
         if predict not in _TARGETS:
             raise ValueError(f"predict must be one of {list(_TARGETS)}, got {predict!r}")
         if not isinstance(degradation, Degradation):
@@ -69,8 +73,20 @@ class Denoiser(nn.Module):
         return self.degradation.steps
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
-        """The raw network output for ``x_t`` at integer steps ``t`` ``(B,)``."""
-        return self.net(x_t, t.to(x_t.dtype) / self.degradation.steps)  # type: ignore[no-any-return]
+        """The raw network output for ``x_t`` at integer steps ``t`` ``(B,)``.
+
+        Raises:
+            ValueError: If the network's output is not shaped like ``x_t`` (it would otherwise
+                broadcast silently in the loss and the samplers).
+        """
+        output = self.net(x_t, t.to(x_t.dtype) / self.degradation.steps)
+        if not isinstance(output, Tensor) or output.shape != x_t.shape:
+            got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+            raise ValueError(
+                f"the network must return a tensor shaped like its input x_t {tuple(x_t.shape)}, "
+                f"got {got}; check its output channels"
+            )
+        return output
 
     def loss(self, x0: Tensor, *, generator: torch.Generator | None = None,
              t: Tensor | None = None) -> Tensor:

@@ -83,6 +83,28 @@ class Sampler(ABC):
             raise ValueError(f"steps must be an integer in [1, {total}] or None, got {steps!r}")
         return [math.floor(total * k / steps + 0.5) for k in range(steps, -1, -1)]
 
+    def check_start(self, x_T: Tensor) -> None:
+        """Check that ``x_T`` is a batch this sampler can start from.
+
+        Raises:
+            ValueError: If it is not a non-empty ``(B, *image_shape)`` float tensor with the
+                network's dtype, or holds NaN or infinite values; the message names what is
+                expected.
+        """
+        expected = (*self.degradation.image_shape,)
+        _check_images("x_T", x_T)
+        if x_T.shape[0] == 0:
+            raise ValueError(f"x_T is an empty batch; give at least one image of shape {expected}")
+        if tuple(x_T.shape[1:]) != expected:
+            raise ValueError(f"x_T must have shape (B, {', '.join(map(str, expected))}) for this "
+                             f"degradation's images, got {tuple(x_T.shape)}")
+        weights = next(self.denoiser.parameters())
+        if x_T.dtype != weights.dtype:
+            raise ValueError(f"x_T has dtype {x_T.dtype} but the network's weights are {weights.dtype}; "
+                             f"pass x_T.to({weights.dtype})")
+        if not bool(torch.isfinite(x_T).all()):
+            raise ValueError("x_T holds NaN or infinite values")
+
     def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:  # noqa: B027
         """Prepare per-run constants for :meth:`step` (nothing by default)."""
 
@@ -109,7 +131,7 @@ class Sampler(ABC):
         Returns:
             The generated clean batch, shaped like ``x_T``.
         """
-        _check_images("x_T", x_T)
+        self.check_start(x_T)
         times = self.timesteps(steps)
         batch = x_T.shape[0]
         was_training = self.denoiser.training

@@ -32,14 +32,12 @@ from typing import Any
 
 import torch
 
+from colddiff.presets import SCHEDULES
+
 __all__ = ["PRESETS", "Schedule"]
 
 #: The linear schedules of the reference study: ``(beta_start, beta_end, steps)``.
-PRESETS: dict[str, tuple[float, float, int]] = {
-    "default": (1e-4, 0.02, 1000),
-    "long": (1e-4, 0.004, 5000),
-    "short": (1e-4, 0.1, 200),
-}
+PRESETS = SCHEDULES
 
 
 class Schedule:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -47,9 +48,11 @@ from colddiff.denoisers import Denoiser
 from colddiff.samplers import Sampler
 
 __all__ = [
+    "PREVIEW_STEPS",
     "ConfigMismatchError",
     "EpochHook",
     "NonFiniteLossError",
+    "RunExistsError",
     "Trainer",
     "ensure_prior",
     "resolve_device",
@@ -60,8 +63,20 @@ EpochHook = Callable[["Trainer", int], dict[str, Any] | None]
 to that epoch's ``metrics.jsonl`` line (e.g. ``{"fmd": 12.3}``)."""
 
 
+#: Sampling steps of the per-epoch sample grid when ``sample_steps`` is not set (strided: the
+#: grid is a progress picture, and all ``T`` steps would cost more than a small epoch).
+PREVIEW_STEPS = 50
+
+#: What a run folder holds; ``overwrite=True`` removes these and nothing else.
+RUN_FILES = ("config.toml", "metrics.jsonl", "checkpoints", "samples")
+
+
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+    """The training loss became NaN or infinite; any checkpoint already written is kept."""
+
+
+class RunExistsError(FileExistsError):
+    """The run folder already holds a run, and neither resuming nor overwriting was asked for."""
 
 
 class ConfigMismatchError(ValueError):
@@ -89,14 +104,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def ensure_prior(degradation: Degradation, config: TrainConfig,
                  images: Tensor | None = None) -> None:
-    """Fit the prior of a degradation that needs one (such as blur) on the training images.
+    """Fit the prior of a degradation that learns one (such as blur) on the training images.
 
-    Degradations with a ``fit_prior(images)`` method and no fitted prior yet get one from
-    ``images`` (default: the config's training set); others are left alone.
+    A degradation whose :attr:`~colddiff.Degradation.prior_fitted` is ``False`` gets
+    :meth:`~colddiff.Degradation.fit_prior` with ``images`` (default: the config's training
+    set); others are left alone.
     """
-    fit_prior = getattr(degradation, "fit_prior", None)
-    if callable(fit_prior) and not getattr(degradation, "prior_fitted", True):
-        fit_prior(images if images is not None else _training_set(config).images)
+    if not degradation.prior_fitted:
+        degradation.fit_prior(images if images is not None else _training_set(config).images)
 
 
 def _training_set(config: TrainConfig) -> data.ImageDataset:
@@ -135,6 +150,8 @@ class Trainer:
         quiet: No progress bar or per-epoch lines (they are also off when stderr is not a TTY,
             except the per-epoch line).
         hooks: :data:`EpochHook` callables run on rank 0 after each epoch.
+        overwrite: Let :meth:`fit` (without ``resume``) start afresh in a folder that holds a run,
+            deleting that run's :data:`RUN_FILES` first. Without it, such a folder is refused.
 
     Example:
         >>> trainer = Trainer(TrainConfig.preset("ddpm-default", epochs=1, limit_train=1024),
@@ -144,11 +161,12 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, out: str | os.PathLike[str], *,
                  device: str | torch.device = "auto", quiet: bool = False,
-                 hooks: Sequence[EpochHook] = ()) -> None:
+                 hooks: Sequence[EpochHook] = (), overwrite: bool = False) -> None:
         config.validate()
         self.config = config
         self.out = Path(out)
         self.quiet = quiet
+        self.overwrite = overwrite
         self.hooks = list(hooks)
         self.processes = _Processes.from_environment()
         self._owns_process_group = False
@@ -169,6 +187,7 @@ class Trainer:
             train_net = DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None)
         self._train_denoiser = Denoiser(train_net, self.degradation, predict=self.denoiser.predict)
+        build_sampler(config, self.denoiser)  # a sampler that cannot work fails now, not after an epoch
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         if config.fmd_every and not any(getattr(hook, "is_fmd_hook", False) for hook in self.hooks):
             from colddiff.fmd import FMDHook
@@ -185,6 +204,7 @@ class Trainer:
         self.step = 0             # optimiser steps taken
         self._batch_in_epoch = 0  # steps of the current epoch done before a mid-epoch checkpoint
         self._epoch_loss_sum = 0.0
+        self._epoch_seconds = 0.0  # training time of the current epoch, over all sessions
         self._wall_time = 0.0     # seconds of training over all sessions (wall clock)
         self._cpu_time = 0.0      # seconds of process CPU time spent training, over all sessions
         self._images: Tensor | None = None
@@ -244,11 +264,14 @@ class Trainer:
             The metrics of the epochs run in this call (rank 0; empty elsewhere).
 
         Raises:
+            RunExistsError: If the folder holds a run and neither ``resume`` nor the trainer's
+                ``overwrite`` is set.
             NonFiniteLossError: If the loss becomes NaN or infinite.
             ConfigMismatchError: If resuming a checkpoint made for a different model.
             colddiff.checkpoints.CheckpointError: If the checkpoint cannot be read.
         """
         try:
+            self._prepare_folder(resume)
             if resume:
                 self.resume()
             images = self._training_images()
@@ -284,6 +307,33 @@ class Trainer:
             if self._owns_process_group and dist.is_initialized():
                 dist.destroy_process_group()
                 self._owns_process_group = False
+
+    def existing_run(self) -> list[Path]:
+        """The :data:`RUN_FILES` already in the run folder (empty for a new run)."""
+        return [self.out / name for name in RUN_FILES if (self.out / name).exists()]
+
+    def _prepare_folder(self, resume: bool) -> None:
+        """Refuse to mix two runs in one folder; on ``overwrite``, clear the old run; remove the
+        temporary files of writes that a killed process left behind."""
+        existing = self.existing_run()
+        if existing and not resume and not self.overwrite:
+            raise RunExistsError(
+                f"{self.out} already holds a run ({', '.join(p.name for p in existing)}); resume it "
+                "(--resume, fit(resume=True)), choose another folder (--out), or start it afresh "
+                "(--overwrite, Trainer(overwrite=True)), which deletes that run's files"
+            )
+        if self.processes.world_size > 1:
+            dist.barrier()  # every process has looked before the main one changes anything
+        if not self.processes.main:
+            return
+        if existing and self.overwrite and not resume:
+            for path in existing:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        for folder in (self.out, self.checkpoint_path.parent):
+            checkpoints.remove_stale_temporaries(folder)
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
         """Append ``record`` to ``metrics.jsonl``, replacing the partial record of its epoch.
@@ -324,17 +374,18 @@ class Trainer:
                    disable=self.quiet or not self.processes.main or not sys.stderr.isatty(),
                    leave=False, unit="step")
         start, cpu_start = time.perf_counter(), time.process_time()
-        epoch_seconds = 0.0
+        session_start = self._epoch_seconds
         for batch in range(first, batches):
             x0 = images[index[batch * size:(batch + 1) * size]]
             loss = self._train_denoiser.loss(x0, generator=self.generator)
             value = loss.item()
             if not math.isfinite(value):
                 bar.close()
+                kept = (f"the last good checkpoint {self.checkpoint_path} is kept"
+                        if self.checkpoint_path.exists() else "no checkpoint was written")
                 raise NonFiniteLossError(
                     f"training stopped: the loss is {value} at epoch {epoch}, step {self.step + 1} "
-                    f"(batch {batch + 1} of the epoch); the last good checkpoint "
-                    f"{self.checkpoint_path} is kept. Try a lower lr."
+                    f"(batch {batch + 1} of the epoch); {kept}. Try a lower lr."
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
@@ -349,7 +400,7 @@ class Trainer:
             self.step += 1
             self._batch_in_epoch = batch + 1
             self._epoch_loss_sum += value
-            elapsed = epoch_seconds + time.perf_counter() - start
+            elapsed = self._epoch_seconds - session_start + time.perf_counter() - start
             bar.set_postfix(loss=f"{value:.4f}",
                             img_s=f"{(batch + 1 - first) * size * self.processes.world_size / elapsed:.0f}")
             bar.update()
@@ -357,18 +408,20 @@ class Trainer:
                 break
             if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0 \
                     and batch + 1 < batches:
-                epoch_seconds += self._account(start, cpu_start)
+                self._epoch_seconds += self._account(start, cpu_start)
                 self.save_checkpoint(epoch_done=False)
                 start, cpu_start = time.perf_counter(), time.process_time()
         bar.close()
-        epoch_seconds += self._account(start, cpu_start)
+        self._epoch_seconds += self._account(start, cpu_start)
+        epoch_seconds = self._epoch_seconds
         done = self._batch_in_epoch
         mean_loss = self._epoch_loss_sum / done
         if self.processes.world_size > 1:
             total = torch.tensor([mean_loss], dtype=torch.float64, device=self.device)
             dist.all_reduce(total)
             mean_loss = total.item() / self.processes.world_size
-        images_per_s = (done - first) * size * self.processes.world_size / max(epoch_seconds, 1e-9)
+        # Both over the whole epoch, including the parts run before a resume.
+        images_per_s = done * size * self.processes.world_size / max(epoch_seconds, 1e-9)
         record = {"epoch": epoch, "step": self.step, "loss": mean_loss,
                   "images_per_s": round(images_per_s, 2), "epoch_time_s": round(epoch_seconds, 3),
                   "wall_time_s": round(self._wall_time, 3), "cpu_time_s": round(self._cpu_time, 3)}
@@ -377,6 +430,7 @@ class Trainer:
         self.epoch = epoch
         self._batch_in_epoch = 0
         self._epoch_loss_sum = 0.0
+        self._epoch_seconds = 0.0
         return record
 
     def _out_of_time(self, elapsed: float) -> bool:
@@ -402,7 +456,8 @@ class Trainer:
         every = self.config.sample_every
         if every and (epoch % every == 0 or epoch == self.config.epochs):
             start = time.perf_counter()
-            samples = self.sample(self.config.sample_n, steps=self.config.sample_steps)
+            steps = self.config.sample_steps or min(self.degradation.steps, PREVIEW_STEPS)
+            samples = self.sample(self.config.sample_n, steps=steps)
             path = self.out / "samples" / f"epoch-{epoch:03d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             save_image(samples.clamp(0, 1), path, nrow=math.ceil(math.sqrt(len(samples))))
@@ -428,6 +483,7 @@ class Trainer:
             "step": self.step,
             "batch_in_epoch": self._batch_in_epoch,
             "epoch_loss_sum": self._epoch_loss_sum,
+            "epoch_time_s": self._epoch_seconds,
             "wall_time_s": self._wall_time,
             "cpu_time_s": self._cpu_time,
             "world_size": self.processes.world_size,
@@ -477,6 +533,7 @@ class Trainer:
         self.step = int(state["step"])
         self._batch_in_epoch = int(state["batch_in_epoch"])
         self._epoch_loss_sum = float(state["epoch_loss_sum"])
+        self._epoch_seconds = float(state.get("epoch_time_s", 0.0))
         self._wall_time = float(state["wall_time_s"])
         self._cpu_time = float(state.get("cpu_time_s", 0.0))
         if self.processes.main and self.metrics_path.exists():

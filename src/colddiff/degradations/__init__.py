@@ -9,10 +9,12 @@ from colddiff.degradations.base import (
     Degradation,
     MixingDegradation,
     PriorUnavailableError,
+    check_image_shape,
     check_timesteps,
 )
 from colddiff.degradations.registry import (
     ENTRY_POINT_GROUP,
+    REGISTRY,
     DegradationPluginError,
     available,
     create,
@@ -28,6 +30,7 @@ from colddiff.degradations.blur import Blur  # isort: skip
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "REGISTRY",
     "Blur",
     "Degradation",
     "DegradationPluginError",
@@ -37,6 +40,7 @@ __all__ = [
     "MixingDegradation",
     "PriorUnavailableError",
     "available",
+    "check_image_shape",
     "check_timesteps",
     "create",
     "get",

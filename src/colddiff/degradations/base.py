@@ -18,7 +18,8 @@ from torch.utils.data import Dataset
 
 from colddiff.schedules import Schedule
 
-__all__ = ["Degradation", "MixingDegradation", "PriorUnavailableError", "check_timesteps"]
+__all__ = ["Degradation", "MixingDegradation", "PriorUnavailableError", "check_image_shape",
+           "check_timesteps"]
 
 
 class PriorUnavailableError(RuntimeError):
@@ -30,22 +31,54 @@ class Degradation(ABC):
 
     Subclasses implement :meth:`degrade` and, where they have a random source,
     :meth:`sample_source`; they override :meth:`prior` when they can produce a start for
-    unconditional sampling, and :meth:`x0_from_source` / :meth:`source_from_x0` when the clean
-    image and the source determine each other given ``x_t`` (which is what lets a network predict
-    the source instead of the clean image, and lets Algorithm 2 re-estimate the source).
+    unconditional sampling (a deterministic degradation has none until it does: sampling then
+    has to start from degraded data), :meth:`fit_prior` when that start is learned from the
+    training images, and :meth:`x0_from_source` / :meth:`source_from_x0` when the clean image and
+    the source determine each other given ``x_t`` (which is what lets a network predict the source
+    instead of the clean image, and lets Algorithm 2 re-estimate the source).
 
     Every method works on any ``(B, C, H, W)`` batch; ``t`` is an integer tensor of shape ``(B,)``
     (or a Python int, applied to the whole batch).
 
+    The constructor contract: colddiff creates every degradation as
+    ``cls(schedule=..., **degradation_kwargs)`` (the config's schedule) and may pass
+    ``image_shape=(C, H, W)``; a subclass that defines ``__init__`` accepts both keywords and
+    hands them, with ``steps`` if it has that option, to ``super().__init__``. A subclass without
+    constructor options of its own need not define ``__init__`` at all.
+
+    Args:
+        schedule: The schedule; its ``T`` is the number of steps unless ``steps`` is given.
+            Mixing degradations use its ``alpha_bar``; others only its length.
+        steps: ``T`` (default: the schedule's, else :attr:`default_steps`).
+        image_shape: ``(C, H, W)`` of the images, for :meth:`prior` and the samplers' checks.
+
     Attributes:
         steps: ``T``, the number of degradation steps.
+        schedule: The schedule given (``None`` if none was).
+        image_shape: ``(C, H, W)`` of the images this degradation starts sampling from.
+        default_steps: ``T`` when neither ``schedule`` nor ``steps`` is given.
         has_source: Whether :meth:`sample_source` returns a tensor (``False``: deterministic).
         invertible: Whether :meth:`x0_from_source` and :meth:`source_from_x0` are implemented.
     """
 
     has_source: ClassVar[bool] = False
     invertible: ClassVar[bool] = False
+    default_steps: ClassVar[int] = 1000
     steps: int
+    schedule: Schedule | None = None
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+
+    def __init__(self, schedule: Schedule | None = None, *, steps: int | None = None,
+                 image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise ValueError(f"schedule must be a colddiff.Schedule or None, got {type(schedule).__name__}")
+        if steps is None:
+            steps = schedule.steps if schedule is not None else self.default_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        self.schedule = schedule
+        self.steps = steps
+        self.image_shape = check_image_shape(image_shape)
 
     @abstractmethod
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
@@ -83,6 +116,19 @@ class Degradation(ABC):
             f"{type(self).__name__} has no prior for unconditional sampling; start the sampler "
             "from degraded data instead (degrade(x0, steps, source))"
         )
+
+    @property
+    def prior_fitted(self) -> bool:
+        """Whether :meth:`prior` is ready (``False`` until :meth:`fit_prior` for a learned prior)."""
+        return True
+
+    def fit_prior(self, images: ImageSource) -> Degradation:
+        """Learn the start for :meth:`prior` from clean training images (nothing by default).
+
+        colddiff calls it with the training images before sampling whenever :attr:`prior_fitted`
+        is ``False``. Returns ``self``.
+        """
+        return self
 
     def x0_from_source(self, x_t: Tensor, t: Tensor | int, source: Tensor) -> Tensor:
         """The clean image that ``source`` turns into ``x_t`` at step ``t``."""
@@ -123,6 +169,18 @@ def check_timesteps(t: Tensor | int, x: Tensor, steps: int) -> Tensor:
     return t.to(device=x.device, dtype=torch.long)
 
 
+def check_image_shape(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """``image_shape`` as a ``(C, H, W)`` tuple of positive ints.
+
+    Raises:
+        ValueError: If it is not three positive integers.
+    """
+    shape = tuple(image_shape) if isinstance(image_shape, (tuple, list)) else ()
+    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ValueError(f"image_shape must be three positive ints (C, H, W), got {image_shape!r}")
+    return shape
+
+
 def _check_images(name: str, x: Tensor) -> None:
     if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
         raise ValueError(
@@ -138,18 +196,21 @@ class MixingDegradation(Degradation):
     generalised to any source ``s``. Subclasses say where the source comes from.
 
     Args:
-        schedule: The variance schedule giving ``alpha_bar_t``.
+        schedule: The variance schedule giving ``alpha_bar_t`` (default:
+            ``Schedule.preset("default")``, the reference study's).
+        image_shape: ``(C, H, W)`` of the images.
     """
 
     has_source = True
     invertible = True
 
-    def __init__(self, schedule: Schedule) -> None:
-        if not isinstance(schedule, Schedule):
-            raise ValueError(f"schedule must be a colddiff.Schedule, got {type(schedule).__name__}")
-        self.schedule = schedule
-        self.steps = schedule.steps
-        alpha_bar = schedule.alpha_bar
+    schedule: Schedule
+
+    def __init__(self, schedule: Schedule | None = None, *,
+                 image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+        super().__init__(schedule if schedule is not None else Schedule.preset("default"),
+                         image_shape=image_shape)
+        alpha_bar = self.schedule.alpha_bar
         # Row 0: sqrt(alpha_bar_t), the weight of x0; row 1: sqrt(1 - alpha_bar_t), of the source.
         self._weights = torch.stack([alpha_bar.sqrt(), (1 - alpha_bar).sqrt()])
         self._weights_cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}

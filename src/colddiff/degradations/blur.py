@@ -40,17 +40,17 @@ class Blur(Degradation):
             ``create("blur", schedule=...)`` works like every other degradation.
         steps: ``T`` (default 20 without a schedule).
         sigma_max: The blur width at ``t = T``, in pixels.
+        image_shape: ``(C, H, W)`` of the images.
     """
 
+    default_steps = 20
+
     def __init__(self, schedule: Schedule | None = None, *, steps: int | None = None,
-                 sigma_max: float = 6.0) -> None:
-        if steps is None:
-            steps = schedule.steps if schedule is not None else 20
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+                 sigma_max: float = 6.0, image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+        super().__init__(schedule, steps=steps, image_shape=image_shape)
         if not (math.isfinite(sigma_max) and sigma_max > 0):
             raise ValueError(f"sigma_max must be a finite number > 0, got {sigma_max!r}")
-        self.steps = steps
+        steps = self.steps
         self.sigma_max = float(sigma_max)
         self.sigma = self.sigma_max * torch.sqrt(torch.arange(steps + 1, dtype=torch.float64) / steps)
         self._matrices: dict[tuple[int, torch.device, torch.dtype], Tensor] = {}

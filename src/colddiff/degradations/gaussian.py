@@ -26,10 +26,7 @@ class GaussianNoise(MixingDegradation):
 
     def __init__(self, schedule: Schedule | None = None,
                  image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
-        super().__init__(schedule if schedule is not None else Schedule.preset("default"))
-        if len(image_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in image_shape):
-            raise ValueError(f"image_shape must be three positive ints (C, H, W), got {image_shape!r}")
-        self.image_shape = tuple(image_shape)
+        super().__init__(schedule, image_shape=image_shape)
 
     def sample_source(self, x0: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Standard normal noise shaped like ``x0``."""

@@ -36,12 +36,14 @@ class ImageMixing(MixingDegradation):
             ``(image, label)`` pairs, or a zero-argument function returning either (called on
             first use, so that nothing is loaded until it is needed).
         prior_images: Images to start sampling from (default: ``images``), in the same forms.
+        image_shape: ``(C, H, W)`` of the images.
     """
 
-    def __init__(self, schedule: Schedule,
+    def __init__(self, schedule: Schedule | None,
                  images: ImageSource | Callable[[], ImageSource],
-                 prior_images: ImageSource | Callable[[], ImageSource] | None = None) -> None:
-        super().__init__(schedule)
+                 prior_images: ImageSource | Callable[[], ImageSource] | None = None, *,
+                 image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+        super().__init__(schedule, image_shape=image_shape)
         self._images = LazyImages("images", images)
         self._prior_images = (LazyImages("prior_images", prior_images)
                               if prior_images is not None else self._images)
@@ -86,12 +88,13 @@ class FashionMNISTMixing(ImageMixing):
         schedule: The mixing schedule (default: ``Schedule.preset("default")``).
         root: Folder holding ``FashionMNIST/raw``; see :func:`colddiff.data.data_root`.
         download: Download Fashion-MNIST when it is missing.
+        image_shape: ``(C, H, W)``; Fashion-MNIST's images are ``(1, 28, 28)``.
     """
 
     def __init__(self, schedule: Schedule | None = None,
-                 root: str | os.PathLike[str] | None = None, download: bool = True) -> None:
+                 root: str | os.PathLike[str] | None = None, download: bool = True, *,
+                 image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
         def split(train: bool) -> Callable[[], Tensor]:
             return lambda: data.fashion_mnist(train, root, download=download).images
 
-        super().__init__(schedule if schedule is not None else Schedule.preset("default"),
-                         images=split(True), prior_images=split(False))
+        super().__init__(schedule, images=split(True), prior_images=split(False), image_shape=image_shape)

@@ -314,6 +314,8 @@ def load_samples(path: str | os.PathLike[str]) -> Tensor:
 
     Raises:
         ValueError: If the path holds neither.
+        colddiff.checkpoints.CheckpointError: If the tensor file is unsafe (it holds pickled
+            objects other than tensors: refused, nothing in it run), a bare pickle, or corrupt.
     """
     path = Path(path)
     if path.is_dir():
@@ -330,10 +332,7 @@ def load_samples(path: str | os.PathLike[str]) -> Tensor:
         return torch.from_numpy(np.stack(pixels)).float().unsqueeze(1) / 255
     if not path.is_file():
         raise ValueError(f"samples {path} is neither a tensor file nor a folder of PNGs")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"samples {path} is not a readable tensor file: {error}") from error
+    loaded = checkpoints.safe_load(path, "cpu", what="samples file")
     if not isinstance(loaded, Tensor):
         raise ValueError(f"samples {path} must hold one tensor, got {type(loaded).__name__}")
     return loaded

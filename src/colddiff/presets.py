@@ -1,0 +1,45 @@
+"""Named presets as plain data: the reference study's schedules and training configurations.
+
+Kept apart from :mod:`colddiff.schedules` and :mod:`colddiff.config` (and free of PyTorch) so
+that the command line can list them without importing anything heavy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["SCHEDULES", "TRAINING"]
+
+#: The linear schedules of the reference study: ``(beta_start, beta_end, steps)``.
+SCHEDULES: dict[str, tuple[float, float, int]] = {
+    "default": (1e-4, 0.02, 1000),
+    "long": (1e-4, 0.004, 5000),
+    "short": (1e-4, 0.1, 200),
+}
+
+
+def _linear(name: str) -> dict[str, Any]:
+    """The spec of a linear preset, as :meth:`colddiff.Schedule.spec` writes it."""
+    beta_start, beta_end, steps = SCHEDULES[name]
+    return {"kind": "linear", "beta_start": beta_start, "beta_end": beta_end, "steps": steps}
+
+
+def _ddpm(schedule: str) -> dict[str, Any]:
+    return {"schedule": _linear(schedule), "degradation": "gaussian", "predict": "eps", "sampler": "ddpm"}
+
+
+#: Training presets by name: the reference study's four models (report sections 2 and 3) and
+#: colddiff's own recipe, ``mnist-unet`` (a small U-Net, cosine schedule, v-prediction, EMA
+#: weights, warm-up, 50-step DDIM sampling: Algorithm 2 with a re-estimated source).
+TRAINING: dict[str, dict[str, Any]] = {
+    **{f"ddpm-{name}": _ddpm(name) for name in SCHEDULES},
+    "fashion-cold": {"schedule": _linear("default"), "degradation": "fashion_mnist",
+                     "predict": "x0", "sampler": "cold", "algorithm": 2, "source": "fixed"},
+    "mnist-unet": {
+        "schedule": {"kind": "cosine", "steps": 1000, "offset": 0.008, "max_beta": 0.999},
+        "degradation": "gaussian", "net": "unet",
+        "net_kwargs": {"channels": 32, "blocks": 2, "attention": True}, "predict": "v",
+        "lr": 5e-4, "warmup": 500, "ema": 0.9995, "ema_start": 2000, "sampler": "cold",
+        "algorithm": 2, "source": "estimate", "sample_steps": 50,
+    },
+}
