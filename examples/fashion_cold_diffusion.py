@@ -34,7 +34,7 @@ def main() -> None:
 
     overrides = {"epochs": 1, "limit_train": 1024} if args.quick else {"epochs": args.epochs}
     config = TrainConfig.preset("fashion-cold", sample_every=0, **overrides)
-    trainer = Trainer(config, args.out)
+    trainer = Trainer(config, args.out, overwrite=True)  # an example starts afresh each time
     trainer.fit()
     deg = trainer.degradation
     args.out.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ def main() -> None:
     else:  # colddiff's U-Net recipe on 12,800 digits
         config = TrainConfig.preset("mnist-unet", epochs=3, limit_train=12_800, sample_every=0)
 
-    trainer = Trainer(config, args.out)
+    trainer = Trainer(config, args.out, overwrite=True)  # an example starts afresh each time
     trainer.fit()
 
     samples = trainer.sample(64, steps=config.sample_steps or 50)

@@ -218,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--eval-every", type=_POSITIVE, metavar="K",
                        help="report-protocol FMD every K epochs (1)")
     study.add_argument("--full-every", type=_POSITIVE, metavar="K",
-                       help="full-protocol FMD every K epochs (10; --quick: 1)")
+                       help="full-protocol FMD every K epochs, and after the last "
+                       "(10; --quick: only after the last)")
     study.add_argument("--sample-steps", type=_POSITIVE, metavar="S", help="(default: all T)")
     study.add_argument("--full-n", type=_number(int, 2), metavar="N", help="full-protocol samples (1000)")
     study.add_argument("--device", default="auto")

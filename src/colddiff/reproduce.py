@@ -71,10 +71,12 @@ class StudyOptions:
 
     @classmethod
     def quick(cls, out: Path, **changes: Any) -> StudyOptions:
-        """The CI-sized study: 1,024 images, 2 epochs, 50 sampling steps, 128 full-protocol samples."""
+        """The CI-sized study: 1,024 images, 2 epochs, 50 sampling steps, 128 full-protocol samples
+        scored once, after the last epoch (sampling is most of a quick study's time)."""
         values: dict[str, Any] = {"epochs": 2, "limit_train": 1024, "sample_steps": 50, "full_n": 128,
-                                  "report_batches": 2, "full_every": 1}
+                                  "report_batches": 2}
         values.update(changes)
+        values.setdefault("full_every", values["epochs"])
         return cls(out=out, **values)
 
 
@@ -84,6 +86,7 @@ class _EvaluationHook:
 
     def __init__(self, folder: Path, options: StudyOptions) -> None:
         self.folder, self.options = folder, options
+        self.last_full: tuple[int, Any] | None = None  # (epoch, FMDResult) of the last full score
 
     def __call__(self, trainer: Trainer, epoch: int) -> dict[str, Any] | None:
         from colddiff import fmd
@@ -101,6 +104,7 @@ class _EvaluationHook:
         if epoch % self.options.full_every == 0 or epoch == trainer.config.epochs:
             full = fmd.score(_many_samples(trainer, self.options.full_n, self.options.sample_steps,
                                            self.options.seed + 40_000 + epoch), protocol="full")
+            self.last_full = (epoch, full)
             values.update(fmd_full=full.fmd, fmd_full_ratio=full.fmd_ratio,
                           fmd_full_train_baseline=full.train_baseline, fmd_full_n=full.n_samples)
         return values
@@ -131,8 +135,12 @@ def _forward_strip(trainer: Trainer, n: int, frames: int) -> Tensor:
     return torch.stack([deg.degrade(x0, t, source) for t in times], dim=1)
 
 
-def _finish_model(trainer: Trainer, folder: Path, options: StudyOptions) -> dict[str, Any]:
-    """Score the trained model under both protocols, time its sampler, record trajectories."""
+def _finish_model(trainer: Trainer, folder: Path, options: StudyOptions,
+                  hook: _EvaluationHook) -> dict[str, Any]:
+    """Score the trained model under both protocols, time its sampler, record trajectories.
+
+    The full-protocol score of the last epoch is the hook's when it ran in this process (it
+    always scores the last epoch), else it is computed here."""
     from colddiff import fmd
 
     steps = options.sample_steps
@@ -142,7 +150,11 @@ def _finish_model(trainer: Trainer, folder: Path, options: StudyOptions) -> dict
     batches = [trainer.sample(32, steps=steps, seed=options.seed + 20_000 + b).clamp(0, 1).cpu()
                for b in range(options.report_batches)]
     report = fmd.score(torch.cat(batches), protocol="report")
-    full = fmd.score(_many_samples(trainer, options.full_n, steps, options.seed + 30_000), protocol="full")
+    if hook.last_full is not None and hook.last_full[0] == trainer.epoch:
+        full = hook.last_full[1]
+    else:
+        samples = _many_samples(trainer, options.full_n, steps, options.seed + 30_000)
+        full = fmd.score(samples, protocol="full")
     metrics = [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()]
     summary = {
         "preset": folder.name, "epochs": trainer.epoch, "final_loss": metrics[-1]["loss"],
@@ -173,10 +185,13 @@ def run_study(options: StudyOptions) -> dict[str, Any]:
             continue
         config = TrainConfig.preset(preset, epochs=options.epochs, limit_train=options.limit_train,
                                     seed=options.seed, sample_every=0, sample_steps=options.sample_steps)
-        trainer = Trainer(config, folder, device=options.device, quiet=options.quiet,
-                          hooks=[_EvaluationHook(folder / "evaluations", options)])
+        hook = _EvaluationHook(folder / "evaluations", options)
+        # The study's own folder: an interrupted model resumes, one killed before its first
+        # checkpoint starts afresh.
+        trainer = Trainer(config, folder, device=options.device, quiet=options.quiet, hooks=[hook],
+                          overwrite=True)
         trainer.fit(resume=trainer.checkpoint_path.exists())
-        results["models"][preset] = _finish_model(trainer, folder, options)
+        results["models"][preset] = _finish_model(trainer, folder, options, hook)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     return results
 

@@ -3,9 +3,9 @@
 At step ``t`` each image is average-pooled to blocks of ``sizes[t]`` pixels and scaled back up
 with nearest-neighbour interpolation; ``sizes[0] = 1`` keeps the image. The degradation is
 deterministic (no source), so train it with ``predict="x0"`` and sample with
-:class:`colddiff.ColdSampler` (Algorithm 2 is Bansal's recommended choice). The prior is the
-most pixelated version of real images, so sampling starts from ``degrade(x0, T)``: this is
-super-resolution, not unconditional generation.
+:class:`colddiff.ColdSampler` (Algorithm 2 is Bansal's recommended choice). It has no prior of
+its own, so sampling starts from ``degrade(x0, T)`` of real images: this is super-resolution, not
+unconditional generation.
 """
 
 from __future__ import annotations
@@ -24,28 +24,26 @@ class Pixelate(Degradation):
     """Average-pool to ``sizes[t]``-pixel blocks and upsample back.
 
     Args:
-        schedule: If given and ``steps`` is not, its step count is ``T`` (so that
-            ``colddiff.degradations.create("pixelate", schedule=...)`` works).
+        schedule: Passed by colddiff; its ``T`` is used unless ``steps`` is given.
         steps: ``T`` (default 6 without a schedule).
         max_block: Block size at ``t = T`` (the block grows geometrically from 1).
+        image_shape: ``(C, H, W)`` of the images, passed by colddiff.
     """
 
+    default_steps = 6
+
     def __init__(self, schedule: Schedule | None = None, *, steps: int | None = None,
-                 max_block: int = 14) -> None:
-        if steps is None:
-            steps = schedule.steps if schedule is not None else 6
-        if steps < 1 or max_block < 1:
-            raise ValueError(f"steps and max_block must be >= 1, got {steps} and {max_block}")
-        self.steps = steps
-        self.sizes = [max(1, round(max_block ** (t / steps))) if t else 1 for t in range(steps + 1)]
+                 max_block: int = 14, image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+        super().__init__(schedule, steps=steps, image_shape=image_shape)
+        if max_block < 1:
+            raise ValueError(f"max_block must be >= 1, got {max_block}")
+        self.sizes = [max(1, round(max_block ** (t / self.steps))) for t in range(self.steps + 1)]
 
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
         """Pixelate each image of ``x0`` to its own step ``t``."""
         t = check_timesteps(t, x0, self.steps)
         out = x0.clone()
-        for size in set(self.sizes):
-            if size == 1:
-                continue
+        for size in set(self.sizes) - {1}:
             chosen = torch.tensor([self.sizes[s] == size for s in t.tolist()], device=x0.device)
             if not chosen.any():
                 continue
