@@ -28,7 +28,7 @@ def main() -> None:
 
     if args.quick:  # the reference study's CNN, one pass over 1,024 digits
         config = TrainConfig.preset("ddpm-default", epochs=1, limit_train=1024, sample_every=0,
-                                    sampler="cold", source="estimate", sample_steps=50)
+                                    sampler="ddim", sample_steps=50)
     else:  # colddiff's U-Net recipe on 12,800 digits
         config = TrainConfig.preset("mnist-unet", epochs=3, limit_train=12_800, sample_every=0)
 

@@ -28,7 +28,7 @@ os.environ["COLDDIFF_CACHE_DIR"] = tempfile.mkdtemp(prefix="colddiff-test-cache-
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The dataset folder (``COLDDIFF_DATA_DIR``); tests needing real data skip without it."""
-    root = Path(os.environ["COLDDIFF_DATA_DIR"])
+    root = Path(os.environ["COLDDIFF_DATA_DIR"]).resolve()
     if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         pytest.skip(f"real MNIST not found under {root}; set COLDDIFF_DATA_DIR")
     return root

@@ -45,8 +45,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
          "--sample-every: must be >= 0"),
         (["train", "--preset", "ddpm-default", "--net", "resnet"],
          "unknown net 'resnet'; available: .*cnn.*unet"),
-        (["train", "--preset", "ddpm-default", "--degradation", "pixelate"],
-         "unknown degradation 'pixelate'"),
+        (["train", "--preset", "ddpm-default", "--degradation", "no_such_one"],
+         "unknown degradation 'no_such_one'"),
         (["train", "--preset", "ddpm-default", "--device", "tpu"], "device must be"),
         (["train", "--preset", "ddpm-default", "--algorithm", "3"], "invalid choice: 3"),
         (["train", "--preset", "ddpm-default", "--schedule", "quadratic"], "invalid choice: 'quadratic'"),
@@ -55,13 +55,16 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         (["train", "--config", "{unknown_key}"], r"unknown config keys \['epoch'\]"),
         (["sample"], "one of the arguments --checkpoint --pretrained is required"),
         (["sample", "--checkpoint", "x.pt", "-n", "0"], "-n: must be >= 1"),
-        (["sample", "--checkpoint", "x.pt", "--sampler", "euler"], "invalid choice: 'euler'"),
+        (["sample", "--checkpoint", "x.pt", "--sampler", "euler"], "unknown sampler 'euler'; available: "),
+        (["sample", "--checkpoint", "x.pt", "--eta", "2"], r"--eta: must be in \[0, 1\], got 2"),
+        (["train", "--preset", "ddpm-default", "--order", "2"], "sampler 'ddpm' does not take order"),
+        (["train", "--preset", "ddpm-default", "--sampler-arg", "x"], "--sampler-arg must be KEY=VALUE"),
         (["sample", "--checkpoint", "x.pt", "--source", "noise"], "invalid choice: 'noise'"),
         (["degrade", "--out", "x.png"], "required: --degradation"),
         (["degrade", "--degradation", "gaussian"], "required: --out"),
         (["degrade", "--degradation", "gaussian", "--out", "x.png", "--frames", "1"],
          "--frames: must be >= 2"),
-        (["degrade", "--degradation", "pixelate", "--out", "x.png"], "unknown degradation 'pixelate'"),
+        (["degrade", "--degradation", "no_such_one", "--out", "x.png"], "unknown degradation 'no_such_one'"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -104,7 +107,8 @@ def test_train_sample_and_degrade_end_to_end(capsys: pytest.CaptureFixture[str],
                          "--net", "cnn", "--source", "estimate", *TINY)
     assert status == 0, err
     assert (out / "config.toml").exists() and (out / "checkpoints" / "last.pt").exists()
-    assert TrainConfig.load(out / "config.toml").source == "estimate", "--source overrides the preset"
+    saved = TrainConfig.load(out / "config.toml")
+    assert saved.sampler_kwargs == {"algorithm": 2, "source": "estimate"}, "--source overrides the preset"
     status, stdout, err = run(capsys, "sample", "--checkpoint", str(out / "checkpoints" / "last.pt"),
                               "-n", "9", "--steps", "5", "--out", str(tmp_path / "grid.png"),
                               "--save-tensor", str(tmp_path / "samples.pt"))

@@ -99,16 +99,24 @@ def test_export_can_change_how_the_shipped_model_samples(tmp_path: Path, data_di
     assert main(["export", "--checkpoint", checkpoint, "--name", "cold", "--out", str(tmp_path / "w"),
                  "--source", "estimate", "--sample-steps", "20"]) == 0
     card = json.loads((tmp_path / "w" / "cold.json").read_text())
-    assert card["sampling_changes"] == {"source": {"trained": "fixed", "shipped": "estimate"},
-                                        "sample_steps": {"trained": None, "shipped": 20}}
-    assert card["config"]["source"] == "estimate" and card["config"]["degradation"] == "fashion_mnist"
+    assert card["sampling_changes"] == {
+        "sampler_kwargs": {"trained": {"algorithm": 2, "source": "fixed"},
+                           "shipped": {"algorithm": 2, "source": "estimate"}},
+        "sample_steps": {"trained": None, "shipped": 20}}
+    assert card["config"]["sampler_kwargs"]["source"] == "estimate"
+    assert card["config"]["degradation"] == "fashion_mnist"
     stored = torch.load(tmp_path / "w" / "cold.pt", weights_only=True)
     assert stored["config"] == card["config"], "what loads is what the card says"
-    with pytest.raises(ValueError, match=r"sampling keys must be among .*'source'.*got \['lr'\]"):
+    with pytest.raises(ValueError, match=r"sampling keys must be among .*'sampler_kwargs'.*got \['lr'\]"):
         pretrained.export(checkpoint, "cold", tmp_path / "w", sampling={"lr": 1.0})
-    with pytest.raises(ValueError, match="source must be one of"):
-        pretrained.export(checkpoint, "cold", tmp_path / "w", sampling={"source": "random"})
-    pretrained.export(checkpoint, "same", tmp_path / "w", sampling={"source": "fixed"})
+    with pytest.raises(ValueError, match="source must be 'fixed' or 'estimate'"):
+        pretrained.export(checkpoint, "cold", tmp_path / "w",
+                          sampling={"sampler_kwargs": {"source": "random"}})
+    with pytest.raises(ValueError, match="DDIMSampler needs a denoiser for GaussianNoise"):
+        pretrained.export(checkpoint, "cold", tmp_path / "w",
+                          sampling={"sampler": "ddim", "sampler_kwargs": {}})
+    pretrained.export(checkpoint, "same", tmp_path / "w",
+                      sampling={"sampler_kwargs": {"algorithm": 2, "source": "fixed"}})
     assert "sampling_changes" not in json.loads((tmp_path / "w" / "same.json").read_text())
     with pytest.raises(SystemExit) as exit_:
         main(["export", "--checkpoint", checkpoint, "--name", "x", "--out", "w", "--source", "both"])
@@ -158,6 +166,8 @@ def test_the_committed_config_trains_and_samples_the_shipped_model(name: str) ->
     committed = TrainConfig.load(Path(str(resources.files("colddiff")))
                                  / card["config_file"].removeprefix("src/colddiff/"))
     assert model_differences(card["config"], committed) == []
+    shipped = TrainConfig.from_dict(card["config"])  # the card predates sampler_kwargs: old keys map
+    assert (shipped.sampler, shipped.sampler_kwargs) == ("cold", {"algorithm": 2, "source": "estimate"})
     for field in SAMPLING_FIELDS:
-        assert card["config"][field] == getattr(committed, field), field
+        assert getattr(shipped, field) == getattr(committed, field), field
     assert committed.epochs == card["epochs"], "the committed config trains as long as the shipped run"

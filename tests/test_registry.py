@@ -72,15 +72,15 @@ def test_builtins_are_available() -> None:
 
 
 def test_plugins_are_discovered_from_entry_points_and_a_broken_one_fails_alone(site: Path) -> None:
-    make_distribution(site, "good_plugin", {"pixelate": "goodplug:Pixelate",
+    make_distribution(site, "good_plugin", {"test_pixelate": "goodplug:Pixelate",
                                             "notadeg": "goodplug:NotADegradation"})
     make_distribution(site, "broken_plugin", {"broken": "brokenplug:Thing"})
     available = degradations.available()
-    assert "good_plugin 1.0" in available["pixelate"]
+    assert "good_plugin 1.0" in available["test_pixelate"]
     assert "broken_plugin 1.0" in available["broken"]
     assert "brokenplug" not in sys.modules, "listing must not import plugins"
 
-    deg = degradations.create("pixelate", schedule=Schedule.linear(1e-4, 0.02, 3))
+    deg = degradations.create("test_pixelate", schedule=Schedule.linear(1e-4, 0.02, 3))
     assert deg.steps == 3
     x0 = torch.arange(16.0).view(1, 1, 4, 4)
     torch.testing.assert_close(deg.degrade(x0, 0), x0)
@@ -92,7 +92,7 @@ def test_plugins_are_discovered_from_entry_points_and_a_broken_one_fails_alone(s
         degradations.create("notadeg")
     # Everything else keeps working.
     assert isinstance(degradations.create("gaussian"), GaussianNoise)
-    assert degradations.create("pixelate").steps == 2
+    assert degradations.create("test_pixelate").steps == 2
 
 
 def test_a_plugin_claiming_a_built_in_name_is_ignored_with_a_warning(site: Path) -> None:
@@ -114,9 +114,9 @@ def test_a_plugin_claiming_a_built_in_name_is_ignored_with_a_warning(site: Path)
 
 
 def test_unknown_name_lists_the_available_ones(site: Path) -> None:
-    make_distribution(site, "good_plugin", {"pixelate": "goodplug:Pixelate"})
+    make_distribution(site, "good_plugin", {"test_pixelate": "goodplug:Pixelate"})
     names = list(degradations.available())
-    assert {"blur", "fashion_mnist", "gaussian", "pixelate"} <= set(names)
+    assert {"blur", "fashion_mnist", "gaussian", "test_pixelate"} <= set(names)
     expected = r"unknown degradation 'pixelated'; available: " + re.escape(", ".join(names))
     with pytest.raises(ValueError, match=expected):
         degradations.create("pixelated")
@@ -124,14 +124,14 @@ def test_unknown_name_lists_the_available_ones(site: Path) -> None:
 
 def test_check_imports_every_plugin_and_marks_the_broken_ones(
         site: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    make_distribution(site, "good_plugin", {"pixelate": "goodplug:Pixelate"})
+    make_distribution(site, "good_plugin", {"test_pixelate": "goodplug:Pixelate"})
     make_distribution(site, "broken_plugin", {"broken": "brokenplug:Thing"})
     assert main(["degradations"]) == 0
     listing = capsys.readouterr().out
     assert "broken" in listing and "BROKEN" not in listing, "without --check nothing is imported"
     assert main(["degradations", "--check"]) == 1
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert lines["pixelate"].endswith("[ok]") and lines["gaussian"].endswith("[ok]")
+    assert lines["test_pixelate"].endswith("[ok]") and lines["gaussian"].endswith("[ok]")
     assert "[BROKEN: degradation plugin 'broken'" in lines["broken"] and "frobnicate" in lines["broken"]
 
 

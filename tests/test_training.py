@@ -175,8 +175,8 @@ def test_config_round_trips_and_rejects_bad_values(tmp_path: Path) -> None:
     assert TrainConfig.preset("ddpm-long").schedule == {
         "kind": "linear", "beta_start": 1e-4, "beta_end": 0.004, "steps": 5000}
     fashion = TrainConfig.preset("fashion-cold")
-    assert (fashion.degradation, fashion.predict, fashion.sampler, fashion.algorithm) == (
-        "fashion_mnist", "x0", "cold", 2)
+    assert (fashion.degradation, fashion.predict, fashion.sampler, fashion.sampler_kwargs) == (
+        "fashion_mnist", "x0", "cold", {"algorithm": 2, "source": "fixed"})
     assert TrainConfig().net_kwargs == {"channels": [16, 32, 64, 32, 16]}
     for changes, argument in [({"epochs": 0}, "epochs"), ({"lr": -1.0}, "lr"), ({"ema": 1.0}, "ema"),
                               ({"predict": "v2"}, "predict"), ({"net": "resnet"}, "net"),

@@ -35,7 +35,7 @@ def main() -> None:
     print(f"pixelate comes from: {available['pixelate']}")
 
     config = TrainConfig(degradation="pixelate", degradation_kwargs={"steps": 6}, predict="x0",
-                         sampler="cold", algorithm=2, sample_every=0,
+                         sampler="cold", sampler_kwargs={"algorithm": 2}, sample_every=0,
                          epochs=1 if args.quick else 5, limit_train=2048 if args.quick else None)
     trainer = Trainer(config, args.out, overwrite=True)  # an example starts afresh each time
     trainer.fit()

@@ -60,6 +60,17 @@ _POSITIVE = _number(int, 1)
 _COUNT = _number(int, 0)
 
 
+def _fraction(text: str) -> float:
+    """A number in ``[0, 1]``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def _output_file(text: str) -> Path:
     """An output path that can be written: not a folder, its parent not a file."""
     path = Path(text)
@@ -88,19 +99,54 @@ def _image_file(text: str) -> Path:
 _COMMON_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
+# The built-in samplers' options, each a flag: (flag, type, choices, help).
+_SAMPLER_OPTIONS: list[tuple[str, Any, list[Any] | None, str]] = [
+    ("variance", str, ["beta", "posterior"], "ddpm: the ancestral step's variance"),
+    ("eta", _fraction, None, "ddim: in [0, 1], from deterministic (0) to ancestral (1)"),
+    ("algorithm", int, [1, 2], "cold: Bansal's Algorithm 1 or 2"),
+    ("source", str, ["fixed", "estimate"], "cold: keep the starting source or re-estimate it each step"),
+    ("order", int, [1, 2], "dpmsolver++: 1 (DDIM) or 2 (2M)"),
+]
+
+
 def _add_sampler_options(group: argparse._ActionsContainer, default: str) -> None:
-    """``--sampler``, ``--algorithm`` and ``--source`` (for ``train``, ``sample`` and ``export``)."""
-    group.add_argument("--sampler", choices=["ddpm", "cold"], help=f"default: {default}")
-    group.add_argument("--algorithm", type=int, choices=[1, 2],
-                       help="cold sampler: Bansal's Algorithm 1 or 2")
-    group.add_argument("--source", choices=["fixed", "estimate"],
-                       help="cold sampler: keep the starting source or re-estimate it each step")
+    """``--sampler`` and its options (for ``train``, ``sample`` and ``export``)."""
+    group.add_argument("--sampler", metavar="NAME",
+                       help=f"ddpm, ddim, cold, dpmsolver++ or a plugin's (default: {default})")
+    for name, kind, choices, text in _SAMPLER_OPTIONS:
+        group.add_argument(f"--{name}", type=kind, choices=choices, help=text)
+    group.add_argument("--sampler-arg", action="append", metavar="KEY=VALUE", default=[],
+                       help="any other sampler option (a plugin's), VALUE read as TOML (repeatable)")
 
 
-def _sampler_changes(args: argparse.Namespace) -> dict[str, Any]:
-    """The sampler options given on the command line."""
-    given = {"sampler": args.sampler, "algorithm": args.algorithm, "source": args.source}
-    return {key: value for key, value in given.items() if value is not None}
+def _sampler_changes(args: argparse.Namespace, current: TrainConfig) -> dict[str, Any]:
+    """``{"sampler": ..., "sampler_kwargs": ...}`` for the sampler options given on the command
+    line, relative to ``current`` (a new sampler starts from no options); ``{}`` if none."""
+    options = {name: getattr(args, name) for name, *_ in _SAMPLER_OPTIONS
+               if getattr(args, name) is not None}
+    for item in args.sampler_arg:
+        key, equals, text = item.partition("=")
+        if not equals or not key.strip():
+            args.subparser.error(f"--sampler-arg must be KEY=VALUE, got {item!r}")
+        options[key.strip()] = _toml_value(text.strip())
+    if args.sampler is None and not options:
+        return {}
+    name = args.sampler or current.sampler
+    kept = current.sampler_kwargs if name == current.sampler else {}
+    return {"sampler": name, "sampler_kwargs": {**kept, **options}}
+
+
+def _toml_value(text: str) -> Any:
+    """``text`` read as a TOML value (``2``, ``0.5``, ``true``, ``"x"``), else as a plain string."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,7 +355,7 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             "limit_train": args.limit_train, "seed": args.seed, "ema": args.ema,
             "sample_every": args.sample_every, "sample_n": args.sample_n,
             "sample_steps": args.sample_steps, "degradation": args.degradation, "net": args.net,
-            "predict": args.predict, "dataset": args.dataset, **_sampler_changes(args),
+            "predict": args.predict, "dataset": args.dataset, **_sampler_changes(args, config),
             "checkpoint_every": args.checkpoint_every,
             "keep_checkpoints": args.keep_checkpoints, "warmup": args.warmup,
             "max_minutes": args.max_minutes,
@@ -349,10 +395,12 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
     from torchvision.utils import save_image
 
-    from colddiff import pretrained
+    from colddiff import pretrained, samplers
     from colddiff.training import ensure_prior, resolve_device
 
     subparser: argparse.ArgumentParser = args.subparser
+    if args.sampler is not None and args.sampler not in samplers.available():
+        subparser.error(f"unknown sampler {args.sampler!r}; available: {', '.join(samplers.available())}")
     if args.checkpoint is not None and args.checkpoint.is_dir():
         hint = args.checkpoint / "checkpoints" / "last.pt"
         subparser.error(f"--checkpoint {args.checkpoint} is a folder, not a checkpoint file"
@@ -371,7 +419,10 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.steps is not None and args.steps > total:
         subparser.error(f"--steps must be at most the model's T = {total}, got {args.steps}")
     ensure_prior(model.denoiser.degradation, model.config)
-    sampler = model.sampler(**_sampler_changes(args))
+    try:
+        sampler = model.sampler(**_sampler_changes(args, model.config))
+    except ValueError as error:
+        subparser.error(" ".join(str(error).split()))
     generator = torch.Generator(device).manual_seed(args.seed)
     steps = args.steps or model.config.sample_steps
     samples = sampler.sample(sampler.prior(args.n, generator=generator), steps=steps,
@@ -431,12 +482,14 @@ def _list_degradations(args: argparse.Namespace, parser: argparse.ArgumentParser
 
 
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from colddiff import pretrained
+    from colddiff import checkpoints, pretrained
+    from colddiff.config import TrainConfig
 
     extra = json.loads(args.card.read_text()) if args.card is not None else {}
     steps = {"sample_steps": args.sample_steps} if args.sample_steps is not None else {}
+    trained = TrainConfig.from_dict(checkpoints.load(args.checkpoint)["config"])
     card = pretrained.export(args.checkpoint, args.name, args.out, card=extra,
-                             sampling=_sampler_changes(args) | steps)
+                             sampling=_sampler_changes(args, trained) | steps)
     print(f"colddiff export: wrote {card.with_suffix('.pt')} and {card}")
     return 0
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colddiff import checkpoints, degradations, nets, presets
+from colddiff import checkpoints, degradations, nets, presets, samplers
 from colddiff.degradations import Degradation
 from colddiff.denoisers import Denoiser
-from colddiff.samplers import ColdSampler, DDPMSampler, Sampler
+from colddiff.samplers import Sampler
 from colddiff.schedules import Schedule
 
 if sys.version_info >= (3, 11):
@@ -63,9 +64,13 @@ class TrainConfig:
         ema_start: Optimiser steps before the average starts: at that step it restarts from the
             current weights, and until then sampling uses the raw weights (an average that
             starts at the random initialisation needs thousands of steps to forget it).
-        sampler: ``"ddpm"`` or ``"cold"``.
-        algorithm: Bansal's algorithm (1 or 2) for the cold sampler.
-        source: ``"fixed"`` or ``"estimate"`` for the cold sampler.
+        sampler: A registered sampler name (``colddiff.samplers.available()``: ``ddpm``, ``ddim``,
+            ``cold``, ``dpmsolver++`` and plugins).
+        sampler_kwargs: The sampler's options, e.g. ``{"variance": "posterior"}`` for ``ddpm``,
+            ``{"algorithm": 2, "source": "estimate"}`` for ``cold``. (Configs written before this
+            field existed say ``algorithm`` and ``source`` at the top level; they are read into
+            ``sampler_kwargs`` for the ``cold`` sampler, and the keywords still work with a
+            ``DeprecationWarning``.)
         clip_x0: Clamp predicted clean images to ``[0, 1]`` while sampling.
         sample_every: Save a grid of samples every this many epochs (0: never).
         sample_n: Images in that grid.
@@ -95,8 +100,7 @@ class TrainConfig:
     ema: float | None = None
     ema_start: int = 0
     sampler: str = "ddpm"
-    algorithm: int = 2
-    source: str = "fixed"
+    sampler_kwargs: dict[str, Any] = field(default_factory=dict)
     clip_x0: bool = True
     sample_every: int = 1
     sample_n: int = 64
@@ -108,7 +112,16 @@ class TrainConfig:
     fmd_n: int = 32
     fmd_protocol: str = "report"
 
-    def __post_init__(self) -> None:
+    algorithm: dataclasses.InitVar[int | None] = None
+    source: dataclasses.InitVar[str | None] = None
+
+    def __post_init__(self, algorithm: int | None, source: str | None) -> None:
+        legacy = {key: value for key, value in (("algorithm", algorithm), ("source", source))
+                  if value is not None}
+        if legacy:
+            warnings.warn("TrainConfig(algorithm=..., source=...) is deprecated: use "
+                          f"sampler_kwargs={legacy!r}", DeprecationWarning, stacklevel=3)
+            self.sampler_kwargs = _with_legacy_sampler_keys(self.sampler, self.sampler_kwargs, legacy)
         self.validate()
 
     def validate(self) -> None:
@@ -116,9 +129,9 @@ class TrainConfig:
         _choice("dataset", self.dataset, ("mnist", "fashion_mnist"))
         _choice("predict", self.predict, ("eps", "x0", "v"))
         _choice("fmd_protocol", self.fmd_protocol, ("report", "full"))
-        _choice("sampler", self.sampler, ("ddpm", "cold"))
-        _choice("source", self.source, ("fixed", "estimate"))
-        _choice("algorithm", self.algorithm, (1, 2))
+        if not isinstance(self.sampler, str) or self.sampler not in samplers.available():
+            known = ", ".join(samplers.available())
+            raise ValueError(f"unknown sampler {self.sampler!r}; available: {known}")
         if not isinstance(self.net, str) or self.net not in nets.available():
             raise ValueError(f"unknown net {self.net!r}; available: {', '.join(nets.available())}")
         for name in ("epochs", "batch_size", "sample_n", "fmd_n"):
@@ -136,7 +149,7 @@ class TrainConfig:
             raise ValueError(f"max_minutes must be a number > 0 or None, got {self.max_minutes!r}")
         if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0 < self.ema < 1):
             raise ValueError(f"ema must be a decay in (0, 1) or None, got {self.ema!r}")
-        for name in ("degradation_kwargs", "schedule", "net_kwargs"):
+        for name in ("degradation_kwargs", "schedule", "net_kwargs", "sampler_kwargs"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a table (dict), got {getattr(self, name)!r}")
         if not isinstance(self.clip_x0, bool) or not isinstance(self.keep_checkpoints, bool):
@@ -149,11 +162,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build a config from plain data, rejecting unknown keys by name."""
+        """Build a config from plain data, rejecting unknown keys by name.
+
+        The top-level ``algorithm`` and ``source`` of configs written before ``sampler_kwargs``
+        existed are read into it (for the ``cold`` sampler; other samplers ignored them).
+        """
+        values = dict(values)
+        legacy: dict[str, Any] = {key: values.pop(key) for key in ("algorithm", "source") if key in values}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; accepted: {sorted(known)}")
+        if legacy:
+            values["sampler_kwargs"] = _with_legacy_sampler_keys(
+                values.get("sampler", "ddpm"), values.get("sampler_kwargs", {}), legacy)
         return cls(**values)
 
     def to_toml(self) -> str:
@@ -200,7 +222,13 @@ PRESETS = presets.TRAINING
 MODEL_FIELDS = ("degradation", "degradation_kwargs", "schedule", "net", "net_kwargs", "predict")
 
 #: Fields that only say how a trained model samples (they never change the weights).
-SAMPLING_FIELDS = ("sampler", "algorithm", "source", "clip_x0", "sample_steps")
+SAMPLING_FIELDS = ("sampler", "sampler_kwargs", "clip_x0", "sample_steps")
+
+
+def _with_legacy_sampler_keys(sampler: str, kwargs: dict[str, Any], legacy: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the old top-level ``algorithm`` / ``source`` keys, which only the cold
+    sampler took (the others ignored them)."""
+    return {**kwargs, **legacy} if sampler == "cold" else dict(kwargs)
 
 
 def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
@@ -238,11 +266,13 @@ def build_denoiser(config: TrainConfig, degradation: Degradation | None = None) 
 
 
 def build_sampler(config: TrainConfig, denoiser: Denoiser) -> Sampler:
-    """The configured sampler for ``denoiser``."""
-    if config.sampler == "ddpm":
-        return DDPMSampler(denoiser, clip_x0=config.clip_x0)
-    return ColdSampler(denoiser, algorithm=config.algorithm,  # type: ignore[arg-type]
-                       source=config.source, clip_x0=config.clip_x0)  # type: ignore[arg-type]
+    """The configured sampler for ``denoiser``: ``samplers.create(config.sampler, denoiser,
+    clip_x0=config.clip_x0, **config.sampler_kwargs)``.
+
+    Raises:
+        ValueError: If the sampler does not take one of ``sampler_kwargs`` or a value is invalid.
+    """
+    return samplers.create(config.sampler, denoiser, clip_x0=config.clip_x0, **config.sampler_kwargs)
 
 
 def _choice(name: str, value: object, accepted: tuple[object, ...]) -> None:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from colddiff.degradations.base import (
     Degradation,
     MixingDegradation,
-    _check_images,
+    check_images,
     check_timesteps,
 )
 
@@ -103,7 +103,7 @@ class Denoiser(nn.Module):
         Returns:
             The scalar loss.
         """
-        _check_images("x0", x0)
+        check_images("x0", x0)
         if t is None:
             t = torch.randint(1, self.steps + 1, (x0.shape[0],), generator=generator,
                               device=x0.device)

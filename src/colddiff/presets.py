@@ -30,16 +30,17 @@ def _ddpm(schedule: str) -> dict[str, Any]:
 
 #: Training presets by name: the reference study's four models (report sections 2 and 3) and
 #: colddiff's own recipe, ``mnist-unet`` (a small U-Net, cosine schedule, v-prediction, EMA
-#: weights, warm-up, 50-step DDIM sampling: Algorithm 2 with a re-estimated source).
+#: weights, warm-up, 50-step DDIM sampling).
 TRAINING: dict[str, dict[str, Any]] = {
     **{f"ddpm-{name}": _ddpm(name) for name in SCHEDULES},
     "fashion-cold": {"schedule": _linear("default"), "degradation": "fashion_mnist",
-                     "predict": "x0", "sampler": "cold", "algorithm": 2, "source": "fixed"},
+                     "predict": "x0", "sampler": "cold",
+                     "sampler_kwargs": {"algorithm": 2, "source": "fixed"}},
     "mnist-unet": {
         "schedule": {"kind": "cosine", "steps": 1000, "offset": 0.008, "max_beta": 0.999},
         "degradation": "gaussian", "net": "unet",
         "net_kwargs": {"channels": 32, "blocks": 2, "attention": True}, "predict": "v",
-        "lr": 5e-4, "warmup": 500, "ema": 0.9995, "ema_start": 2000, "sampler": "cold",
-        "algorithm": 2, "source": "estimate", "sample_steps": 50,
+        "lr": 5e-4, "warmup": 500, "ema": 0.9995, "ema_start": 2000, "sampler": "ddim",
+        "sample_steps": 50,
     },
 }

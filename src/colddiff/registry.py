@@ -16,6 +16,7 @@ claiming one free name are an error for that name.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
 from importlib import metadata
@@ -161,10 +162,19 @@ class Registry(Generic[T]):
         """Instantiate the class registered under ``name`` with ``args`` and ``kwargs``.
 
         Raises:
-            ValueError: If nothing has that name (the message lists the available ones).
+            ValueError: If nothing has that name (the message lists the available ones), or a
+                keyword is not one its constructor takes (the message lists those it takes).
             PluginError: As for :meth:`get`.
         """
-        return self.get(name)(*args, **kwargs)
+        cls = self.get(name)
+        parameters = list(inspect.signature(cls).parameters.values())[len(args):]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            accepted = [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            unknown = sorted(set(kwargs) - set(accepted))
+            if unknown:
+                raise ValueError(f"{self.kind} {name!r} does not take {', '.join(unknown)}; "
+                                 f"it takes {', '.join(accepted) or 'no options'}")
+        return cls(*args, **kwargs)
 
     def check(self) -> dict[str, str | None]:
         """Import every available name; map each to ``None`` if it loads, else to the error."""

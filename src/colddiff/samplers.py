@@ -9,6 +9,18 @@ rounded; ``None`` visits all ``T``). At each step the denoiser predicts the clea
 ``x0_hat`` (clamped to ``data_range`` when ``clip_x0`` is on, like diffusers' ``clip_sample``),
 ``callback(i, t, x_t, x0_hat)`` sees it, and the sampler's :meth:`~Sampler.step` moves ``x_t`` to
 the next step. Sampling runs under :func:`torch.inference_mode` with the denoiser in eval mode.
+
+Samplers by name (:func:`create`, ``TrainConfig.sampler``, ``--sampler``), with their options:
+
+* ``ddpm`` (:class:`DDPMSampler`): ancestral; ``variance="beta" | "posterior"``.
+* ``ddim`` (:class:`DDIMSampler`): Song et al.'s sampler; ``eta`` in ``[0, 1]`` (0:
+  deterministic, 1: ancestral with the posterior variance).
+* ``cold`` (:class:`ColdSampler`): Bansal et al.'s Algorithms 1 and 2 for any degradation;
+  ``algorithm``, ``source``.
+* ``dpmsolver++`` (:class:`DPMSolverSampler`): DPM-Solver++ (2M), ``order`` 1 or 2.
+
+Third-party packages add samplers through the ``colddiff.samplers`` entry-point group: a
+:class:`Sampler` subclass whose constructor takes the denoiser and keyword options.
 """
 
 from __future__ import annotations
@@ -17,16 +29,18 @@ import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from colddiff.degradations.base import _check_images
+from colddiff.degradations.base import check_images
 from colddiff.degradations.gaussian import GaussianNoise
 from colddiff.denoisers import Denoiser
+from colddiff.registry import PluginError, Registry
 
-__all__ = ["Callback", "ColdSampler", "DDPMSampler", "Sampler"]
+__all__ = ["ENTRY_POINT_GROUP", "REGISTRY", "Callback", "ColdSampler", "DDIMSampler", "DDPMSampler",
+           "DPMSolverSampler", "Sampler", "available", "create", "get", "refresh", "register"]
 
 Callback = Callable[[int, int, Tensor, Tensor], None]
 """``callback(i, t, x_t, x0_hat)``: step index ``i`` (0 first), time ``t``, the current state
@@ -37,7 +51,9 @@ class Sampler(ABC):
     """Base class: the shared loop, strided time steps, clipping and the callback.
 
     Subclasses implement :meth:`step` (one move from ``t`` to an earlier ``s``) and may prepare
-    per-run constants in :meth:`setup`.
+    per-run constants in :meth:`setup`; stochastic ones draw their noise with :meth:`noise`.
+    The constructor contract: ``cls(denoiser, **options)``, every option a keyword, and
+    ``clip_x0`` / ``data_range`` passed on to ``super().__init__``.
 
     Args:
         denoiser: The trained denoiser.
@@ -92,7 +108,7 @@ class Sampler(ABC):
                 expected.
         """
         expected = (*self.degradation.image_shape,)
-        _check_images("x_T", x_T)
+        check_images("x_T", x_T)
         if x_T.shape[0] == 0:
             raise ValueError(f"x_T is an empty batch; give at least one image of shape {expected}")
         if tuple(x_T.shape[1:]) != expected:
@@ -104,6 +120,24 @@ class Sampler(ABC):
                              f"pass x_T.to({weights.dtype})")
         if not bool(torch.isfinite(x_T).all()):
             raise ValueError("x_T holds NaN or infinite values")
+
+    def noise(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Standard normal noise shaped like ``like``, from ``generator`` (the one source of
+        randomness while sampling: tests replace it to inject fixed noise)."""
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+    def require_gaussian(self) -> GaussianNoise:
+        """The degradation, checked to be Gaussian noise (for the samplers of the DDPM family).
+
+        Raises:
+            ValueError: If it is not :class:`~colddiff.degradations.GaussianNoise`.
+        """
+        if not isinstance(self.degradation, GaussianNoise):
+            raise ValueError(
+                f"{type(self).__name__} needs a denoiser for GaussianNoise; for "
+                f"{type(self.degradation).__name__} use ColdSampler (sampler 'cold')"
+            )
+        return self.degradation
 
     def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:  # noqa: B027
         """Prepare per-run constants for :meth:`step` (nothing by default)."""
@@ -187,17 +221,11 @@ class DDPMSampler(Sampler):
     def __init__(self, denoiser: Denoiser, *, variance: Literal["beta", "posterior"] = "beta",
                  clip_x0: bool = True, data_range: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
-        if not isinstance(self.degradation, GaussianNoise):
-            raise ValueError(
-                "DDPMSampler needs a denoiser for GaussianNoise; for "
-                f"{type(self.degradation).__name__} use ColdSampler"
-            )
+        self._alpha_bar = self.require_gaussian().schedule.alpha_bar.tolist()
         if variance not in ("beta", "posterior"):
             raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
         self.variance = variance
-        self._alpha_bar = self.degradation.schedule.alpha_bar.tolist()
         self._coefficients: list[tuple[float, float, float]] = []
-        self._noise: Tensor | None = None
 
     def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
         """Precompute ``(x0 weight, x_t weight, sigma)`` per step as Python floats."""
@@ -210,7 +238,6 @@ class DDPMSampler(Sampler):
             xt_weight = math.sqrt(alpha_ts) * (1 - abar_s) / (1 - abar_t)
             variance = beta_ts if self.variance == "beta" else (1 - abar_s) / (1 - abar_t) * beta_ts
             self._coefficients.append((x0_weight, xt_weight, math.sqrt(variance) if s > 0 else 0.0))
-        self._noise = torch.empty_like(x_T)
 
     def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
              s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -218,8 +245,63 @@ class DDPMSampler(Sampler):
         x0_weight, xt_weight, sigma = self._coefficients[i]
         x_s = x0_weight * x0_hat + xt_weight * x_t
         if sigma > 0:
-            assert self._noise is not None
-            x_s += sigma * self._noise.normal_(generator=generator)
+            x_s += sigma * self.noise(x_s, generator)
+        return x_s
+
+
+class DDIMSampler(Sampler):
+    """DDIM (Song et al. 2021, eq. 12), generalised by ``eta`` (their eq. 16).
+
+    From ``t`` to ``s < t``, with ``eps_hat = (x_t - sqrt(alpha_bar_t) x0_hat) / sqrt(1 -
+    alpha_bar_t)`` the noise implied by the (clipped) clean-image prediction::
+
+        sigma = eta sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_s)
+        x_s = sqrt(alpha_bar_s) x0_hat + sqrt(1 - alpha_bar_s - sigma^2) eps_hat + sigma z
+
+    ``eta = 0`` is deterministic (and equals :class:`ColdSampler` with ``source="estimate"``);
+    ``eta = 1`` is ancestral sampling with the posterior variance (:class:`DDPMSampler` with
+    ``variance="posterior"``). diffusers' ``DDIMScheduler`` with ``timestep_spacing="trailing"``,
+    ``set_alpha_to_one=True`` and ``step(..., use_clipped_model_output=True)`` takes the same steps
+    when ``steps`` divides ``T`` (its timestep ``k`` is our ``t = k + 1``).
+
+    Args:
+        denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise`.
+        eta: In ``[0, 1]``.
+        clip_x0: As for :class:`Sampler`.
+        data_range: As for :class:`Sampler`.
+
+    Raises:
+        ValueError: If the degradation is not Gaussian noise or ``eta`` is outside ``[0, 1]``.
+    """
+
+    def __init__(self, denoiser: Denoiser, *, eta: float = 0.0, clip_x0: bool = True,
+                 data_range: tuple[float, float] = (0.0, 1.0)) -> None:
+        super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
+        self._alpha_bar = self.require_gaussian().schedule.alpha_bar.tolist()
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
+            raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
+        self.eta = float(eta)
+        self._coefficients: list[tuple[float, float, float, float, float]] = []
+
+    def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
+        """Precompute ``(sqrt(alpha_bar_s), eps weight, sigma, sqrt(alpha_bar_t), sqrt(1 -
+        alpha_bar_t))`` per step as Python floats."""
+        self._coefficients = []
+        for t, s in itertools.pairwise(times):
+            abar_t, abar_s = self._alpha_bar[t], self._alpha_bar[s]
+            sigma = self.eta * math.sqrt((1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s))
+            eps_weight = math.sqrt(max(1 - abar_s - sigma**2, 0.0))
+            self._coefficients.append((math.sqrt(abar_s), eps_weight, sigma, math.sqrt(abar_t),
+                                       math.sqrt(1 - abar_t)))
+
+    def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
+             s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
+        """One DDIM step from ``t`` to ``s``."""
+        x0_weight, eps_weight, sigma, signal_t, noise_t = self._coefficients[i]
+        eps_hat = (x_t - signal_t * x0_hat) / noise_t
+        x_s = x0_weight * x0_hat + eps_weight * eps_hat
+        if sigma > 0:
+            x_s += sigma * self.noise(x_s, generator)
         return x_s
 
 
@@ -290,3 +372,97 @@ class ColdSampler(Sampler):
         if self.algorithm == 1:
             return deg.degrade(x0_hat, s_batch, source)
         return x_t - deg.degrade(x0_hat, t_batch, source) + deg.degrade(x0_hat, s_batch, source)
+
+
+class DPMSolverSampler(Sampler):
+    """DPM-Solver++ (Lu et al. 2022, "DPM-Solver++", Algorithm 2: multistep "2M"), data prediction.
+
+    With ``alpha_t = sqrt(alpha_bar_t)``, ``sigma_t = sqrt(1 - alpha_bar_t)``, ``lambda_t =
+    log(alpha_t / sigma_t)`` and ``h = lambda_s - lambda_t``, a step from ``t`` to ``s`` is::
+
+        x_s = (sigma_s / sigma_t) x_t - alpha_s (exp(-h) - 1) D
+
+    with ``D = x0_hat`` (order 1, which is DDIM) or, from the second step on, ``D = (1 + 1/(2r))
+    x0_hat - 1/(2r) x0_hat_prev``, ``r = h_prev / h`` (order 2). The last step, to ``t = 0`` where
+    ``sigma_0 = 0``, is first order and returns ``x0_hat``. Built on the denoiser's (clipped)
+    ``x0_hat``, so it works for any target. It matches diffusers' ``DPMSolverMultistepScheduler``
+    (``algorithm_type="dpmsolver++"``, ``solver_type="midpoint"``, ``final_sigmas_type="zero"``,
+    ``prediction_type="sample"`` fed our ``x0_hat``; its timestep ``k`` is our ``t = k + 1``).
+
+    Args:
+        denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise`.
+        order: 1 or 2.
+        clip_x0: As for :class:`Sampler`.
+        data_range: As for :class:`Sampler`.
+
+    Raises:
+        ValueError: If the degradation is not Gaussian noise or ``order`` is not 1 or 2.
+    """
+
+    def __init__(self, denoiser: Denoiser, *, order: Literal[1, 2] = 2, clip_x0: bool = True,
+                 data_range: tuple[float, float] = (0.0, 1.0)) -> None:
+        super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
+        self._alpha_bar = self.require_gaussian().schedule.alpha_bar.tolist()
+        if order not in (1, 2) or isinstance(order, bool):
+            raise ValueError(f"order must be 1 or 2, got {order!r}")
+        self.order = order
+        self._coefficients: list[tuple[float, float, float | None]] = []
+        self._previous: Tensor | None = None
+
+    def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
+        """Precompute ``(x_t weight, D weight, 1 / (2 r) or None for a first-order step)``."""
+        alpha = [math.sqrt(self._alpha_bar[t]) for t in times]
+        sigma = [math.sqrt(1 - self._alpha_bar[t]) for t in times]
+        lam = [math.log(a / s) if a > 0 and s > 0 else (math.inf if s == 0 else -math.inf)
+               for a, s in zip(alpha, sigma, strict=True)]
+        self._coefficients = []
+        for i in range(len(times) - 1):
+            if sigma[i + 1] == 0:  # the last step: x_0 = x0_hat
+                self._coefficients.append((0.0, alpha[i + 1], None))
+                continue
+            h = lam[i + 1] - lam[i]
+            half_over_r = (h / (lam[i] - lam[i - 1])) / 2 if self.order == 2 and i > 0 else None
+            self._coefficients.append((sigma[i + 1] / sigma[i], -alpha[i + 1] * math.expm1(-h), half_over_r))
+        self._previous = None
+
+    def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
+             s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
+        """One DPM-Solver++ step from ``t`` to ``s``."""
+        xt_weight, d_weight, half_over_r = self._coefficients[i]
+        direction = x0_hat
+        if half_over_r is not None and self._previous is not None:
+            direction = (1 + half_over_r) * x0_hat - half_over_r * self._previous
+        self._previous = x0_hat
+        return xt_weight * x_t + d_weight * direction
+
+
+#: The entry-point group third-party packages register samplers under.
+ENTRY_POINT_GROUP = "colddiff.samplers"
+
+#: The sampler registry.
+REGISTRY: Registry[Sampler] = Registry("sampler", ENTRY_POINT_GROUP, Sampler, PluginError)
+REGISTRY.register("ddpm")(DDPMSampler)
+REGISTRY.register("ddim")(DDIMSampler)
+REGISTRY.register("cold")(ColdSampler)
+REGISTRY.register("dpmsolver++")(DPMSolverSampler)
+
+register = REGISTRY.register
+refresh = REGISTRY.refresh
+available = REGISTRY.available
+get = REGISTRY.get
+
+
+def create(name: str, denoiser: Denoiser, **options: Any) -> Sampler:
+    """The sampler called ``name`` for ``denoiser``, with its ``options``.
+
+    Example:
+        >>> from colddiff import Denoiser, degradations, nets, samplers
+        >>> denoiser = Denoiser(nets.CNN(), degradations.create("gaussian"))
+        >>> sampler = samplers.create("ddim", denoiser, eta=0.0)
+
+    Raises:
+        ValueError: If ``name`` is unknown (the message lists the available ones), an option is
+            not one the sampler takes (the message lists those it takes), or a value is invalid.
+        colddiff.registry.PluginError: If its plugin cannot be used.
+    """
+    return REGISTRY.create(name, denoiser, **options)

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from colddiff.schedules import Schedule
 
 __all__ = ["Degradation", "MixingDegradation", "PriorUnavailableError", "check_image_shape",
-           "check_timesteps"]
+           "check_images", "check_timesteps"]
 
 
 class PriorUnavailableError(RuntimeError):
@@ -181,12 +181,20 @@ def check_image_shape(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
     return shape
 
 
-def _check_images(name: str, x: Tensor) -> None:
+def check_images(name: str, x: Tensor) -> None:
+    """Check that ``x`` is a floating-point ``(B, C, H, W)`` batch.
+
+    Raises:
+        ValueError: Naming ``name`` and what it got.
+    """
     if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
         raise ValueError(
             f"{name} must be a floating-point tensor of shape (B, C, H, W), got "
             f"{type(x).__name__}{tuple(x.shape) if isinstance(x, Tensor) else ''}"
         )
+
+
+_check_images = check_images  # the old private name, kept for code that imported it
 
 
 class MixingDegradation(Degradation):
@@ -231,7 +239,7 @@ class MixingDegradation(Degradation):
         Raises:
             ValueError: If ``source`` is missing or its shape differs from ``x0``'s.
         """
-        _check_images("x0", x0)
+        check_images("x0", x0)
         if source is None:
             raise ValueError(
                 f"source is required by {type(self).__name__}.degrade; draw one with sample_source(x0)"

@@ -11,8 +11,8 @@ from colddiff.degradations.base import (
     Degradation,
     ImageSource,
     PriorUnavailableError,
-    _check_images,
     as_image_tensor,
+    check_images,
     check_timesteps,
 )
 from colddiff.degradations.registry import register
@@ -73,7 +73,7 @@ class Blur(Degradation):
 
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
         """Blur each image of ``x0`` to its step ``t`` (``source`` is ignored)."""
-        _check_images("x0", x0)
+        check_images("x0", x0)
         t = check_timesteps(t, x0, self.steps)
         rows = self.blur_matrices(x0.shape[-2], x0)[t]
         cols = self.blur_matrices(x0.shape[-1], x0)[t]

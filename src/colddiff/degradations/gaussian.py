@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from colddiff.degradations.base import MixingDegradation, _check_images
+from colddiff.degradations.base import MixingDegradation, check_images
 from colddiff.degradations.registry import register
 from colddiff.schedules import Schedule
 
@@ -30,7 +30,7 @@ class GaussianNoise(MixingDegradation):
 
     def sample_source(self, x0: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Standard normal noise shaped like ``x0``."""
-        _check_images("x0", x0)
+        check_images("x0", x0)
         return torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
 
     def prior(self, n: int, *, generator: torch.Generator | None = None,

@@ -14,7 +14,7 @@ from colddiff.degradations.base import (
     LazyImages,
     MixingDegradation,
     PriorUnavailableError,
-    _check_images,
+    check_images,
     random_rows,
 )
 from colddiff.degradations.registry import register
@@ -54,7 +54,7 @@ class ImageMixing(MixingDegradation):
         Raises:
             ValueError: If the source images' ``(C, H, W)`` differs from ``x0``'s.
         """
-        _check_images("x0", x0)
+        check_images("x0", x0)
         images = self._images.on(x0.device)
         if images.shape[1:] != x0.shape[1:]:
             raise ValueError(

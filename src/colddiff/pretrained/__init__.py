@@ -20,7 +20,13 @@ import torch
 from torch import Tensor
 
 from colddiff import checkpoints
-from colddiff.config import SAMPLING_FIELDS, TrainConfig, build_denoiser, build_sampler
+from colddiff.config import (
+    SAMPLING_FIELDS,
+    TrainConfig,
+    build_denoiser,
+    build_sampler,
+    check_buildable,
+)
 from colddiff.denoisers import Denoiser
 from colddiff.samplers import Sampler
 
@@ -59,8 +65,13 @@ class Pretrained:
 
     def sampler(self, **overrides: Any) -> Sampler:
         """The sampler it ships with; ``overrides`` change any of
-        :data:`colddiff.config.SAMPLING_FIELDS` but ``sample_steps`` (``sampler``, ``algorithm``,
-        ``source``, ``clip_x0``)."""
+        :data:`colddiff.config.SAMPLING_FIELDS` but ``sample_steps``: ``sampler``,
+        ``sampler_kwargs`` (e.g. ``model.sampler(sampler="dpmsolver++", sampler_kwargs={"order":
+        2})``) and ``clip_x0``.
+
+        Raises:
+            ValueError: If the sampler is unknown or does not take one of the options.
+        """
         return build_sampler(self.config.replace(**overrides), self.denoiser)
 
     def sample(self, n: int, steps: int | None = None, seed: int = 0) -> Tensor:
@@ -136,9 +147,10 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
         out: The folder to write to.
         card: Extra fields for the model card (command, scores...).
         sampling: How the shipped model samples, where that differs from how its training run
-            sampled: any of :data:`colddiff.config.SAMPLING_FIELDS` (e.g. ``{"source":
-            "estimate"}``). These never change the weights; the card records each change as
-            ``{"trained": ..., "shipped": ...}`` under ``sampling_changes``.
+            sampled: any of :data:`colddiff.config.SAMPLING_FIELDS` (e.g. ``{"sampler": "ddpm",
+            "sampler_kwargs": {"variance": "posterior"}}``). These never change the weights; the
+            card records each change as ``{"trained": ..., "shipped": ...}`` under
+            ``sampling_changes``.
 
     Returns:
         The card's path.
@@ -152,6 +164,7 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
     state = checkpoints.load(checkpoint)
     trained = TrainConfig.from_dict(state["config"])
     shipped = trained.replace(**(sampling or {}))
+    check_buildable(shipped)
     config = shipped.to_dict()
     changes = {key: {"trained": getattr(trained, key), "shipped": getattr(shipped, key)}
                for key in SAMPLING_FIELDS if getattr(trained, key) != getattr(shipped, key)}
