@@ -4,6 +4,11 @@
     python -m benchmarks.recipe --pretrained mnist-ddpm --n 500
     python -m benchmarks.recipe --pretrained mnist-ddpm --quick     # a smoke test
     python -m benchmarks.recipe --checkpoint runs/fashion-cold/checkpoints/last.pt   # any degradation
+    python -m benchmarks.recipe --pretrained mnist-ddpm --samplers --json samplers.json
+
+``--samplers`` compares the samplers by name instead (Gaussian models): ``dpmsolver++`` at 10
+and 20 steps, ``ddim`` at 10 and 50, ``ddpm`` with the posterior variance at 50, each with
+1,000 samples from the same seed (``--cache DIR`` keeps drawn batches across interruptions).
 
 Starting from colddiff's default (EMA weights, 50-step strided sampling with Algorithm 2 and a
 re-estimated source, clamping the predicted clean image at each step), each variant changes one
@@ -24,8 +29,22 @@ from typing import Any
 
 from benchmarks.common import emit, machine
 from benchmarks.quality import evaluate
-from colddiff import ColdSampler, DDPMSampler, Sampler, pretrained
+from colddiff import ColdSampler, DDPMSampler, Sampler, pretrained, samplers
 from colddiff.degradations import GaussianNoise
+
+#: The sampler comparison: (name, options, steps) per row.
+SAMPLER_ROWS: tuple[tuple[str, dict[str, Any], int], ...] = (
+    ("dpmsolver++", {"order": 2}, 10), ("dpmsolver++", {"order": 2}, 20),
+    ("ddim", {"eta": 0.0}, 10), ("ddim", {"eta": 0.0}, 50),
+    ("ddpm", {"variance": "posterior"}, 50),
+)
+
+
+def sampler_rows(model: pretrained.Pretrained, quick: bool) -> dict[str, tuple[Sampler, int]]:
+    """The rows of ``--samplers``, by name (2 and 3 steps each in quick mode)."""
+    return {f"{name} {steps if not quick else 2 + i % 2} steps": (
+        samplers.create(name, model.denoiser, **options), steps if not quick else 2 + i % 2)
+        for i, (name, options, steps) in enumerate(SAMPLER_ROWS)}
 
 
 def variants(model: pretrained.Pretrained, raw: pretrained.Pretrained | None, steps: int,
@@ -57,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=50, help="steps of the default sampler")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="256 samples, 5 and 2 steps: a smoke test")
+    parser.add_argument("--samplers", action="store_true", help="compare the samplers by name")
+    parser.add_argument("--cache", type=Path, help="keep drawn sample batches here (resumable)")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.steps = 256, 5
@@ -68,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
             args.checkpoint, ema=False)
     else:
         model, raw = pretrained.load(args.pretrained), None
-    scores = evaluate(variants(model, raw, args.steps, (2,) if args.quick else (10, 20, 100)), args.n, 256)
+    if args.samplers:
+        rows = sampler_rows(model, args.quick)
+    else:
+        rows = variants(model, raw, args.steps, (2,) if args.quick else (10, 20, 100))
+    scores = evaluate(rows, args.n, 256, cache=args.cache)
     report: dict[str, Any] = {"machine": machine(), "model": str(args.checkpoint or args.pretrained),
                               "n": args.n, "results": scores}
     emit(report, args.json)
