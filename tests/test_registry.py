@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from colddiff import Schedule, degradations, pretrained
+from colddiff import Denoiser, Schedule, degradations, nets, pretrained, samplers
 from colddiff.cli import main
+from colddiff.config import TrainConfig
 from colddiff.degradations import DegradationPluginError, GaussianNoise, registry
 from colddiff.registry import PluginNameWarning
 
@@ -42,13 +43,47 @@ class NotADegradation:
 '''
 
 
-def make_distribution(site: Path, name: str, entry_points: dict[str, str]) -> None:
-    """Write an installed distribution's metadata, as pip would, into ``site``."""
+PARTS_MODULE = '''
+import torch
+from torch import nn
+from colddiff import Sampler
+
+class TinyNet(nn.Module):
+    """A one-layer network called as net(x_t, t)."""
+
+    def __init__(self, width=3):
+        super().__init__()
+        self.conv = nn.Conv2d(1, width, 3, padding=1)
+        self.out = nn.Conv2d(width, 1, 3, padding=1)
+
+    def forward(self, x, t):
+        return self.out(torch.relu(self.conv(x) + t.view(-1, 1, 1, 1)))
+
+class Direct(Sampler):
+    """One jump to the predicted clean image, scaled: x_s = scale * x0_hat."""
+
+    def __init__(self, denoiser, *, scale=1.0, clip_x0=True, data_range=(0.0, 1.0)):
+        super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
+        self.scale = scale
+
+    def step(self, i, t, s, x_t, x0_hat, t_batch, s_batch, generator):
+        return self.scale * x0_hat
+'''
+
+
+def make_distribution(site: Path, name: str, entry_points: dict[str, str],
+                      group: str = "colddiff.degradations",
+                      more: dict[str, dict[str, str]] | None = None) -> None:
+    """Write an installed distribution's metadata, as pip would, into ``site``: ``entry_points``
+    in ``group``, and ``more`` as further groups."""
     info = site / f"{name}-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    lines = "\n".join(f"{key} = {value}" for key, value in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[colddiff.degradations]\n{lines}\n")
+    sections = []
+    for section, points in {group: entry_points, **(more or {})}.items():
+        lines = "\n".join(f"{key} = {value}" for key, value in points.items())
+        sections.append(f"[{section}]\n{lines}\n")
+    (info / "entry_points.txt").write_text("\n".join(sections))
 
 
 @pytest.fixture
@@ -57,11 +92,14 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (tmp_path / "goodplug.py").write_text(textwrap.dedent(PLUGIN_MODULE))
     (tmp_path / "brokenplug.py").write_text("raise ImportError('missing dependency: frobnicate')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    degradations.refresh()
+    (tmp_path / "partsplug.py").write_text(textwrap.dedent(PARTS_MODULE))
+    for registry_ in (degradations.REGISTRY, nets.REGISTRY, samplers.REGISTRY):
+        registry_.refresh()
     yield tmp_path
-    for module in ("goodplug", "brokenplug"):
+    for module in ("goodplug", "brokenplug", "partsplug"):
         sys.modules.pop(module, None)
-    degradations.refresh()
+    for registry_ in (degradations.REGISTRY, nets.REGISTRY, samplers.REGISTRY):
+        registry_.refresh()
 
 
 def test_builtins_are_available() -> None:
@@ -152,3 +190,45 @@ def test_register_decorator(monkeypatch: pytest.MonkeyPatch) -> None:
         degradations.register("thing")(int)  # type: ignore[type-var]
     with pytest.raises(ValueError, match="identifier"):
         degradations.register("two words")
+
+
+def test_a_plugin_net_and_sampler_work_by_name_from_python_a_config_and_the_command_line(
+        site: Path, tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_distribution(site, "parts_plugin", {"tiny": "partsplug:TinyNet"}, group="colddiff.nets",
+                      more={"colddiff.samplers": {"direct": "partsplug:Direct"}})
+    assert "parts_plugin 1.0" in nets.available()["tiny"]
+    assert "parts_plugin 1.0" in samplers.available()["direct"]
+    # Python
+    net = nets.create("tiny", width=2)
+    assert net(torch.zeros(1, 1, 28, 28), torch.zeros(1)).shape == (1, 1, 28, 28)
+    denoiser = Denoiser(net, degradations.create("gaussian"), predict="x0")
+    sampler = samplers.create("direct", denoiser, scale=0.5, clip_x0=False)
+    x_T = torch.randn(2, 1, 28, 28)
+    expected = 0.5 * denoiser.predict_x0(x_T, torch.full((2,), 1000)).detach()
+    torch.testing.assert_close(sampler.sample(x_T, steps=1), expected)
+    with pytest.raises(ValueError, match="sampler 'direct' does not take order; it takes scale, clip_x0"):
+        samplers.create("direct", denoiser, order=2)
+    # a config file
+    config = tmp_path / "plugin.toml"
+    config.write_text('net = "tiny"\npredict = "x0"\nsampler = "direct"\nepochs = 1\nlimit_train = 128\n'
+                      'batch_size = 64\nsample_every = 1\nsample_n = 4\n[net_kwargs]\nwidth = 2\n'
+                      '[sampler_kwargs]\nscale = 0.5\n')
+    assert TrainConfig.load(config).sampler_kwargs == {"scale": 0.5}
+    # the command line
+    out = tmp_path / "run"
+    status = main(["train", "--config", str(config), "--out", str(out), "--quiet", "--device", "cpu"])
+    assert status == 0, capsys.readouterr().err
+    assert (out / "samples" / "epoch-001.png").exists()
+    status = main(["sample", "--checkpoint", str(out / "checkpoints" / "last.pt"), "-n", "2",
+                   "--steps", "3",
+                   "--sampler-arg", "scale=0.25", "--out", str(tmp_path / "s.png"),
+                   "--save-tensor", str(tmp_path / "s.pt")])
+    assert status == 0, capsys.readouterr().err
+    status = main(["train", "--preset", "ddpm-default", "--net", "tiny", "--epochs", "1",
+                   "--limit-train", "64", "--batch-size", "64", "--sample-every", "0", "--quiet",
+                   "--out", str(tmp_path / "cli")])
+    assert status == 0 and TrainConfig.load(tmp_path / "cli" / "config.toml").net == "tiny"
+    assert main(["list", "nets", "samplers", "--check"]) == 0
+    listing = capsys.readouterr().out
+    assert re.search(r"tiny +entry point 'tiny = partsplug:TinyNet' of parts_plugin 1.0  \[ok\]", listing)
+    assert re.search(r"direct +entry point 'direct = partsplug:Direct' of parts_plugin 1.0  \[ok\]", listing)

@@ -30,6 +30,7 @@ __all__ = ["build_parser", "main"]
 # PriorUnavailableError, NonFiniteLossError, DegradationPluginError are subclasses).
 _RUNTIME_ERRORS = (ValueError, RuntimeError, OSError, NotImplementedError)
 _SCHEDULES = [*sorted(presets.SCHEDULES), "cosine"]
+_KINDS = ["degradations", "nets", "samplers"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -244,10 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_options(shipped, "the training run's")
     shipped.add_argument("--sample-steps", type=_POSITIVE, metavar="S")
 
-    listing = commands.add_parser("degradations", help="list the available degradations and their origin",
-                                  description="List built-in and plugin degradations.")
-    listing.add_argument("--check", action="store_true",
-                         help="import each one and mark those that fail (exit 1 if any does)")
+    for name, text in (("list", "list the pluggable parts (degradations, nets, samplers) and their origin"),
+                       ("degradations", "the same as `colddiff list degradations`")):
+        listing = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        listing.set_defaults(subparser=listing)
+        if name == "list":
+            listing.add_argument("kinds", nargs="*", metavar="KIND",
+                                 help=f"any of {', '.join(_KINDS)} (default: all)")
+        listing.add_argument("--check", action="store_true",
+                             help="import each one and mark those that fail (exit 1 if any does)")
 
     study = commands.add_parser(
         "reproduce", help="reproduce the reference study: four models, 14 figures, a report",
@@ -303,8 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        handler = {"train": _train, "sample": _sample, "degrade": _degrade,
-                   "degradations": _list_degradations, "fmd": _fmd, "export": _export,
+        handler = {"train": _train, "sample": _sample, "degrade": _degrade, "list": _list,
+                   "degradations": _list, "fmd": _fmd, "export": _export,
                    "reproduce": _reproduce}[args.command]
         return handler(args, parser)
     except KeyboardInterrupt:
@@ -462,22 +468,27 @@ def _degrade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _list_degradations(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from colddiff import degradations
+def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import importlib
 
-    available = degradations.available()
-    width = max(map(len, available))
+    kinds = getattr(args, "kinds", None) or (["degradations"] if args.command == "degradations" else _KINDS)
+    unknown = [kind for kind in kinds if kind not in _KINDS]
+    if unknown:
+        args.subparser.error(f"KIND must be among {', '.join(_KINDS)}, got {', '.join(unknown)}")
     failed = 0
-    for name, origin in available.items():
-        status = ""
-        if args.check:
-            try:
-                degradations.get(name)
-                status = "  [ok]"
-            except (ValueError, RuntimeError) as error:
-                failed += 1
-                status = "  [BROKEN: " + " ".join(str(error).split()) + "]"
-        print(f"{name:<{width}}  {origin}{status}")
+    for kind in dict.fromkeys(kinds):
+        registry = importlib.import_module(f"colddiff.{kind}").REGISTRY
+        available = registry.available()
+        problems = registry.check() if args.check else {}
+        if len(kinds) > 1:
+            print(f"{kind}:")
+        width = max(map(len, available))
+        for name, origin in available.items():
+            status = ""
+            if args.check:
+                status = "  [ok]" if problems[name] is None else f"  [BROKEN: {problems[name]}]"
+                failed += problems[name] is not None
+            print(f"{'  ' if len(kinds) > 1 else ''}{name:<{width}}  {origin}{status}")
     return 1 if failed else 0
 
 
