@@ -132,4 +132,4 @@ def test_the_trainer_logs_fmd_through_its_hook(tmp_path: Path, data_dir: Path) -
                                 batch_size=64, epochs=1, sample_every=0)
     Trainer(config, tmp_path, quiet=True, hooks=[fmd.FMDHook(n=8, steps=5)]).fit()
     line = json.loads((tmp_path / "metrics.jsonl").read_text())
-    assert line["fmd"] > 0 and line["fmd_normalized"] > 0.5, "an untrained model scores badly"
+    assert line["fmd"] > 0 and line["normalized_fmd"] > 0.5, "an untrained model scores badly"

@@ -38,7 +38,7 @@ def test_a_tiny_study_writes_figures_report_and_results(tmp_path: Path, data_dir
     report = (tmp_path / "report.md").read_text()
     assert "| ddpm-short |" in report and "figures/fig14-fashion-samples.png" in report
     metrics = (tmp_path / "models" / "ddpm-short" / "metrics.jsonl").read_text()
-    assert '"fmd_normalized"' in metrics
+    assert '"normalized_fmd"' in metrics
 
     # An existing study is not overwritten; --resume reuses finished models; --figures-only redraws.
     assert status(argv) == 2

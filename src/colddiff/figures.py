@@ -152,7 +152,9 @@ def _fmd_axes(axes: Any, study: _Study, highlight: str | None) -> None:
         epochs = [m["epoch"] for m in metrics]
         style = {"color": "grey", "alpha": 0.6} if highlight and model != highlight else {}
         axes[0].plot(epochs, [m["fmd"] for m in metrics], marker=".", label=LABELS[model], **style)
-        axes[1].plot(epochs, [m["fmd_normalized"] for m in metrics], marker=".", label=LABELS[model], **style)
+        # Runs written before the metric was renamed say fmd_normalized.
+        normalized = [m.get("normalized_fmd", m.get("fmd_normalized")) for m in metrics]
+        axes[1].plot(epochs, normalized, marker=".", label=LABELS[model], **style)
         band = band or (metrics[-1]["fmd_baseline_mean"], metrics[-1]["fmd_baseline_std"])
     if band is not None:
         mean, std = band

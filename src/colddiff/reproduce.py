@@ -25,8 +25,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from colddiff import __version__, checkpoints, data
+from colddiff import __version__, checkpoints, data, fmd
 from colddiff.config import TrainConfig
+from colddiff.fmd.metric import FMDHook, sample_in_batches
 from colddiff.training import Trainer
 
 __all__ = ["MODELS", "StudyOptions", "run_study", "write_report"]
@@ -80,42 +81,6 @@ class StudyOptions:
         return cls(out=out, **values)
 
 
-class _EvaluationHook:
-    """Scores 32 samples with the report protocol (keeping them for the figures), and every
-    ``full_every`` epochs ``full_n`` samples with the full protocol."""
-
-    def __init__(self, folder: Path, options: StudyOptions) -> None:
-        self.folder, self.options = folder, options
-        self.last_full: tuple[int, Any] | None = None  # (epoch, FMDResult) of the last full score
-
-    def __call__(self, trainer: Trainer, epoch: int) -> dict[str, Any] | None:
-        from colddiff import fmd
-
-        if epoch % self.options.eval_every and epoch != trainer.config.epochs:
-            return None
-        samples = trainer.sample(32, steps=self.options.sample_steps, seed=self.options.seed + epoch)
-        samples = samples.clamp(0, 1).cpu()
-        result = fmd.score(samples, protocol="report")
-        checkpoints.save({"samples": samples, "epoch": epoch}, self.folder / f"epoch-{epoch:03d}.pt")
-        values: dict[str, Any] = {
-            "fmd": result.fmd, "fmd_normalized": result.normalized_fmd,
-            "fmd_baseline_mean": result.baseline_mean, "fmd_baseline_std": result.baseline_std,
-            "fmd_black": result.black_fmd}
-        if epoch % self.options.full_every == 0 or epoch == trainer.config.epochs:
-            full = fmd.score(_many_samples(trainer, self.options.full_n, self.options.sample_steps,
-                                           self.options.seed + 40_000 + epoch), protocol="full")
-            self.last_full = (epoch, full)
-            values.update(fmd_full=full.fmd, fmd_full_ratio=full.fmd_ratio,
-                          fmd_full_train_baseline=full.train_baseline, fmd_full_n=full.n_samples)
-        return values
-
-
-def _many_samples(trainer: Trainer, n: int, steps: int | None, seed: int) -> Tensor:
-    """``n`` clamped samples on the CPU, drawn in batches of at most 256."""
-    return torch.cat([trainer.sample(min(256, n - done), steps=steps, seed=seed + done).clamp(0, 1).cpu()
-                      for done in range(0, n, 256)])
-
-
 def _trajectory(trainer: Trainer, n: int, frames: int, steps: int | None) -> Tensor:
     """``(n, frames, C, H, W)``: ``x_t`` at ``frames`` evenly spaced moments of sampling, ending at x0."""
     sampler = trainer.sampler()
@@ -135,14 +100,11 @@ def _forward_strip(trainer: Trainer, n: int, frames: int) -> Tensor:
     return torch.stack([deg.degrade(x0, t, source) for t in times], dim=1)
 
 
-def _finish_model(trainer: Trainer, folder: Path, options: StudyOptions,
-                  hook: _EvaluationHook) -> dict[str, Any]:
+def _finish_model(trainer: Trainer, folder: Path, options: StudyOptions, hook: FMDHook) -> dict[str, Any]:
     """Score the trained model under both protocols, time its sampler, record trajectories.
 
     The full-protocol score of the last epoch is the hook's when it ran in this process (it
     always scores the last epoch), else it is computed here."""
-    from colddiff import fmd
-
     steps = options.sample_steps
     start = time.perf_counter()
     grid = trainer.sample(36, steps=steps, seed=options.seed + 10_000).clamp(0, 1).cpu()
@@ -153,7 +115,7 @@ def _finish_model(trainer: Trainer, folder: Path, options: StudyOptions,
     if hook.last_full is not None and hook.last_full[0] == trainer.epoch:
         full = hook.last_full[1]
     else:
-        samples = _many_samples(trainer, options.full_n, steps, options.seed + 30_000)
+        samples = sample_in_batches(trainer, options.full_n, steps, options.seed + 30_000)
         full = fmd.score(samples, protocol="full")
     metrics = [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()]
     summary = {
@@ -185,7 +147,8 @@ def run_study(options: StudyOptions) -> dict[str, Any]:
             continue
         config = TrainConfig.preset(preset, epochs=options.epochs, limit_train=options.limit_train,
                                     seed=options.seed, sample_every=0, sample_steps=options.sample_steps)
-        hook = _EvaluationHook(folder / "evaluations", options)
+        hook = FMDHook(32, "report", options.sample_steps, options.eval_every, full_every=options.full_every,
+                       full_n=options.full_n, keep=folder / "evaluations")
         # The study's own folder: an interrupted model resumes, one killed before its first
         # checkpoint starts afresh.
         trainer = Trainer(config, folder, device=options.device, quiet=options.quiet, hooks=[hook],

@@ -189,11 +189,12 @@ class Trainer:
         self._train_denoiser = Denoiser(train_net, self.degradation, predict=self.denoiser.predict)
         build_sampler(config, self.denoiser)  # a sampler that cannot work fails now, not after an epoch
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
-        if config.fmd_every and not any(getattr(hook, "is_fmd_hook", False) for hook in self.hooks):
+        if config.fmd_every:
             from colddiff.fmd import FMDHook
 
-            self.hooks.append(FMDHook(n=config.fmd_n, protocol=config.fmd_protocol,  # type: ignore[arg-type]
-                                      steps=config.sample_steps, every=config.fmd_every))
+            if not any(isinstance(hook, FMDHook) for hook in self.hooks):
+                self.hooks.append(FMDHook(n=config.fmd_n, protocol=config.fmd_protocol,  # type: ignore[arg-type]
+                                          steps=config.sample_steps, every=config.fmd_every))
         self.ema: AveragedModel | None = None
         if config.ema is not None:
             ema_update = get_ema_multi_avg_fn(config.ema)  # type: ignore[no-untyped-call]

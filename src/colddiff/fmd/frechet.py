@@ -26,6 +26,8 @@ semi-definite) are clamped to 0 before square roots, and the final distance is c
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -144,6 +146,27 @@ class FeatureStatistics:
         mean = self.total / self.count
         covariance = (self.outer - self.count * torch.outer(mean, mean)) / (self.count - 1)
         return (covariance + covariance.T) / 2
+
+    def state_dict(self) -> dict[str, Any]:
+        """The statistics as plain tensors (for :func:`colddiff.checkpoints.save`)."""
+        return {"count": self.count, "total": self.total, "outer": self.outer, "features": self.features}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> FeatureStatistics:
+        """Statistics saved by :meth:`state_dict`.
+
+        Raises:
+            ValueError: If the tensors' shapes do not agree.
+        """
+        total, outer = state["total"].to(torch.float64), state["outer"].to(torch.float64)
+        if total.ndim != 1 or outer.shape != (len(total), len(total)):
+            raise ValueError(
+                f"inconsistent statistics: total {tuple(total.shape)}, outer {tuple(outer.shape)}")
+        stats = cls(len(total))
+        stats.count, stats.total, stats.outer = int(state["count"]), total, outer
+        features = state.get("features")
+        stats._rows = [features] if features is not None and len(features) == stats.count else None
+        return stats
 
     def reduce_across_processes(self) -> None:
         """Sum the statistics of all processes when ``torch.distributed`` is initialised."""

@@ -114,8 +114,8 @@ def _reduced(stats: FeatureStatistics) -> FeatureStatistics:
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return stats
-    copy = FeatureStatistics(stats.dim)
-    copy.count, copy.total, copy.outer = stats.count, stats.total.clone(), stats.outer.clone()
+    copy = FeatureStatistics.from_state_dict({**stats.state_dict(), "total": stats.total.clone(),
+                                              "outer": stats.outer.clone()})
     copy.reduce_across_processes()
     return copy
 
@@ -175,19 +175,16 @@ def cache_dir() -> Path:
 def _reference(metric: FMD, version: str, split: str, name: str, images: Tensor) -> FeatureStatistics:
     """Feature statistics of a named real image set, cached on disk by version, split and count."""
     path = cache_dir() / f"{version}-{split}-{name}-n{len(images)}.pt"
-    stats = FeatureStatistics(FEATURE_DIM)
     if path.is_file():
         try:
-            saved = checkpoints.load(path, required=("count", "total", "outer"))
-            stats.count, stats.total, stats.outer = saved["count"], saved["total"], saved["outer"]
-            stats._rows = [saved["features"]] if saved.get("features") is not None else None
-            return stats
-        except checkpoints.CheckpointError:
+            return FeatureStatistics.from_state_dict(
+                checkpoints.load(path, required=("count", "total", "outer")))
+        except (checkpoints.CheckpointError, ValueError):
             pass  # a damaged cache entry is recomputed
+    stats = FeatureStatistics(FEATURE_DIM)
     stats.update(metric.features(images))
     with contextlib.suppress(OSError):  # a read-only cache only costs time
-        checkpoints.save({"count": stats.count, "total": stats.total, "outer": stats.outer,
-                          "features": stats.features}, path)
+        checkpoints.save(stats.state_dict(), path)
     return stats
 
 
@@ -280,32 +277,65 @@ def score(samples: Tensor, reference: str = "mnist-test", protocol: Protocol = "
 class FMDHook:
     """A :class:`~colddiff.training.Trainer` hook that scores samples with FMD after each epoch.
 
-    Adds ``fmd``, ``fmd_normalized`` (and ``fmd_ratio`` under the full protocol) to the epoch's
-    ``metrics.jsonl`` line (the reference study's figure 7).
+    Every ``every`` epochs (and after the last) it scores ``n`` samples with ``protocol`` and
+    adds ``fmd``, ``normalized_fmd``, ``fmd_confidence``, ``fmd_baseline_mean``,
+    ``fmd_baseline_std``, ``fmd_black`` (and ``fmd_ratio`` under the full protocol) to the
+    epoch's ``metrics.jsonl`` line (the reference study's figure 7). With ``full_every`` it also
+    scores ``full_n`` samples with the full protocol every that many epochs and after the last,
+    adding ``fmd_full``, ``fmd_full_ratio``, ``fmd_full_train_baseline`` and ``fmd_full_n``.
+    The study (:mod:`colddiff.study`) is this hook with ``keep`` and ``full_every`` set.
 
     Args:
         n: Samples per evaluation (the report used 32).
         protocol: ``"report"`` or ``"full"``.
         steps: Sampling steps (``None``: all ``T``).
         every: Evaluate every this many epochs.
+        full_every: Also score ``full_n`` samples with the full protocol every this many epochs
+            (0: never).
+        full_n: Samples for those full-protocol scores.
+        keep: A folder to save each evaluation's samples in (``epoch-NNN.pt``), or ``None``.
+
+    Attributes:
+        last_full: ``(epoch, FMDResult)`` of the latest full-protocol score, or ``None``.
     """
 
-    is_fmd_hook = True
-
     def __init__(self, n: int = 32, protocol: Protocol = "report", steps: int | None = None,
-                 every: int = 1) -> None:
+                 every: int = 1, *, full_every: int = 0, full_n: int = 1000,
+                 keep: str | os.PathLike[str] | None = None) -> None:
         self.n, self.protocol, self.steps, self.every = n, protocol, steps, every
+        self.full_every, self.full_n = full_every, full_n
+        self.keep = Path(keep) if keep is not None else None
+        self.last_full: tuple[int, FMDResult] | None = None
 
     def __call__(self, trainer: Any, epoch: int) -> dict[str, Any] | None:
-        if trainer.config.dataset != "mnist" or (epoch % self.every and epoch != trainer.config.epochs):
+        last = epoch == trainer.config.epochs
+        if trainer.config.dataset != "mnist" or (epoch % self.every and not last):
             return None
-        samples = trainer.sample(self.n, steps=self.steps, seed=trainer.config.seed + epoch)
-        result = score(samples.clamp(0, 1).cpu(), protocol=self.protocol)
-        values: dict[str, Any] = {"fmd": result.fmd, "fmd_normalized": result.normalized_fmd,
-                                  "fmd_confidence": result.confidence}
+        seed = trainer.config.seed
+        samples = sample_in_batches(trainer, self.n, self.steps, seed + epoch)
+        result = score(samples, protocol=self.protocol)
+        if self.keep is not None:
+            checkpoints.save({"samples": samples, "epoch": epoch}, self.keep / f"epoch-{epoch:03d}.pt")
+        values: dict[str, Any] = {
+            "fmd": result.fmd, "normalized_fmd": result.normalized_fmd,
+            "fmd_confidence": result.confidence, "fmd_baseline_mean": result.baseline_mean,
+            "fmd_baseline_std": result.baseline_std, "fmd_black": result.black_fmd}
         if result.fmd_ratio is not None:
             values["fmd_ratio"] = result.fmd_ratio
+        if self.full_every and (epoch % self.full_every == 0 or last):
+            full = score(sample_in_batches(trainer, self.full_n, self.steps, seed + 40_000 + epoch),
+                         protocol="full")
+            self.last_full = (epoch, full)
+            values.update(fmd_full=full.fmd, fmd_full_ratio=full.fmd_ratio,
+                          fmd_full_train_baseline=full.train_baseline, fmd_full_n=full.n_samples)
         return values
+
+
+def sample_in_batches(trainer: Any, n: int, steps: int | None, seed: int, batch: int = 256) -> Tensor:
+    """``n`` samples of a :class:`~colddiff.training.Trainer`, clamped to ``[0, 1]``, on the
+    CPU, drawn in batches of at most ``batch`` (each seeded ``seed + index of its first``)."""
+    return torch.cat([trainer.sample(min(batch, n - done), steps=steps, seed=seed + done).clamp(0, 1).cpu()
+                      for done in range(0, n, batch)])
 
 
 def load_samples(path: str | os.PathLike[str]) -> Tensor:
