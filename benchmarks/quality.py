@@ -58,7 +58,7 @@ def samplers_for(own: Sampler, strided_steps: int, full_steps: int | None,
 
     For Gaussian noise: 50-step strided deterministic sampling (Algorithm 2 with a re-estimated
     source, i.e. DDIM) and 1000-step ancestral sampling (DDPM). For any other degradation the
-    model's own sampler ``own`` (for ``fashion-cold``, the report's Algorithm 2 from a
+    model's own sampler ``own`` (for ``mnist-fashion-cold``, the report's Algorithm 2 from a
     Fashion-MNIST test image) at both lengths.
     """
     denoiser = own.denoiser

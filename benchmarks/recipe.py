@@ -3,7 +3,7 @@
     python -m benchmarks.recipe --checkpoint runs/mnist-ddpm/checkpoints/last.pt --json recipe.json
     python -m benchmarks.recipe --pretrained mnist-ddpm --n 500
     python -m benchmarks.recipe --pretrained mnist-ddpm --quick     # a smoke test
-    python -m benchmarks.recipe --checkpoint runs/fashion-cold/checkpoints/last.pt   # any degradation
+    python -m benchmarks.recipe --checkpoint runs/mnist-fashion-cold/checkpoints/last.pt   # any degradation
     python -m benchmarks.recipe --pretrained mnist-ddpm --samplers --json samplers.json
 
 ``--samplers`` compares the samplers by name instead (Gaussian models): ``dpmsolver++`` at 10

@@ -6,7 +6,7 @@
 ``samples.png``: 64 digits from the shipped ``mnist-ddpm`` model when the package has it, else
 from a report CNN trained here for half a minute (32 steps, mostly noise) with 50-step DDIM.
 ``fashion-cold-samples.png`` / ``fashion-cold-decoding.png``: 32 samples of the shipped
-``fashion-cold`` model (the report's Figure 14) and two of them decoded step by step from their
+``mnist-fashion-cold`` model (the report's Figure 14) and two of them decoded step by step from their
 Fashion-MNIST start images (its Figure 13), when the package has that model.
 ``study/``: a quick reference study (``colddiff reproduce --quick``), whose figures the
 "Reproducing the reference study" page shows (``--no-study`` skips it).
@@ -61,9 +61,9 @@ def sample_grid(out: Path) -> None:
 
 
 def fashion_cold_figures(out: Path, frames: int = 11) -> None:
-    if "fashion-cold" not in pretrained.available():
+    if "mnist-fashion-cold" not in pretrained.available():
         return
-    model = pretrained.load("fashion-cold")
+    model = pretrained.load("mnist-fashion-cold")
     samples = model.sample(32, seed=0)
     save_image(samples.clamp(0, 1), out / "fashion-cold-samples.png", nrow=8, padding=1, pad_value=1.0)
     sampler, steps = model.sampler(), model.config.sample_steps

@@ -116,7 +116,7 @@ def test_train_sample_and_degrade_end_to_end(capsys: pytest.CaptureFixture[str],
     samples = torch.load(tmp_path / "samples.pt", weights_only=True)
     assert samples.shape == (9, 1, 28, 28) and torch.isfinite(samples).all()
     assert Image.open(tmp_path / "grid.png").size == (3 * 30 + 2, 3 * 30 + 2)
-    status, stdout, err = run(capsys, "degrade", "--degradation", "fashion_mnist", "--n", "2",
+    status, stdout, err = run(capsys, "degrade", "--degradation", "fashion_mnist", "-n", "2",
                               "--frames", "5", "--out", str(tmp_path / "strip.png"))
     assert status == 0, err
     assert Image.open(tmp_path / "strip.png").size == (5 * 30 + 2, 2 * 30 + 2)

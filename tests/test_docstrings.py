@@ -10,7 +10,7 @@ import pytest
 MODULES = ["colddiff", "colddiff.schedules", "colddiff.degradations", "colddiff.degradations.registry",
            "colddiff.denoisers", "colddiff.nets", "colddiff.samplers", "colddiff.config",
            "colddiff.training", "colddiff.checkpoints", "colddiff.data", "colddiff.fmd",
-           "colddiff.reproduce", "colddiff.figures", "colddiff.cli"]
+           "colddiff.study.reproduce", "colddiff.study.figures", "colddiff.cli"]
 
 
 def public_objects() -> list[tuple[str, object]]:

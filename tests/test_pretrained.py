@@ -134,7 +134,7 @@ def test_the_shipped_mnist_ddpm_loads_and_samples_without_data(monkeypatch: pyte
 
 
 def test_the_shipped_fashion_cold_starts_from_fashion_mnist_test_images(data_dir: Path) -> None:
-    model = pretrained.load("fashion-cold")
+    model = pretrained.load("mnist-fashion-cold")
     assert model.config.degradation == "fashion_mnist"
     assert model.card["scores"]["strided-50"]["n_full"] == 1000
     sampler = model.sampler()
@@ -154,13 +154,15 @@ def test_fashion_cold_without_its_dataset_says_where_to_put_it(
 
     monkeypatch.setattr(datasets, "FashionMNIST", offline)
     with pytest.raises(PriorUnavailableError, match=r"FashionMNIST.*COLDDIFF_DATA_DIR"):
-        pretrained.load("fashion-cold").sample(2)
-    assert main(["sample", "--pretrained", "fashion-cold", "-n", "2", "--out", str(tmp_path / "s.png")]) == 1
+        pretrained.load("mnist-fashion-cold").sample(2)
+    with pytest.warns(DeprecationWarning, match="now called 'mnist-fashion-cold'"):  # the old name works
+        status = main(["sample", "--pretrained", "fashion-cold", "-n", "2", "--out", str(tmp_path / "s.png")])
+    assert status == 1
     err = capsys.readouterr().err
     assert "FashionMNIST" in err and str(tmp_path) in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("name", ["mnist-ddpm", "fashion-cold"])
+@pytest.mark.parametrize("name", ["mnist-ddpm", "mnist-fashion-cold"])
 def test_the_committed_config_trains_and_samples_the_shipped_model(name: str) -> None:
     card = json.loads((pretrained.weights_dir() / f"{name}.json").read_text())
     committed = TrainConfig.load(Path(str(resources.files("colddiff")))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from colddiff import figures, reproduce
 from colddiff.cli import main
+from colddiff.study import figures, reproduce
 
 
 def status(argv: list[str]) -> int:

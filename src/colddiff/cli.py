@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     model = sample.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", type=Path, help="a training checkpoint")
     model.add_argument("--pretrained", metavar="NAME",
-                       help="a model shipped with colddiff (mnist-ddpm, fashion-cold)")
+                       help="a model shipped with colddiff (mnist-ddpm, mnist-fashion-cold)")
     sample.add_argument("-n", type=_POSITIVE, default=64, help="number of samples (64)")
     sample.add_argument("--steps", type=_POSITIVE, help="sampling steps (default: the run's)")
     _add_sampler_options(sample, "the model's")
@@ -228,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     degrade.set_defaults(subparser=degrade)
     degrade.add_argument("--degradation", required=True)
     degrade.add_argument("--schedule", choices=_SCHEDULES, default="default")
-    degrade.add_argument("--n", type=_POSITIVE, default=4)
+    degrade.add_argument("-n", "--n", type=_POSITIVE, default=4, dest="n",
+                         help="digits, one row each (4; -n as for sample, --n kept for old scripts)")
     degrade.add_argument("--frames", type=_number(int, 2), default=11)
     degrade.add_argument("--seed", type=_COUNT, default=0)
     degrade.add_argument("--out", type=_image_file, required=True)
@@ -411,7 +412,7 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         hint = args.checkpoint / "checkpoints" / "last.pt"
         subparser.error(f"--checkpoint {args.checkpoint} is a folder, not a checkpoint file"
                         + (f"; did you mean {hint}?" if hint.is_file() else ""))
-    if args.pretrained is not None and args.pretrained not in pretrained.available():
+    if args.pretrained is not None and pretrained.resolve(args.pretrained) not in pretrained.available():
         subparser.error(f"--pretrained must be one of {pretrained.available()}, got {args.pretrained!r}")
     try:
         device = resolve_device(args.device)
@@ -506,7 +507,7 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from colddiff import figures, reproduce
+    from colddiff.study import figures, reproduce
 
     out: Path = args.out
     if args.figures_only:

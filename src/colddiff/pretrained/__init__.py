@@ -11,6 +11,7 @@ such a pair of files.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,7 +31,8 @@ from colddiff.config import (
 from colddiff.denoisers import Denoiser
 from colddiff.samplers import Sampler
 
-__all__ = ["Pretrained", "PretrainedError", "available", "export", "from_checkpoint", "load", "weights_dir"]
+__all__ = ["ALIASES", "Pretrained", "PretrainedError", "available", "export", "from_checkpoint", "load",
+           "resolve", "weights_dir"]
 
 
 class PretrainedError(RuntimeError):
@@ -40,6 +42,20 @@ class PretrainedError(RuntimeError):
 def weights_dir() -> Path:
     """The folder holding the shipped ``NAME.pt`` / ``NAME.json`` pairs."""
     return Path(str(resources.files("colddiff.pretrained") / "weights"))
+
+
+#: Old names of shipped models: ``fashion-cold`` is the reference study's preset (the report
+#: CNN), so the shipped U-Net trained on the same degradation is ``mnist-fashion-cold``.
+ALIASES = {"fashion-cold": "mnist-fashion-cold"}
+
+
+def resolve(name: str) -> str:
+    """The shipped model's current name for ``name`` (an old name gives a ``DeprecationWarning``)."""
+    if name in ALIASES and name not in available():
+        warnings.warn(f"the shipped model {name!r} is now called {ALIASES[name]!r}", DeprecationWarning,
+                      stacklevel=3)
+        return ALIASES[name]
+    return name
 
 
 def available() -> list[str]:
@@ -79,7 +95,7 @@ class Pretrained:
 
         Raises:
             colddiff.degradations.PriorUnavailableError: If the model's prior needs data that is
-                missing (``fashion-cold`` starts from Fashion-MNIST test images).
+                missing (``mnist-fashion-cold`` starts from Fashion-MNIST test images).
         """
         device = next(self.denoiser.parameters()).device
         generator = torch.Generator(device).manual_seed(seed)
@@ -95,6 +111,7 @@ def load(name: str, device: str | torch.device = "cpu") -> Pretrained:
         PretrainedError: If the name is unknown (the message lists the shipped ones) or the
             weights do not match their card's SHA-256.
     """
+    name = resolve(name)
     if name not in available():
         raise PretrainedError(f"name must be one of {available()}, got {name!r}")
     try:
