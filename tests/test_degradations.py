@@ -128,9 +128,32 @@ def test_blur_prior_needs_fitting_then_matches_blurred_statistics() -> None:
 
 
 def test_degradations_without_a_prior_or_source_say_so() -> None:
-    assert Blur().sample_source(torch.zeros(1, 1, 4, 4)) is None
-    with pytest.raises(NotImplementedError, match="predict='x0'"):
-        Blur().x0_from_source(torch.zeros(1, 1, 4, 4), 1, torch.zeros(1, 1, 4, 4))
+    x = torch.zeros(1, 1, 4, 4)
+    assert Blur().sample_source(x) is None
+    with pytest.raises(NotImplementedError, match=r"^Blur cannot recover the clean image from its source; "
+                       r"use predict='x0'$"):
+        Blur().x0_from_source(x, 1, x)
+    with pytest.raises(NotImplementedError, match=r"^Blur cannot recover its source from the clean image$"):
+        Blur().source_from_x0(x, 1, x)
+    with pytest.raises(PriorUnavailableError, match=r"^Blur\.prior needs a fitted prior"):
+        Blur().prior(2)
+
+    class Shift(degradations.Degradation):  # the base class's own prior
+        def degrade(self, x0: torch.Tensor, t: torch.Tensor | int, source: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+            return x0 + degradations.check_timesteps(t, x0, self.steps).view(-1, 1, 1, 1)
+
+    shift = Shift(steps=3)
+    assert (shift.steps, shift.image_shape, shift.schedule) == (3, (1, 28, 28), None)
+    assert shift.prior_fitted
+    assert shift.fit_prior(x) is shift and repr(shift) == "Shift(steps=3)"
+    with pytest.raises(PriorUnavailableError, match=r"^Shift has no prior for unconditional sampling; start "
+                       r"the sampler from degraded data instead \(degrade\(x0, steps, source\)\)$"):
+        shift.prior(2)
+    assert Shift().steps == 1000 and Shift(Schedule.preset("short")).steps == 200
+    assert repr(degradations.GaussianNoise(Schedule.preset("short"))) == (
+        "GaussianNoise(schedule=Schedule.linear(beta_start=0.0001, beta_end=0.1, steps=200))")
+    assert repr(Blur(steps=4, sigma_max=2.0)) == "Blur(steps=4, sigma_max=2.0)"
 
 
 @pytest.mark.parametrize(

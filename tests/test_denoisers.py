@@ -110,3 +110,11 @@ def test_v_prediction_targets_and_conversions() -> None:
     torch.testing.assert_close(den.predict_source(x_t, t), noise)
     with pytest.raises(ValueError, match="predict='v' needs a mixing degradation"):
         Denoiser(VNet(), Blur(), predict="v")
+
+
+def test_an_eps_denoiser_returns_its_source_prediction_as_is() -> None:
+    deg = GaussianNoise(SCHEDULE)
+    den = Denoiser(nets.CNN(channels=[4, 4]), deg, predict="eps")
+    x_t, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 700])
+    with torch.no_grad():
+        assert torch.equal(den.predict_source(x_t, t), den(x_t, t)), "no round trip through x0"

@@ -102,3 +102,13 @@ def test_schedule_is_immutable() -> None:
 def test_bad_schedule_arguments_raise_naming_the_argument(make, argument: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=argument):
         make()
+
+
+def test_equality_hash_and_repr() -> None:
+    default, same = Schedule.preset("default"), Schedule.linear(1e-4, 0.02, 1000)
+    assert default == same and hash(default) == hash(same) and len({default, same}) == 1
+    assert default != Schedule.preset("short") and default != "default"
+    assert {default: "d"}[same] == "d"
+    assert repr(default) == "Schedule.linear(beta_start=0.0001, beta_end=0.02, steps=1000)"
+    assert repr(Schedule.cosine(10)) == "Schedule.cosine(steps=10, offset=0.008, max_beta=0.999)"
+    assert repr(Schedule.from_betas([0.1, 0.2])) == "Schedule.from_betas(<2 betas>)"
