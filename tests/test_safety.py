@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 from torch import Tensor, nn
 
 from colddiff import Denoiser, Schedule, checkpoints, data, nets
-from colddiff.cli import main
 from colddiff.config import TrainConfig
 from colddiff.degradations import GaussianNoise
 from colddiff.training import RunExistsError, Trainer
@@ -26,13 +26,7 @@ TINY_CONFIG = {"net_kwargs": {"channels": [4, 4]}, "limit_train": 256, "batch_si
                "sample_every": 0, "epochs": 1}
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as exit_:
-        status = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 def metrics(run_folder: Path) -> list[dict[str, object]]:
@@ -89,6 +83,10 @@ def test_a_loss_that_blows_up_before_any_checkpoint_says_none_was_written(
     assert status == 1 and len(err.strip().splitlines()) == 1
     assert "no checkpoint was written" in err and "is kept" not in err, err
     assert not (out / "checkpoints" / "last.pt").exists()
+    # Nothing of that run is worth keeping (only its config.toml): it may be started again there.
+    status, _, err = run(capsys, "train", "--preset", "ddpm-short", "--epochs", "1", "--out", str(out),
+                         *TINY)
+    assert status == 0, err
 
 
 # ---------------------------------------------------------------- 3. outputs checked before the work
@@ -129,7 +127,8 @@ def test_temporary_files_of_interrupted_writes_are_removed_on_the_next_start(tmp
     orphans = [tmp_path / "checkpoints" / ".last.pt.k2j3h4_9.tmp", tmp_path / ".metrics.jsonl.abcdefgh.tmp",
                tmp_path / ".config.toml.x1x1x1x1.tmp",
                tmp_path / "checkpoints" / ".epoch-001.pt.q9q9q9q9.tmp"]
-    foreign = [tmp_path / "checkpoints" / "notes.tmp", tmp_path / ".cache.tmp", tmp_path / "last.pt.tmp"]
+    foreign = [tmp_path / "checkpoints" / "notes.tmp", tmp_path / ".cache.tmp", tmp_path / "last.pt.tmp",
+               tmp_path / ".notes.txt.abcdefgh.tmp"]
     for path in orphans + foreign:
         path.write_bytes(b"x" * 100)
     Trainer(config.replace(epochs=2), tmp_path, quiet=True).fit(resume=True)
@@ -141,13 +140,14 @@ def test_temporary_files_of_interrupted_writes_are_removed_on_the_next_start(tmp
 def test_epoch_time_and_images_per_second_cover_the_whole_resumed_epoch(tmp_path: Path,
                                                                         data_dir: Path) -> None:
     config = TrainConfig.preset("ddpm-short", **{**TINY_CONFIG, "limit_train": 512})  # 16 steps
-    first = Trainer(config.replace(max_minutes=1e-6), tmp_path, quiet=True).fit()
+    first = Trainer(config.replace(max_minutes=1e-6), tmp_path, device="cpu", quiet=True).fit()
     assert first[0]["partial"] and first[0]["batches"] == 1
-    resumed = Trainer(config, tmp_path, quiet=True).fit(resume=True)[0]
+    resumed = Trainer(config, tmp_path, device="cpu", quiet=True).fit(resume=True)[0]
     assert "partial" not in resumed
     assert resumed["epoch_time_s"] > first[0]["epoch_time_s"]  # type: ignore[operator]
     images = resumed["images_per_s"] * resumed["epoch_time_s"]  # type: ignore[operator]
-    assert images == pytest.approx(16 * 32, rel=0.02), "images/s and the time count the same images"
+    rounding = resumed["images_per_s"] * 0.0005 + 0.005 * resumed["epoch_time_s"]  # type: ignore[operator]
+    assert images == pytest.approx(16 * 32, rel=0.01, abs=rounding), "images/s and time: the same images"
 
 
 # ---------------------------------------------------------------- 6. corrupt dataset files

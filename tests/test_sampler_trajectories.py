@@ -24,6 +24,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator
 
+import diffusers  # the dev extra installs it: a missing reference must fail, not skip
 import pytest
 import torch
 from torch import Tensor, nn
@@ -31,8 +32,6 @@ from torch import Tensor, nn
 from colddiff import Denoiser, Schedule, samplers
 from colddiff.degradations import Blur, GaussianNoise, ImageMixing
 from colddiff.samplers import Sampler
-
-diffusers = pytest.importorskip("diffusers")
 
 T = 1000
 SCHEDULE = Schedule.preset("default")

@@ -216,3 +216,15 @@ def test_a_start_that_does_not_fit_is_a_clear_error_before_the_network_runs() ->
         with pytest.raises(ValueError, match=message):
             sampler.sample(x_T, steps=2)
     assert sampler.sample(torch.zeros(2, 1, 28, 28), steps=2).shape == (2, 1, 28, 28)
+
+
+def test_a_degradation_without_an_image_shape_takes_starts_of_any_size() -> None:
+    for size in (6, 9):
+        x0 = torch.rand(2, 3, size, size, dtype=torch.float64)
+        blur = Blur(steps=4)
+        assert blur.image_shape is None
+        sampler = ColdSampler(Denoiser(X0Oracle(x0), blur, predict="x0"))
+        torch.testing.assert_close(sampler.sample(blur.degrade(x0, 4)), x0, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"x_T must have shape \(B, 3, 6, 6\)"):
+        shaped = Blur(steps=4, image_shape=(3, 6, 6))
+        ColdSampler(Denoiser(X0Oracle(x0), shaped, predict="x0")).sample(x0)

@@ -235,3 +235,17 @@ def test_a_time_budget_is_used_in_full(tmp_path: Path, data_dir: Path) -> None:
     config = tiny(epochs=10_000, max_minutes=0.04, checkpoint_every=1)
     history = Trainer(config, tmp_path, quiet=True).fit()
     assert history[-1]["wall_time_s"] >= 0.04 * 60  # partial, or the epoch ended right at the budget
+
+
+def test_old_sampler_keys_map_into_sampler_kwargs_and_the_new_table_wins() -> None:
+    old = TrainConfig.from_dict({"sampler": "cold", "algorithm": 1, "source": "estimate"})
+    assert old.sampler_kwargs == {"algorithm": 1, "source": "estimate"}
+    both = TrainConfig.from_dict({"sampler": "cold", "source": "fixed",
+                                  "sampler_kwargs": {"source": "estimate"}})
+    assert both.sampler_kwargs == {"source": "estimate"}
+    assert TrainConfig.from_dict({"sampler": "ddpm", "algorithm": 2}).sampler_kwargs == {}  # ddpm ignored it
+    with pytest.warns(DeprecationWarning, match="sampler_kwargs"):
+        assert old.replace(source="fixed").sampler_kwargs == {"algorithm": 1, "source": "fixed"}
+    with pytest.warns(DeprecationWarning, match=r"read sampler_kwargs\['source'\]"):
+        assert old.source == "estimate"
+    assert old.replace(sampler="ddim").sampler_kwargs == {}, "a new sampler starts without the old options"

@@ -9,6 +9,7 @@ carrying any other pickled object is refused before anything in it runs.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ import pickle
 import re
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,7 +30,7 @@ __all__ = ["FORMAT", "CheckpointError", "atomic_write", "atomic_write_text", "lo
 _LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[:-1]
 
 # The name atomic_write's temporary files get: "." + the target's name + mkstemp's 8 characters.
-_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
 
 #: The value of the ``"format"`` key that marks a colddiff checkpoint.
 FORMAT = "colddiff-checkpoint-v1"
@@ -166,17 +167,24 @@ def _unreadable(path: Path, what: str, error: BaseException) -> CheckpointError:
     )
 
 
-def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+def remove_stale_temporaries(folder: str | os.PathLike[str], targets: Sequence[str]) -> list[Path]:
     """Delete the temporary files that interrupted :func:`atomic_write` calls left in ``folder``.
 
-    Only files named as :func:`atomic_write` names them (``.NAME.XXXXXXXX.tmp``, with
-    :func:`tempfile.mkstemp`'s eight random characters) are removed. Call it when no write into
+    Only the temporaries of writes to ``targets`` (file names or glob patterns such as
+    ``"epoch-*.pt"``), named as :func:`atomic_write` names them (``.NAME.XXXXXXXX.tmp``, with
+    :func:`tempfile.mkstemp`'s eight random characters), are removed. Call it when no write into
     ``folder`` can be under way, e.g. at the start of a run. Returns the files removed.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    stale = sorted(p for p in folder.iterdir() if _TEMPORARY.fullmatch(p.name) and p.is_file())
+
+    def ours(path: Path) -> bool:
+        match = _TEMPORARY.fullmatch(path.name)
+        return (match is not None and path.is_file()
+                and any(fnmatch.fnmatchcase(match[1], target) for target in targets))
+
+    stale = sorted(p for p in folder.iterdir() if ours(p))
     for orphan in stale:
         orphan.unlink(missing_ok=True)
     return stale

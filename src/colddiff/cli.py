@@ -238,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="turn a training checkpoint into a shippable float16 model with a card",
         description="Write NAME.pt (float16 weights; the EMA ones once the average has started) and "
         "NAME.json (model card) into OUT, for colddiff.pretrained.")
+    export.set_defaults(subparser=export)
     export.add_argument("--checkpoint", type=Path, required=True)
     export.add_argument("--name", required=True)
     export.add_argument("--out", type=Path, required=True, help="folder for NAME.pt and NAME.json")
@@ -337,7 +338,7 @@ def _schedule_spec(name: str, steps_like: dict[str, Any] | None = None) -> dict[
 def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[TrainConfig, Path]:
     from colddiff import degradations
     from colddiff.config import PRESETS, TrainConfig, check_buildable
-    from colddiff.training import RUN_FILES, resolve_device
+    from colddiff.training import resolve_device
 
     subparser: argparse.ArgumentParser = args.subparser
     out = args.out
@@ -380,19 +381,18 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         subparser.error(" ".join(str(error).split()))
     if out is None:
         out = Path("runs") / (args.preset or (args.config.stem if args.config else "train"))
-    held = [name for name in RUN_FILES if (out / name).exists()]
-    if held and not args.resume and not args.overwrite:
-        subparser.error(f"--out {out} already holds a run ({', '.join(held)}); pass --resume to "
-                        "continue it, choose a new --out, or pass --overwrite to delete it and start afresh")
     return config, out
 
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from colddiff.training import Trainer
+    from colddiff.training import RunExistsError, Trainer
 
     config, out = _train_config(args, parser)
     trainer = Trainer(config, out, device=args.device, quiet=args.quiet, overwrite=args.overwrite)
-    trainer.fit(resume=args.resume)
+    try:
+        trainer.fit(resume=args.resume)
+    except RunExistsError as error:  # checked before any data is read: a usage error
+        args.subparser.error(" ".join(str(error).split()))
     if trainer.processes.main and not args.quiet:
         print(f"colddiff train: done; checkpoint {trainer.checkpoint_path}", file=sys.stderr)
     return 0
@@ -412,7 +412,11 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         hint = args.checkpoint / "checkpoints" / "last.pt"
         subparser.error(f"--checkpoint {args.checkpoint} is a folder, not a checkpoint file"
                         + (f"; did you mean {hint}?" if hint.is_file() else ""))
-    if args.pretrained is not None and pretrained.resolve(args.pretrained) not in pretrained.available():
+    if args.pretrained in pretrained.ALIASES and args.pretrained not in pretrained.available():
+        print(f"colddiff sample: note: the model {args.pretrained!r} is now called "
+              f"{pretrained.ALIASES[args.pretrained]!r}", file=sys.stderr)
+        args.pretrained = pretrained.ALIASES[args.pretrained]
+    if args.pretrained is not None and args.pretrained not in pretrained.available():
         subparser.error(f"--pretrained must be one of {pretrained.available()}, got {args.pretrained!r}")
     try:
         device = resolve_device(args.device)
@@ -495,13 +499,17 @@ def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from colddiff import checkpoints, pretrained
-    from colddiff.config import TrainConfig
+    from colddiff.config import TrainConfig, check_buildable
 
     extra = json.loads(args.card.read_text()) if args.card is not None else {}
     steps = {"sample_steps": args.sample_steps} if args.sample_steps is not None else {}
     trained = TrainConfig.from_dict(checkpoints.load(args.checkpoint)["config"])
-    card = pretrained.export(args.checkpoint, args.name, args.out, card=extra,
-                             sampling=_sampler_changes(args, trained) | steps)
+    sampling = _sampler_changes(args, trained) | steps
+    try:
+        check_buildable(trained.replace(**sampling))
+    except ValueError as error:
+        args.subparser.error(" ".join(str(error).split()))
+    card = pretrained.export(args.checkpoint, args.name, args.out, card=extra, sampling=sampling)
     print(f"colddiff export: wrote {card.with_suffix('.pt')} and {card}")
     return 0
 

@@ -121,7 +121,8 @@ class TrainConfig:
         if legacy:
             warnings.warn("TrainConfig(algorithm=..., source=...) is deprecated: use "
                           f"sampler_kwargs={legacy!r}", DeprecationWarning, stacklevel=3)
-            self.sampler_kwargs = _with_legacy_sampler_keys(self.sampler, self.sampler_kwargs, legacy)
+            self.sampler_kwargs = _with_legacy_sampler_keys(self.sampler, self.sampler_kwargs, legacy,
+                                                            legacy_wins=True)
         self.validate()
 
     def validate(self) -> None:
@@ -175,7 +176,7 @@ class TrainConfig:
             raise ValueError(f"unknown config keys {unknown}; accepted: {sorted(known)}")
         if legacy:
             values["sampler_kwargs"] = _with_legacy_sampler_keys(
-                values.get("sampler", "ddpm"), values.get("sampler_kwargs", {}), legacy)
+                values.get("sampler", "ddpm"), values.get("sampler_kwargs", {}), legacy, legacy_wins=False)
         return cls(**values)
 
     def to_toml(self) -> str:
@@ -211,9 +212,27 @@ class TrainConfig:
         return cls.from_dict({**PRESETS[name], **overrides})
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with ``changes`` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` applied (and validated).
 
+        A new ``sampler`` without ``sampler_kwargs`` starts from no options (the old sampler's
+        options are not the new one's).
+        """
+        if changes.get("sampler", self.sampler) != self.sampler and "sampler_kwargs" not in changes:
+            changes = {**changes, "sampler_kwargs": {}}
+        return type(self)(**{**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, **changes})
+
+    def __getattr__(self, name: str) -> Any:
+        """The deprecated ``algorithm`` and ``source``, read from ``sampler_kwargs``."""
+        if name in ("algorithm", "source") and "sampler_kwargs" in self.__dict__:
+            warnings.warn(f"TrainConfig.{name} is deprecated: read sampler_kwargs[{name!r}]",
+                          DeprecationWarning, stacklevel=2)
+            return self.sampler_kwargs.get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+# The InitVars' defaults stay behind as class attributes (None); remove them so that reading
+# config.algorithm / config.source goes through TrainConfig.__getattr__.
+del TrainConfig.algorithm, TrainConfig.source  # type: ignore[attr-defined]
 
 #: Training presets by name (see :data:`colddiff.presets.TRAINING`).
 PRESETS = presets.TRAINING
@@ -225,10 +244,14 @@ MODEL_FIELDS = ("degradation", "degradation_kwargs", "schedule", "net", "net_kwa
 SAMPLING_FIELDS = ("sampler", "sampler_kwargs", "clip_x0", "sample_steps")
 
 
-def _with_legacy_sampler_keys(sampler: str, kwargs: dict[str, Any], legacy: dict[str, Any]) -> dict[str, Any]:
+def _with_legacy_sampler_keys(sampler: str, kwargs: dict[str, Any], legacy: dict[str, Any], *,
+                              legacy_wins: bool) -> dict[str, Any]:
     """``kwargs`` with the old top-level ``algorithm`` / ``source`` keys, which only the cold
-    sampler took (the others ignored them)."""
-    return {**kwargs, **legacy} if sampler == "cold" else dict(kwargs)
+    sampler took (the others ignored them). In a file the new table wins over the old keys; as
+    keywords (``replace(source=...)``) the old keys are the change asked for, and win."""
+    if sampler != "cold":
+        return dict(kwargs)
+    return {**kwargs, **legacy} if legacy_wins else {**legacy, **kwargs}
 
 
 def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:

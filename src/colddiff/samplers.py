@@ -103,15 +103,17 @@ class Sampler(ABC):
         """Check that ``x_T`` is a batch this sampler can start from.
 
         Raises:
-            ValueError: If it is not a non-empty ``(B, *image_shape)`` float tensor with the
+            ValueError: If it is not a non-empty ``(B, *image_shape)`` float tensor (any
+                ``(B, C, H, W)`` when the degradation's ``image_shape`` is ``None``) with the
                 network's dtype, or holds NaN or infinite values; the message names what is
                 expected.
         """
-        expected = (*self.degradation.image_shape,)
+        expected = self.degradation.image_shape
         check_images("x_T", x_T)
         if x_T.shape[0] == 0:
-            raise ValueError(f"x_T is an empty batch; give at least one image of shape {expected}")
-        if tuple(x_T.shape[1:]) != expected:
+            raise ValueError(f"x_T is an empty batch; give at least one image of shape "
+                             f"{expected or '(C, H, W)'}")
+        if expected is not None and tuple(x_T.shape[1:]) != expected:
             raise ValueError(f"x_T must have shape (B, {', '.join(map(str, expected))}) for this "
                              f"degradation's images, got {tuple(x_T.shape)}")
         weights = next(self.denoiser.parameters())

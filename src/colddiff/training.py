@@ -206,6 +206,7 @@ class Trainer:
         self._batch_in_epoch = 0  # steps of the current epoch done before a mid-epoch checkpoint
         self._epoch_loss_sum = 0.0
         self._epoch_seconds = 0.0  # training time of the current epoch, over all sessions
+        self._untimed_batches = 0  # batches of it whose time is unknown (resumed from an old checkpoint)
         self._wall_time = 0.0     # seconds of training over all sessions (wall clock)
         self._cpu_time = 0.0      # seconds of process CPU time spent training, over all sessions
         self._images: Tensor | None = None
@@ -313,16 +314,28 @@ class Trainer:
         """The :data:`RUN_FILES` already in the run folder (empty for a new run)."""
         return [self.out / name for name in RUN_FILES if (self.out / name).exists()]
 
+    def held_run(self) -> list[Path]:
+        """What makes the folder hold a run worth keeping: its ``metrics.jsonl`` and checkpoints.
+
+        A folder with only the ``config.toml`` of a run that stopped before its first
+        checkpoint (a non-finite loss, a kill) holds none, and a new run may start there.
+        """
+        held = [self.metrics_path] if self.metrics_path.exists() else []
+        if self.checkpoint_path.parent.is_dir():
+            held += sorted(self.checkpoint_path.parent.glob("*.pt"))
+        return held
+
     def _prepare_folder(self, resume: bool) -> None:
         """Refuse to mix two runs in one folder; on ``overwrite``, clear the old run; remove the
         temporary files of writes that a killed process left behind."""
-        existing = self.existing_run()
-        if existing and not resume and not self.overwrite:
+        held = self.held_run()
+        if held and not resume and not self.overwrite:
             raise RunExistsError(
-                f"{self.out} already holds a run ({', '.join(p.name for p in existing)}); resume it "
-                "(--resume, fit(resume=True)), choose another folder (--out), or start it afresh "
+                f"{self.out} already holds a run ({', '.join(p.name for p in held)}); resume it "
+                "(--resume, fit(resume=True)), choose a new --out, or start it afresh "
                 "(--overwrite, Trainer(overwrite=True)), which deletes that run's files"
             )
+        existing = self.existing_run()
         if self.processes.world_size > 1:
             dist.barrier()  # every process has looked before the main one changes anything
         if not self.processes.main:
@@ -333,8 +346,8 @@ class Trainer:
                     shutil.rmtree(path)
                 else:
                     path.unlink()
-        for folder in (self.out, self.checkpoint_path.parent):
-            checkpoints.remove_stale_temporaries(folder)
+        checkpoints.remove_stale_temporaries(self.out, ("config.toml", "metrics.jsonl"))
+        checkpoints.remove_stale_temporaries(self.checkpoint_path.parent, ("last.pt", "epoch-*.pt"))
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
         """Append ``record`` to ``metrics.jsonl``, replacing the partial record of its epoch.
@@ -421,8 +434,10 @@ class Trainer:
             total = torch.tensor([mean_loss], dtype=torch.float64, device=self.device)
             dist.all_reduce(total)
             mean_loss = total.item() / self.processes.world_size
-        # Both over the whole epoch, including the parts run before a resume.
-        images_per_s = done * size * self.processes.world_size / max(epoch_seconds, 1e-9)
+        # Both over the whole epoch, including the parts run before a resume (checkpoints from
+        # before epoch times were saved only time the batches of this session).
+        timed = done - self._untimed_batches
+        images_per_s = timed * size * self.processes.world_size / max(epoch_seconds, 1e-9)
         record = {"epoch": epoch, "step": self.step, "loss": mean_loss,
                   "images_per_s": round(images_per_s, 2), "epoch_time_s": round(epoch_seconds, 3),
                   "wall_time_s": round(self._wall_time, 3), "cpu_time_s": round(self._cpu_time, 3)}
@@ -432,6 +447,7 @@ class Trainer:
         self._batch_in_epoch = 0
         self._epoch_loss_sum = 0.0
         self._epoch_seconds = 0.0
+        self._untimed_batches = 0
         return record
 
     def _out_of_time(self, elapsed: float) -> bool:
@@ -535,6 +551,7 @@ class Trainer:
         self._batch_in_epoch = int(state["batch_in_epoch"])
         self._epoch_loss_sum = float(state["epoch_loss_sum"])
         self._epoch_seconds = float(state.get("epoch_time_s", 0.0))
+        self._untimed_batches = 0 if "epoch_time_s" in state else self._batch_in_epoch
         self._wall_time = float(state["wall_time_s"])
         self._cpu_time = float(state.get("cpu_time_s", 0.0))
         if self.processes.main and self.metrics_path.exists():

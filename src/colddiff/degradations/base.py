@@ -41,21 +41,22 @@ class Degradation(ABC):
     (or a Python int, applied to the whole batch).
 
     The constructor contract: colddiff creates every degradation as
-    ``cls(schedule=..., **degradation_kwargs)`` (the config's schedule) and may pass
-    ``image_shape=(C, H, W)``; a subclass that defines ``__init__`` accepts both keywords and
-    hands them, with ``steps`` if it has that option, to ``super().__init__``. A subclass without
-    constructor options of its own need not define ``__init__`` at all.
+    ``cls(schedule=..., **degradation_kwargs)`` (the config's schedule). A subclass that defines
+    ``__init__`` accepts ``schedule`` and ``image_shape`` (and ``steps`` if it has that option)
+    and hands them to ``super().__init__``. A subclass without constructor options of its own
+    need not define ``__init__`` at all.
 
     Args:
         schedule: The schedule; its ``T`` is the number of steps unless ``steps`` is given.
             Mixing degradations use its ``alpha_bar``; others only its length.
         steps: ``T`` (default: the schedule's, else :attr:`default_steps`).
-        image_shape: ``(C, H, W)`` of the images, for :meth:`prior` and the samplers' checks.
+        image_shape: ``(C, H, W)`` of the images, for :meth:`prior` and the samplers' checks of
+            a start; ``None`` (the default here): any shape.
 
     Attributes:
         steps: ``T``, the number of degradation steps.
         schedule: The schedule given (``None`` if none was).
-        image_shape: ``(C, H, W)`` of the images this degradation starts sampling from.
+        image_shape: ``(C, H, W)`` of the images this degradation works on, or ``None`` if any.
         default_steps: ``T`` when neither ``schedule`` nor ``steps`` is given.
         has_source: Whether :meth:`sample_source` returns a tensor (``False``: deterministic).
         invertible: Whether :meth:`x0_from_source` and :meth:`source_from_x0` are implemented.
@@ -66,10 +67,10 @@ class Degradation(ABC):
     default_steps: ClassVar[int] = 1000
     steps: int
     schedule: Schedule | None = None
-    image_shape: tuple[int, int, int] = (1, 28, 28)
+    image_shape: tuple[int, int, int] | None = None
 
     def __init__(self, schedule: Schedule | None = None, *, steps: int | None = None,
-                 image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+                 image_shape: tuple[int, int, int] | None = None) -> None:
         if schedule is not None and not isinstance(schedule, Schedule):
             raise ValueError(f"schedule must be a colddiff.Schedule or None, got {type(schedule).__name__}")
         if steps is None:
@@ -78,7 +79,7 @@ class Degradation(ABC):
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         self.schedule = schedule
         self.steps = steps
-        self.image_shape = check_image_shape(image_shape)
+        self.image_shape = check_image_shape(image_shape) if image_shape is not None else None
 
     @abstractmethod
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
@@ -206,7 +207,7 @@ class MixingDegradation(Degradation):
     Args:
         schedule: The variance schedule giving ``alpha_bar_t`` (default:
             ``Schedule.preset("default")``, the reference study's).
-        image_shape: ``(C, H, W)`` of the images.
+        image_shape: ``(C, H, W)`` of the images, or ``None`` for any.
     """
 
     has_source = True
@@ -215,7 +216,7 @@ class MixingDegradation(Degradation):
     schedule: Schedule
 
     def __init__(self, schedule: Schedule | None = None, *,
-                 image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+                 image_shape: tuple[int, int, int] | None = None) -> None:
         super().__init__(schedule if schedule is not None else Schedule.preset("default"),
                          image_shape=image_shape)
         alpha_bar = self.schedule.alpha_bar

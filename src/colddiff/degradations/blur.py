@@ -40,13 +40,13 @@ class Blur(Degradation):
             ``create("blur", schedule=...)`` works like every other degradation.
         steps: ``T`` (default 20 without a schedule).
         sigma_max: The blur width at ``t = T``, in pixels.
-        image_shape: ``(C, H, W)`` of the images.
+        image_shape: ``(C, H, W)`` of the images, or ``None`` for any.
     """
 
     default_steps = 20
 
     def __init__(self, schedule: Schedule | None = None, *, steps: int | None = None,
-                 sigma_max: float = 6.0, image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+                 sigma_max: float = 6.0, image_shape: tuple[int, int, int] | None = None) -> None:
         super().__init__(schedule, steps=steps, image_shape=image_shape)
         if not (math.isfinite(sigma_max) and sigma_max > 0):
             raise ValueError(f"sigma_max must be a finite number > 0, got {sigma_max!r}")

@@ -24,6 +24,8 @@ class GaussianNoise(MixingDegradation):
         image_shape: ``(C, H, W)`` of the images :meth:`prior` draws.
     """
 
+    image_shape: tuple[int, int, int]
+
     def __init__(self, schedule: Schedule | None = None,
                  image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
         super().__init__(schedule, image_shape=image_shape)

@@ -36,13 +36,13 @@ class ImageMixing(MixingDegradation):
             ``(image, label)`` pairs, or a zero-argument function returning either (called on
             first use, so that nothing is loaded until it is needed).
         prior_images: Images to start sampling from (default: ``images``), in the same forms.
-        image_shape: ``(C, H, W)`` of the images.
+        image_shape: ``(C, H, W)`` of the images, or ``None`` for any.
     """
 
     def __init__(self, schedule: Schedule | None,
                  images: ImageSource | Callable[[], ImageSource],
                  prior_images: ImageSource | Callable[[], ImageSource] | None = None, *,
-                 image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+                 image_shape: tuple[int, int, int] | None = None) -> None:
         super().__init__(schedule, image_shape=image_shape)
         self._images = LazyImages("images", images)
         self._prior_images = (LazyImages("prior_images", prior_images)

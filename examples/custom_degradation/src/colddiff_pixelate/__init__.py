@@ -27,13 +27,13 @@ class Pixelate(Degradation):
         schedule: Passed by colddiff; its ``T`` is used unless ``steps`` is given.
         steps: ``T`` (default 6 without a schedule).
         max_block: Block size at ``t = T`` (the block grows geometrically from 1).
-        image_shape: ``(C, H, W)`` of the images, passed by colddiff.
+        image_shape: ``(C, H, W)`` of the images, or ``None`` for any.
     """
 
     default_steps = 6
 
     def __init__(self, schedule: Schedule | None = None, *, steps: int | None = None,
-                 max_block: int = 14, image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+                 max_block: int = 14, image_shape: tuple[int, int, int] | None = None) -> None:
         super().__init__(schedule, steps=steps, image_shape=image_shape)
         if max_block < 1:
             raise ValueError(f"max_block must be >= 1, got {max_block}")
