@@ -415,8 +415,8 @@ class DPMSolverSampler(Sampler):
         """Precompute ``(x_t weight, D weight, 1 / (2 r) or None for a first-order step)``."""
         alpha = [math.sqrt(self._alpha_bar[t]) for t in times]
         sigma = [math.sqrt(1 - self._alpha_bar[t]) for t in times]
-        lam = [math.log(a / s) if a > 0 and s > 0 else (math.inf if s == 0 else -math.inf)
-               for a, s in zip(alpha, sigma, strict=True)]
+        # alpha_t > 0 for every t (a schedule's betas are below 1); only sigma_0 is 0.
+        lam = [math.log(a / s) if s > 0 else math.inf for a, s in zip(alpha, sigma, strict=True)]
         self._coefficients = []
         for i in range(len(times) - 1):
             if sigma[i + 1] == 0:  # the last step: x_0 = x0_hat
