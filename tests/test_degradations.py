@@ -144,7 +144,7 @@ def test_degradations_without_a_prior_or_source_say_so() -> None:
             return x0 + degradations.check_timesteps(t, x0, self.steps).view(-1, 1, 1, 1)
 
     shift = Shift(steps=3)
-    assert (shift.steps, shift.image_shape, shift.schedule) == (3, (1, 28, 28), None)
+    assert (shift.steps, shift.image_shape, shift.schedule) == (3, None, None)
     assert shift.prior_fitted
     assert shift.fit_prior(x) is shift and repr(shift) == "Shift(steps=3)"
     with pytest.raises(PriorUnavailableError, match=r"^Shift has no prior for unconditional sampling; start "
