@@ -118,3 +118,16 @@ def test_an_eps_denoiser_returns_its_source_prediction_as_is() -> None:
     x_t, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 700])
     with torch.no_grad():
         assert torch.equal(den.predict_source(x_t, t), den(x_t, t)), "no round trip through x0"
+
+
+def test_the_v_prediction_loss_regresses_the_velocity() -> None:
+    deg = GaussianNoise(SCHEDULE)
+    net = nets.CNN(channels=[4, 4])
+    den = Denoiser(net, deg, predict="v")
+    x0 = torch.rand(3, 1, 28, 28)
+    t = torch.tensor([1, 500, 1000])
+    source = deg.sample_source(x0, generator=torch.Generator().manual_seed(7))
+    expected = nn.functional.mse_loss(den(deg.degrade(x0, t, source), t), deg.velocity(x0, t, source))
+    loss = den.loss(x0, t=t, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(loss, expected, rtol=0, atol=0)
+    assert not torch.equal(expected, nn.functional.mse_loss(den(deg.degrade(x0, t, source), t), source))
