@@ -90,12 +90,17 @@ def test_cli_export(tmp_path: Path, data_dir: Path) -> None:
     assert len(card["sha256"]) == 64
 
 
+def tiny_checkpoint(preset: str, out: Path) -> str:
+    """A one-epoch run of ``preset`` on a tiny CNN; the path of its checkpoint."""
+    config = TrainConfig.preset(preset, net_kwargs={"channels": [4, 4]}, limit_train=128, batch_size=64,
+                                epochs=1, sample_every=0)
+    Trainer(config, out, quiet=True).fit()
+    return str(out / "checkpoints" / "last.pt")
+
+
 def test_export_can_change_how_the_shipped_model_samples(tmp_path: Path, data_dir: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    config = TrainConfig.preset("fashion-cold", net_kwargs={"channels": [4, 4]}, limit_train=128,
-                                batch_size=64, epochs=1, sample_every=0)
-    Trainer(config, tmp_path / "run", quiet=True).fit()
-    checkpoint = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    checkpoint = tiny_checkpoint("fashion-cold", tmp_path / "run")
     assert main(["export", "--checkpoint", checkpoint, "--name", "cold", "--out", str(tmp_path / "w"),
                  "--source", "estimate", "--sample-steps", "20"]) == 0
     card = json.loads((tmp_path / "w" / "cold.json").read_text())
@@ -192,10 +197,7 @@ def test_switching_the_shipped_sampler_drops_the_old_ones_options() -> None:
 
 def test_export_refuses_bad_sampler_options_as_usage_errors(tmp_path: Path, data_dir: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [4, 4]}, limit_train=128,
-                                batch_size=64, epochs=1, sample_every=0)
-    Trainer(config, tmp_path / "run", quiet=True).fit()
-    checkpoint = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    checkpoint = tiny_checkpoint("ddpm-short", tmp_path / "run")
     for option, message in ((["--sampler-arg", "oops"], "--sampler-arg must be KEY=VALUE"),
                             (["--order", "2"], "sampler 'ddpm' does not take order")):
         with pytest.raises(SystemExit) as exit_:
