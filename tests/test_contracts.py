@@ -146,3 +146,51 @@ def test_samplers_pass_each_step_its_times_and_predictions() -> None:
     sampler.sample(x_T, steps=4, callback=lambda i, t, x_t, x0_hat: calls.append((i, t, x0_hat is not None)))
     assert seen == [(0, 200, 150, True), (1, 150, 100, True), (2, 100, 50, True), (3, 50, 0, True)]
     assert calls == [(0, 200, True), (1, 150, True), (2, 100, True), (3, 50, True)]
+
+
+def test_the_blur_prior_is_its_mean_plus_its_factor_times_the_generators_noise() -> None:
+    images = torch.rand(40, 1, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    blur = Blur(steps=4, sigma_max=1.5).fit_prior(images)
+    samples = blur.prior(3, generator=torch.Generator().manual_seed(9))
+    z = torch.randn((3, 36), generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    blurred = blur.degrade(images, 4).flatten(1)
+    centred = blurred - blurred.mean(0)
+    covariance = centred.T @ centred / 39 + 1e-5 * torch.eye(36, dtype=torch.float64)
+    expected = blurred.mean(0) + z @ torch.linalg.cholesky(covariance).T
+    torch.testing.assert_close(samples, expected.view(3, 1, 6, 6).float())
+    assert samples.device.type == "cpu" and samples.dtype == torch.float32
+    with pytest.raises(ValueError, match=r"^images must hold at least one float image of shape "
+                       r"\(C, H, W\); got a tensor of shape \(0, 1, 6, 6\) and dtype torch.float64$"):
+        Blur().fit_prior(images[:0])
+
+
+def test_images_are_stacked_from_datasets_of_images_or_pairs() -> None:
+    from colddiff.degradations.base import as_image_tensor
+
+    images = torch.rand(3, 5, 5)
+    assert as_image_tensor("x", images).shape == (3, 1, 5, 5)
+    assert torch.equal(as_image_tensor("x", [images[0], images[1]]), images[:2].unsqueeze(1))
+    assert torch.equal(as_image_tensor("x", [(images[2], 7)]), images[2:].unsqueeze(1))
+
+
+@pytest.mark.parametrize(("shape", "ok"), [((1, 2, 3), True), ([3, 4, 4], True), ((1, 0, 3), False),
+                                          ((1, True, 3), False), ((1, 2.0, 3), False), ((1, 2), False)])
+def test_image_shapes_are_three_positive_ints(shape: object, ok: bool) -> None:
+    from colddiff.degradations import check_image_shape
+
+    if ok:
+        assert check_image_shape(shape) == tuple(shape)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ValueError, match=r"^image_shape must be three positive ints"):
+            check_image_shape(shape)  # type: ignore[arg-type]
+
+
+def test_a_batch_that_is_not_images_is_named_with_its_type_and_shape() -> None:
+    from colddiff.degradations import check_images
+
+    with pytest.raises(ValueError, match=r"^x must be a floating-point tensor of shape \(B, C, H, W\), got "
+                       r"Tensor\(2, 3\)$"):
+        check_images("x", torch.zeros(2, 3))
+    with pytest.raises(ValueError,
+                       match=r"^x must be a floating-point tensor of shape \(B, C, H, W\), got list$"):
+        check_images("x", [1, 2])  # type: ignore[arg-type]

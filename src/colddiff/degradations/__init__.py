@@ -10,6 +10,7 @@ from colddiff.degradations.base import (
     MixingDegradation,
     PriorUnavailableError,
     check_image_shape,
+    check_images,
     check_timesteps,
 )
 from colddiff.degradations.registry import (
@@ -41,6 +42,7 @@ __all__ = [
     "PriorUnavailableError",
     "available",
     "check_image_shape",
+    "check_images",
     "check_timesteps",
     "create",
     "get",
