@@ -412,10 +412,11 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         hint = args.checkpoint / "checkpoints" / "last.pt"
         subparser.error(f"--checkpoint {args.checkpoint} is a folder, not a checkpoint file"
                         + (f"; did you mean {hint}?" if hint.is_file() else ""))
-    if args.pretrained in pretrained.ALIASES and args.pretrained not in pretrained.available():
-        print(f"colddiff sample: note: the model {args.pretrained!r} is now called "
-              f"{pretrained.ALIASES[args.pretrained]!r}", file=sys.stderr)
-        args.pretrained = pretrained.ALIASES[args.pretrained]
+    current = pretrained.resolve(args.pretrained, warn=False) if args.pretrained is not None else None
+    if current != args.pretrained:
+        print(f"colddiff sample: note: the model {args.pretrained!r} is now called {current!r}",
+              file=sys.stderr)
+        args.pretrained = current
     if args.pretrained is not None and args.pretrained not in pretrained.available():
         subparser.error(f"--pretrained must be one of {pretrained.available()}, got {args.pretrained!r}")
     try:

@@ -49,11 +49,13 @@ def weights_dir() -> Path:
 ALIASES = {"fashion-cold": "mnist-fashion-cold"}
 
 
-def resolve(name: str) -> str:
-    """The shipped model's current name for ``name`` (an old name gives a ``DeprecationWarning``)."""
+def resolve(name: str, *, warn: bool = True) -> str:
+    """The shipped model's current name for ``name`` (an old name gives a ``DeprecationWarning``
+    unless ``warn`` is false, for callers that tell the user themselves)."""
     if name in ALIASES and name not in available():
-        warnings.warn(f"the shipped model {name!r} is now called {ALIASES[name]!r}", DeprecationWarning,
-                      stacklevel=3)
+        if warn:
+            warnings.warn(f"the shipped model {name!r} is now called {ALIASES[name]!r}",
+                          DeprecationWarning, stacklevel=3)
         return ALIASES[name]
     return name
 
