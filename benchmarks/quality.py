@@ -62,7 +62,7 @@ def samplers_for(own: Sampler, strided_steps: int, full_steps: int | None,
     Fashion-MNIST test image) at both lengths.
     """
     denoiser = own.denoiser
-    full_steps = full_steps or denoiser.steps
+    full_steps = full_steps or denoiser.num_timesteps
     if isinstance(denoiser.degradation, GaussianNoise):
         chosen = {f"strided-{strided_steps}": (ColdSampler(denoiser, source="estimate"), strided_steps),
                   f"ancestral-{full_steps}": (DDPMSampler(denoiser), full_steps)}
@@ -88,7 +88,7 @@ def draw(sampler: Sampler, steps: int, n: int, seed: int, cache: Path | None) ->
             seconds += saved["seconds"]
             continue
         start = time.perf_counter()
-        batch = sampler.sample(sampler.prior(min(250, n - done), generator=generator), steps=steps,
+        batch = sampler.sample(sampler.prior(min(250, n - done), generator=generator), steps,
                                generator=generator).clamp(0, 1)
         elapsed = time.perf_counter() - start
         if path is not None:
@@ -110,7 +110,7 @@ def evaluate(samplers: dict[str, tuple[Sampler, int]], n_full: int, n_report: in
         report = fmd.score(samples[:n_report], protocol="report")
         full = fmd.score(samples, protocol="full")
         results[name] = {
-            "steps": steps, "sampling_seconds_per_image": seconds / n_full,
+            "sample_steps": steps, "sampling_seconds_per_image": seconds / n_full,
             "normalized_fmd_report": report.normalized_fmd, "normalized_fmd_report_std": report.fmd_std
             / (report.black_fmd - report.baseline_mean), "report_batches": n_report // 32,
             "fmd_full": full.fmd, "train_baseline": full.train_baseline, "fmd_ratio": full.fmd_ratio,
@@ -130,7 +130,7 @@ def train(net: str, minutes: float, out: Path, quick: bool) -> dict[str, Any]:
     trainer = Trainer(config, out, quiet=True)
     trainer.fit(resume=trainer.checkpoint_path.exists())
     lines = [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()]
-    return {"trainer": trainer, "minutes": minutes, "steps": trainer.step,
+    return {"trainer": trainer, "minutes": minutes, "optimiser_steps": trainer.step,
             "epochs": round(trainer.step * config.batch_size / (config.limit_train or 60_000), 2),
             "images_per_s": round(trainer.step * config.batch_size / lines[-1]["wall_time_s"], 1),
             "final_loss": lines[-1]["loss"],

@@ -73,14 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--checkpoint", type=Path, help="a training checkpoint (has the raw and EMA weights)")
     source.add_argument("--pretrained", metavar="NAME", help="a shipped model (EMA weights only)")
     parser.add_argument("--n", type=int, default=1000, help="samples per variant (at least 256)")
-    parser.add_argument("--steps", type=int, default=50, help="steps of the default sampler")
+    parser.add_argument("--sample-steps", "--steps", type=int, default=50, dest="sample_steps",
+                        help="sampling steps of the default sampler (--steps: the old spelling)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="256 samples, 5 and 2 steps: a smoke test")
     parser.add_argument("--samplers", action="store_true", help="compare the samplers by name")
     parser.add_argument("--cache", type=Path, help="keep drawn sample batches here (resumable)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n, args.steps = 256, 5
+        args.n, args.sample_steps = 256, 5
     if args.n < 256:
         parser.error(f"--n must be at least 256 (the report protocol's 8 batches of 32), got {args.n}")
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.samplers:
         rows = sampler_rows(model, args.quick)
     else:
-        rows = variants(model, raw, args.steps, (2,) if args.quick else (10, 20, 100))
+        rows = variants(model, raw, args.sample_steps, (2,) if args.quick else (10, 20, 100))
     scores = evaluate(rows, args.n, 256, cache=args.cache)
     report: dict[str, Any] = {"machine": machine(), "model": str(args.checkpoint or args.pretrained),
                               "n": args.n, "results": scores}

@@ -74,7 +74,7 @@ def sampling_throughput(quick: bool) -> list[Result]:
     full, strided, batch, repeats = (100, 10, 16, 1) if quick else (1000, 50, 16, 2)
     denoiser, x_T = _setup(full, batch)
     sampler = ColdSampler(denoiser, algorithm=2, source="estimate")
-    times = interleaved_medians({"strided": lambda: sampler.sample(x_T, steps=strided),
+    times = interleaved_medians({"strided": lambda: sampler.sample(x_T, strided),
                                  "full": lambda: sampler.sample(x_T)}, repeats)
     return [Result("sampling_throughput_strided", times["strided"], times["full"],
                    f"the same sampler with all {full} steps", "s",

@@ -37,9 +37,9 @@ def degradation_strips(out: Path, frames: int = 9) -> None:
     for name in ("gaussian", "fashion_mnist", "blur"):
         deg = degradations.create(name, schedule=Schedule.preset("default"))
         if name == "blur":
-            deg = degradations.create("blur", steps=20)
+            deg = degradations.create("blur", num_timesteps=20)
         source = deg.sample_source(x0, generator=generator)
-        times = [round(deg.steps * k / (frames - 1)) for k in range(frames)]
+        times = [round(deg.num_timesteps * k / (frames - 1)) for k in range(frames)]
         rows.append(torch.stack([deg.degrade(x0, t, source) for t in times], 1))
     grid = torch.cat(rows).flatten(0, 1).clamp(0, 1)
     save_image(grid, out / "degradations.png", nrow=frames, padding=1, pad_value=1.0)
@@ -56,7 +56,7 @@ def sample_grid(out: Path) -> None:
         trainer.fit()
         sampler = ColdSampler(trainer.sampling_denoiser(), source="estimate")
         x_T = sampler.prior(64, generator=torch.Generator().manual_seed(0))
-        samples = sampler.sample(x_T, steps=50)
+        samples = sampler.sample(x_T, sample_steps=50)
     save_image(samples.clamp(0, 1), out / "samples.png", nrow=16, padding=1, pad_value=1.0)
 
 
@@ -70,7 +70,7 @@ def fashion_cold_figures(out: Path, frames: int = 11) -> None:
     keep = {round(k * (steps - 1) / (frames - 2)) for k in range(frames - 1)}
     shown: list[torch.Tensor] = []
     x_T = sampler.prior(2, generator=torch.Generator().manual_seed(1))
-    last = sampler.sample(x_T, steps=steps, callback=lambda i, t, x_t, x0_hat: shown.append(x_t.clone())
+    last = sampler.sample(x_T, steps, callback=lambda i, t, x_t, x0_hat: shown.append(x_t.clone())
                           if i in keep else None)
     grid = torch.stack([*shown, last], 1).flatten(0, 1)
     save_image(grid.clamp(0, 1), out / "fashion-cold-decoding.png", nrow=len(shown) + 1, padding=1,

@@ -43,20 +43,20 @@ def main() -> None:
     x0 = data.mnist(train=False, limit=4).images
     g = torch.Generator().manual_seed(0)
     source = deg.sample_source(x0, generator=g)
-    times = [round(deg.steps * k / 10) for k in range(11)]
+    times = [round(deg.num_timesteps * k / 10) for k in range(11)]
     frames = torch.stack([deg.degrade(x0, t, source) for t in times], 1)
     save_image(frames.flatten(0, 1), args.out / "forward.png", nrow=len(times))
 
     # The reverse process (Algorithm 2, source fixed to the start image, as in the report).
     sampler = trainer.sampler()
-    steps = 20 if args.quick else 100
+    sample_steps = 20 if args.quick else 100
     trajectory: list[torch.Tensor] = []
     x_T = sampler.prior(2, generator=g)
-    sampler.sample(x_T, steps=steps, callback=lambda i, t, x_t, x0_hat: trajectory.append(x_t[:2]))
-    save_image(torch.stack(trajectory[:: max(1, steps // 10)], 1).flatten(0, 1).clamp(0, 1),
-               args.out / "reverse.png", nrow=len(trajectory[:: max(1, steps // 10)]))
+    sampler.sample(x_T, sample_steps, callback=lambda i, t, x_t, x0_hat: trajectory.append(x_t[:2]))
+    save_image(torch.stack(trajectory[:: max(1, sample_steps // 10)], 1).flatten(0, 1).clamp(0, 1),
+               args.out / "reverse.png", nrow=len(trajectory[:: max(1, sample_steps // 10)]))
 
-    samples = sampler.sample(sampler.prior(32, generator=g), steps=steps).clamp(0, 1)
+    samples = sampler.sample(sampler.prior(32, generator=g), sample_steps).clamp(0, 1)
     save_image(samples, args.out / "samples.png", nrow=8)
     print(fmd.describe(fmd.score(samples, protocol="report")))
     print(f"figures in {args.out}")

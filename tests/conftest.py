@@ -73,5 +73,5 @@ class EpsOracle(nn.Module):
         self.anchor = nn.Parameter(torch.zeros((), dtype=point.dtype))
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
-        steps = torch.round(t * self.degradation.steps).long()
+        steps = torch.round(t * self.degradation.num_timesteps).long()
         return self.degradation.source_from_x0(x_t, steps, self.point.expand_as(x_t))

@@ -105,7 +105,7 @@ def test_train_sample_and_degrade_end_to_end(capsys: pytest.CaptureFixture[str],
     saved = TrainConfig.load(out / "config.toml")
     assert saved.sampler_kwargs == {"algorithm": 2, "source": "estimate"}, "--source overrides the preset"
     status, stdout, err = run(capsys, "sample", "--checkpoint", str(out / "checkpoints" / "last.pt"),
-                              "-n", "9", "--steps", "5", "--out", str(tmp_path / "grid.png"),
+                              "-n", "9", "--sample-steps", "5", "--out", str(tmp_path / "grid.png"),
                               "--save-tensor", str(tmp_path / "samples.pt"))
     assert status == 0, err
     samples = torch.load(tmp_path / "samples.pt", weights_only=True)

@@ -6,6 +6,7 @@ values far from a boundary, let wrong messages and off-by-one ranges through."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
@@ -14,8 +15,8 @@ import torch
 from conftest import X0Oracle
 from torch import nn
 
-from colddiff import Denoiser, Schedule, nets, samplers
-from colddiff.degradations import Blur, GaussianNoise, ImageMixing
+from colddiff import Denoiser, Schedule, degradations, nets, samplers
+from colddiff.degradations import Blur, Degradation, GaussianNoise, ImageMixing, PriorUnavailableError
 from colddiff.samplers import ColdSampler, DDIMSampler, DDPMSampler, DPMSolverSampler
 
 SHORT = Schedule.preset("short")
@@ -26,7 +27,7 @@ def gaussian_denoiser(predict: str = "eps") -> Denoiser:
 
 
 def blur_denoiser() -> Denoiser:
-    return Denoiser(nets.CNN(channels=[4, 4]), Blur(steps=5), predict="x0")
+    return Denoiser(nets.CNN(channels=[4, 4]), Blur(num_timesteps=5), predict="x0")
 
 
 BAD: list[tuple[Callable[[], object], str]] = [
@@ -72,13 +73,13 @@ BAD: list[tuple[Callable[[], object], str]] = [
     (lambda: samplers.create("ddim", gaussian_denoiser()).prior(True),  # type: ignore[arg-type]
      "n must be a positive integer, got True"),
     (lambda: samplers.create("ddim", gaussian_denoiser()).timesteps(201),
-     "steps must be an integer in [1, 200] or None, got 201"),
+     "sample_steps must be an integer in [1, 200] or None, got 201"),
     (lambda: samplers.create("ddim", gaussian_denoiser()).timesteps(True),  # type: ignore[arg-type]
-     "steps must be an integer in [1, 200] or None, got True"),
+     "sample_steps must be an integer in [1, 200] or None, got True"),
     (lambda: samplers.create("ddim", gaussian_denoiser()).sample(torch.full((1, 1, 28, 28), torch.inf)),
      "x_T holds NaN or infinite values"),
     (lambda: Blur(sigma_max=0.0), "sigma_max must be a finite number > 0, got 0.0"),
-    (lambda: Blur(steps=0), "steps must be an integer >= 1, got 0"),
+    (lambda: Blur(num_timesteps=0), "num_timesteps must be an integer >= 1, got 0"),
     (lambda: GaussianNoise(image_shape=(1, 28)),  # type: ignore[arg-type]
      "image_shape must be three positive ints (C, H, W), got (1, 28)"),
 ]
@@ -143,14 +144,14 @@ def test_samplers_pass_each_step_its_times_and_predictions() -> None:
     calls: list[tuple[int, int, bool]] = []
     sampler = Recording(gaussian_denoiser())
     x_T = sampler.prior(2, generator=torch.Generator().manual_seed(0))
-    sampler.sample(x_T, steps=4, callback=lambda i, t, x_t, x0_hat: calls.append((i, t, x0_hat is not None)))
+    sampler.sample(x_T, 4, callback=lambda i, t, x_t, x0_hat: calls.append((i, t, x0_hat is not None)))
     assert seen == [(0, 200, 150, True), (1, 150, 100, True), (2, 100, 50, True), (3, 50, 0, True)]
     assert calls == [(0, 200, True), (1, 150, True), (2, 100, True), (3, 50, True)]
 
 
 def test_the_blur_prior_is_its_mean_plus_its_factor_times_the_generators_noise() -> None:
     images = torch.rand(40, 1, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    blur = Blur(steps=4, sigma_max=1.5).fit_prior(images)
+    blur = Blur(num_timesteps=4, sigma_max=1.5).fit_prior(images)
     samples = blur.prior(3, generator=torch.Generator().manual_seed(9))
     z = torch.randn((3, 36), generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     blurred = blur.degrade(images, 4).flatten(1)
@@ -194,3 +195,186 @@ def test_a_batch_that_is_not_images_is_named_with_its_type_and_shape() -> None:
     with pytest.raises(ValueError,
                        match=r"^x must be a floating-point tensor of shape \(B, C, H, W\), got list$"):
         check_images("x", [1, 2])  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- what the second mutation run asked for
+
+
+class _SourceNotInvertible(GaussianNoise):
+    invertible = False
+
+
+def _shift_net() -> nn.Module:
+    """A network whose output depends on its input, for the message tests below."""
+    return nets.CNN(channels=[4, 4])
+
+
+class _TupleNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor]:
+        return (x,)
+
+
+MORE_BAD: list[tuple[Callable[[], object], str]] = [
+    (lambda: Denoiser(_shift_net(), _SourceNotInvertible(SHORT), predict="eps"),
+     "predict='eps' needs a degradation with a source that the clean image can be recovered from; "
+     "_SourceNotInvertible has none, use predict='x0'"),
+    (lambda: Denoiser(_shift_net(), Blur(), predict="v"),
+     "predict='v' needs a mixing degradation (x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) source); "
+     "Blur is not one, use predict='x0'"),
+    (lambda: Denoiser(_TupleNet(), GaussianNoise(SHORT))(torch.zeros(1, 1, 28, 28), torch.ones(1).long()),
+     "the network must return a tensor shaped like its input x_t (1, 1, 28, 28), got tuple; check its "
+     "output channels"),
+    (lambda: GaussianNoise(SHORT, image_shape=None).degrade(torch.zeros(1, 1, 4, 4), 1),
+     "source is required by GaussianNoise.degrade; draw one with sample_source(x0)"),
+    (lambda: GaussianNoise("short"),  # type: ignore[arg-type]
+     "schedule must be a colddiff.Schedule or None, got str"),
+    (lambda: Blur(num_timesteps=2.5),  # type: ignore[arg-type]
+     "num_timesteps must be an integer >= 1, got 2.5"),
+    (lambda: ImageMixing(SHORT, torch.rand(3, 1, 4, 4)).sample_source(torch.zeros(2, 1, 5, 5)),
+     "x0 has images of shape (1, 5, 5) but the mixing images are (1, 4, 4)"),
+    (lambda: ImageMixing(SHORT, torch.zeros(0, 1, 4, 4)).sample_source(torch.zeros(2, 1, 4, 4)),
+     "images must hold at least one float image of shape (C, H, W); got a tensor of shape (0, 1, 4, 4) "
+     "and dtype torch.float32"),
+    (lambda: ImageMixing(SHORT, torch.rand(3, 1, 4, 4), torch.zeros(0, 1, 4, 4)).prior(2),
+     "prior_images must hold at least one float image of shape (C, H, W); got a tensor of shape "
+     "(0, 1, 4, 4) and dtype torch.float32"),
+    (lambda: Blur().prior(2),
+     "Blur.prior needs a fitted prior over blurred images: call blur.fit_prior(training_images) first, "
+     "or start from blur.degrade(x0, blur.num_timesteps)"),
+    (lambda: samplers.create("ddim", Denoiser(_shift_net(), Blur(), predict="x0")),
+     "DDIMSampler needs a denoiser for GaussianNoise; for Blur use ColdSampler (sampler 'cold')"),
+    (lambda: samplers.create("cold", Denoiser(_shift_net(), GaussianNoise(SHORT, image_shape=None)))
+     .sample(torch.zeros(0, 1, 4, 4)),
+     "x_T is an empty batch; give at least one image of shape (C, H, W)"),
+    (lambda: samplers.create("cold", gaussian_denoiser()).sample(torch.zeros(0, 1, 28, 28)),
+     "x_T is an empty batch; give at least one image of shape (1, 28, 28)"),
+]
+
+
+@pytest.mark.parametrize(("make", "message"), MORE_BAD, ids=range(len(MORE_BAD)))
+def test_more_bad_arguments_get_their_whole_message(make: Callable[[], object], message: str) -> None:
+    with pytest.raises((ValueError, PriorUnavailableError), match="^" + re.escape(message) + "$"):
+        make()
+
+
+@pytest.mark.parametrize("make", [lambda: GaussianNoise(SHORT), lambda: Blur(num_timesteps=3),
+                                  lambda: ImageMixing(SHORT, torch.rand(3, 1, 4, 4))])
+def test_every_degradation_names_x0_when_it_is_not_a_batch(make: Callable[[], Degradation]) -> None:
+    deg = make()
+    message = r"^x0 must be a floating-point tensor of shape \(B, C, H, W\), got Tensor\(4, 4\)$"
+    with pytest.raises(ValueError, match=message):
+        deg.degrade(torch.zeros(4, 4), 1, torch.zeros(4, 4))
+    if deg.has_source:
+        with pytest.raises(ValueError, match=message):
+            deg.sample_source(torch.zeros(4, 4))
+
+
+def test_constructor_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    den = gaussian_denoiser()
+    assert samplers.create("ddpm", den).clip_x0 is True
+    assert samplers.create("dpmsolver++", den).order == 2
+    assert ColdSampler(den, data_range=(-1, 1)).data_range == (-1.0, 1.0)
+    assert ImageMixing(SHORT, torch.rand(3, 1, 4, 4), image_shape=(1, 4, 4)).image_shape == (1, 4, 4)
+    blur = Blur()
+    assert (blur.sigma_max, blur.num_timesteps, blur.prior_fitted) == (6.0, 20, False)
+    assert blur.sigma.shape == (21,) and blur.sigma[-1] == 6.0
+    assert Blur(SHORT).num_timesteps == 200, "the schedule's T"
+    assert Blur(sigma_max=0.5).sigma_max == 0.5
+    one = GaussianNoise(Schedule.linear(0.1, 0.1, 1))
+    assert one.num_timesteps == 1, "T = 1 is a valid process"
+
+    calls: list[tuple[object, ...]] = []
+
+    def fake(train: bool, root: object = None, *, download: bool = False) -> object:
+        calls.append((train, root, download))
+        return type("Split", (), {"images": torch.rand(2, 1, 28, 28)})()
+
+    monkeypatch.setattr("colddiff.data.fashion_mnist", fake)
+    fashion = degradations.create("fashion_mnist")
+    assert fashion.image_shape == (1, 28, 28)
+    fashion.sample_source(torch.zeros(1, 1, 28, 28))
+    fashion.prior(1)
+    assert calls == [(True, None, True), (False, None, True)], "train split for sources, test for the prior"
+
+
+def test_priors_without_a_generator_or_device_draw_on_the_cpu() -> None:
+    images = torch.rand(10, 1, 4, 4, dtype=torch.float64)
+    blur = Blur(num_timesteps=3, sigma_max=1.0, image_shape=(1, 4, 4)).fit_prior(images)
+    for deg in (GaussianNoise(SHORT, image_shape=(1, 4, 4)), blur, ImageMixing(SHORT, images.float())):
+        torch.manual_seed(0)
+        drawn = deg.prior(2)
+        assert drawn.shape == (2, 1, 4, 4) and drawn.device.type == "cpu"
+        assert deg.prior(2, device="cpu").device.type == "cpu"
+
+
+def test_the_blur_prior_divides_by_n_minus_1_even_for_two_images() -> None:
+    images = torch.tensor([[[[0.0, 1.0]]], [[[1.0, 0.0]]]], dtype=torch.float64)  # (2, 1, 1, 2)
+    blur = Blur(num_timesteps=1, sigma_max=1e-3).fit_prior(images, jitter=1e-9)
+    blurred = blur.degrade(images, 1).flatten(1)
+    covariance = (blurred - blurred.mean(0)).T @ (blurred - blurred.mean(0)) / 1 + 1e-9 * torch.eye(2)
+    z = torch.randn((1, 2), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    # The unbiased estimate over two images: a factor 2 away from dividing by n.
+    expected = blurred.mean(0) + z @ torch.linalg.cholesky(covariance).T
+    torch.testing.assert_close(blur.prior(1, generator=torch.Generator().manual_seed(0)),
+                               expected.view(1, 1, 1, 2).float())
+
+
+def test_blur_matches_a_float64_reference_to_1e_12() -> None:
+    x0 = torch.rand(2, 1, 5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    blur = Blur(num_timesteps=4, sigma_max=2.0)
+    for t in range(5):
+        sigma = 2.0 * math.sqrt(t / 4)
+
+        def kernel(size: int, sigma: float = sigma) -> torch.Tensor:
+            if sigma == 0:
+                return torch.eye(size, dtype=torch.float64)
+            position = torch.arange(size, dtype=torch.float64)
+            weights = torch.exp(-0.5 * (position[:, None] - position[None, :]) ** 2 / sigma**2)
+            return weights / weights.sum(1, keepdim=True)
+
+        expected = kernel(5) @ x0 @ kernel(7).T
+        torch.testing.assert_close(blur.degrade(x0, t), expected, rtol=0, atol=1e-12)
+
+
+def test_timesteps_are_returned_as_int64_whatever_integer_type_they_came_in() -> None:
+    from colddiff.degradations import check_image_shape, check_timesteps
+
+    x = torch.zeros(2, 1, 4, 4)
+    for t in (torch.tensor([1, 2], dtype=torch.int32), torch.tensor([1, 2], dtype=torch.uint8), 1):
+        assert check_timesteps(t, x, 5).dtype == torch.long
+    with pytest.raises(ValueError, match=r"^image_shape must be three positive ints \(C, H, W\), got 3$"):
+        check_image_shape(3)  # type: ignore[arg-type]
+
+
+def test_mixing_weights_are_cached_per_dtype() -> None:
+    deg = ImageMixing(SHORT, torch.rand(3, 1, 4, 4))
+    x0 = torch.rand(2, 1, 4, 4, dtype=torch.float64)
+    source = torch.rand(2, 1, 4, 4, dtype=torch.float64)
+    deg.degrade(x0.float(), 7, source.float())  # fills the cache in float32 first
+    alpha_bar = SHORT.alpha_bar[7].item()
+    expected = math.sqrt(alpha_bar) * x0 + math.sqrt(1 - alpha_bar) * source
+    torch.testing.assert_close(deg.degrade(x0, 7, source), expected, rtol=0, atol=1e-15)
+    assert torch.equal(deg.source_from_x0(x0, 0, x0), torch.zeros_like(x0)), "no source at t = 0"
+
+
+def test_ddim_noise_follows_the_generator_alone() -> None:
+    den = gaussian_denoiser()
+    sampler = DDIMSampler(den, eta=1.0)
+    x_T = sampler.prior(2, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    first = sampler.sample(x_T, 5, generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(2)  # the global generator must not matter
+    again = sampler.sample(x_T, 5, generator=torch.Generator().manual_seed(3))
+    other = sampler.sample(x_T, 5, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_the_underflow_check_refuses_just_below_minus_700() -> None:
+    per_step = 1 - math.exp(-700.5 / 100)  # log alpha_bar_T = -700.5
+    with pytest.raises(ValueError, match=r"^betas destroy the signal completely: alpha_bar_T = exp\(-700\)"):
+        Schedule.from_betas([per_step] * 100)
+    assert Schedule.from_betas([1 - math.exp(-699.5 / 100)] * 100).num_timesteps == 100

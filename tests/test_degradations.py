@@ -21,7 +21,7 @@ SHORT = Schedule.linear(1e-4, 0.1, 50)
 
 def all_degradations(shape: tuple[int, int, int]) -> list[degradations.Degradation]:
     pool = torch.rand(7, *shape, generator=torch.Generator().manual_seed(1))
-    return [GaussianNoise(SHORT, image_shape=shape), ImageMixing(SHORT, pool), Blur(steps=50)]
+    return [GaussianNoise(SHORT, image_shape=shape), ImageMixing(SHORT, pool), Blur(num_timesteps=50)]
 
 
 @given(batch=st.integers(1, 4), channels=st.integers(1, 3), height=st.integers(1, 12),
@@ -83,7 +83,7 @@ def test_image_mixing_draws_sources_from_its_images() -> None:
 def test_fashion_mnist_mixing_uses_the_train_split_and_starts_from_the_test_split(
         data_dir: Path) -> None:
     deg = degradations.create("fashion_mnist", schedule=SHORT)
-    assert isinstance(deg, FashionMNISTMixing) and deg.steps == 50
+    assert isinstance(deg, FashionMNISTMixing) and deg.num_timesteps == 50
     train = data.fashion_mnist(train=True).images
     test = data.fashion_mnist(train=False).images
     g = torch.Generator().manual_seed(0)
@@ -102,7 +102,7 @@ def test_fashion_prior_without_data_says_what_it_needs(tmp_path: Path) -> None:
 
 
 def test_blur_smooths_more_with_t_and_keeps_constants() -> None:
-    deg = Blur(steps=10, sigma_max=4.0)
+    deg = Blur(num_timesteps=10, sigma_max=4.0)
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(2, 3, 16, 12, generator=g)
     variation = [deg.degrade(x0, t).diff(dim=-1).abs().mean().item() for t in range(11)]
@@ -115,7 +115,7 @@ def test_blur_smooths_more_with_t_and_keeps_constants() -> None:
 
 
 def test_blur_prior_needs_fitting_then_matches_blurred_statistics() -> None:
-    deg = Blur(steps=20, sigma_max=6.0)
+    deg = Blur(num_timesteps=20, sigma_max=6.0)
     with pytest.raises(PriorUnavailableError, match="fit_prior"):
         deg.prior(4)
     g = torch.Generator().manual_seed(0)
@@ -141,19 +141,19 @@ def test_degradations_without_a_prior_or_source_say_so() -> None:
     class Shift(degradations.Degradation):  # the base class's own prior
         def degrade(self, x0: torch.Tensor, t: torch.Tensor | int, source: torch.Tensor | None = None
                     ) -> torch.Tensor:
-            return x0 + degradations.check_timesteps(t, x0, self.steps).view(-1, 1, 1, 1)
+            return x0 + degradations.check_timesteps(t, x0, self.num_timesteps).view(-1, 1, 1, 1)
 
-    shift = Shift(steps=3)
-    assert (shift.steps, shift.image_shape, shift.schedule) == (3, None, None)
+    shift = Shift(num_timesteps=3)
+    assert (shift.num_timesteps, shift.image_shape, shift.schedule) == (3, None, None)
     assert shift.prior_fitted
-    assert shift.fit_prior(x) is shift and repr(shift) == "Shift(steps=3)"
+    assert shift.fit_prior(x) is shift and repr(shift) == "Shift(num_timesteps=3)"
     with pytest.raises(PriorUnavailableError, match=r"^Shift has no prior for unconditional sampling; start "
-                       r"the sampler from degraded data instead \(degrade\(x0, steps, source\)\)$"):
+                       r"the sampler from degraded data instead \(degrade\(x0, num_timesteps, source\)\)$"):
         shift.prior(2)
-    assert Shift().steps == 1000 and Shift(Schedule.preset("short")).steps == 200
+    assert Shift().num_timesteps == 1000 and Shift(Schedule.preset("short")).num_timesteps == 200
     assert repr(degradations.GaussianNoise(Schedule.preset("short"))) == (
-        "GaussianNoise(schedule=Schedule.linear(beta_start=0.0001, beta_end=0.1, steps=200))")
-    assert repr(Blur(steps=4, sigma_max=2.0)) == "Blur(steps=4, sigma_max=2.0)"
+        "GaussianNoise(schedule=Schedule.linear(beta_start=0.0001, beta_end=0.1, num_timesteps=200))")
+    assert repr(Blur(num_timesteps=4, sigma_max=2.0)) == "Blur(num_timesteps=4, sigma_max=2.0)"
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_bad_degradation_arguments_raise_naming_the_argument() -> None:
         GaussianNoise(SHORT, image_shape=(28, 28))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sigma_max"):
         Blur(sigma_max=0)
-    with pytest.raises(ValueError, match="steps"):
-        Blur(steps=0)
+    with pytest.raises(ValueError, match="num_timesteps"):
+        Blur(num_timesteps=0)
     with pytest.raises(ValueError, match="images"):
         ImageMixing(SHORT, torch.zeros(0, 1, 4, 4)).sample_source(x0)

@@ -130,6 +130,6 @@ def test_cli_scores_a_tensor_file(tmp_path: Path, data_dir: Path, capsys: pytest
 def test_the_trainer_logs_fmd_through_its_hook(tmp_path: Path, data_dir: Path) -> None:
     config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [4, 4]}, limit_train=128,
                                 batch_size=64, epochs=1, sample_every=0)
-    Trainer(config, tmp_path, quiet=True, hooks=[fmd.FMDHook(n=8, steps=5)]).fit()
+    Trainer(config, tmp_path, quiet=True, hooks=[fmd.FMDHook(n=8, sample_steps=5)]).fit()
     line = json.loads((tmp_path / "metrics.jsonl").read_text())
     assert line["fmd"] > 0 and line["normalized_fmd"] > 0.5, "an untrained model scores badly"

@@ -134,7 +134,7 @@ def test_the_shipped_mnist_ddpm_loads_and_samples_without_data(monkeypatch: pyte
     assert "mnist-ddpm" in pretrained.available()
     model = pretrained.load("mnist-ddpm")
     assert model.card["scores"][model.card["default_scores"]]["n_full"] == 1000
-    samples = model.sample(2, steps=3)
+    samples = model.sample(2, sample_steps=3)
     assert samples.shape == (2, 1, 28, 28) and samples.min() >= 0 and samples.max() <= 1
 
 
@@ -146,7 +146,7 @@ def test_the_shipped_fashion_cold_starts_from_fashion_mnist_test_images(data_dir
     start = sampler.prior(3, generator=torch.Generator().manual_seed(0))
     fashion = data.fashion_mnist(train=False).images
     assert all(bool((fashion == image).all(dim=(1, 2, 3)).any()) for image in start)
-    samples = sampler.sample(start, steps=3)
+    samples = sampler.sample(start, sample_steps=3)
     assert samples.shape == (3, 1, 28, 28) and samples.min() >= 0 and samples.max() <= 1
 
 

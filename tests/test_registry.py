@@ -25,10 +25,10 @@ class Pixelate(Degradation):
     """Average-pool to 2**t-pixel blocks and upsample back."""
 
     def __init__(self, schedule=None, steps=2):
-        self.steps = schedule.steps if schedule is not None else steps
+        self.num_timesteps = schedule.num_timesteps if schedule is not None else steps
 
     def degrade(self, x0, t, source=None):
-        t = check_timesteps(t, x0, self.steps)
+        t = check_timesteps(t, x0, self.num_timesteps)
         out = x0.clone()
         for i, step in enumerate(t.tolist()):
             if step:
@@ -119,7 +119,7 @@ def test_plugins_are_discovered_from_entry_points_and_a_broken_one_fails_alone(s
     assert "brokenplug" not in sys.modules, "listing must not import plugins"
 
     deg = degradations.create("test_pixelate", schedule=Schedule.linear(1e-4, 0.02, 3))
-    assert deg.steps == 3
+    assert deg.num_timesteps == 3
     x0 = torch.arange(16.0).view(1, 1, 4, 4)
     torch.testing.assert_close(deg.degrade(x0, 0), x0)
     torch.testing.assert_close(deg.degrade(x0, 2), torch.full_like(x0, 7.5))
@@ -130,7 +130,7 @@ def test_plugins_are_discovered_from_entry_points_and_a_broken_one_fails_alone(s
         degradations.create("notadeg")
     # Everything else keeps working.
     assert isinstance(degradations.create("gaussian"), GaussianNoise)
-    assert degradations.create("test_pixelate").steps == 2
+    assert degradations.create("test_pixelate").num_timesteps == 2
 
 
 def test_a_plugin_claiming_a_built_in_name_is_ignored_with_a_warning(site: Path) -> None:
@@ -148,7 +148,7 @@ def test_a_plugin_claiming_a_built_in_name_is_ignored_with_a_warning(site: Path)
     assert available["twin"].startswith("CONFLICT")
     with pytest.raises(DegradationPluginError, match=r"twin_a.*twin_b"):
         degradations.create("twin")
-    assert degradations.create("blur").steps == 20
+    assert degradations.create("blur").num_timesteps == 20
 
 
 def test_unknown_name_lists_the_available_ones(site: Path) -> None:
@@ -205,7 +205,7 @@ def test_a_plugin_net_and_sampler_work_by_name_from_python_a_config_and_the_comm
     sampler = samplers.create("direct", denoiser, scale=0.5, clip_x0=False)
     x_T = torch.randn(2, 1, 28, 28)
     expected = 0.5 * denoiser.predict_x0(x_T, torch.full((2,), 1000)).detach()
-    torch.testing.assert_close(sampler.sample(x_T, steps=1), expected)
+    torch.testing.assert_close(sampler.sample(x_T, sample_steps=1), expected)
     with pytest.raises(ValueError, match="sampler 'direct' does not take order; it takes scale, clip_x0"):
         samplers.create("direct", denoiser, order=2)
     # a config file
@@ -220,7 +220,7 @@ def test_a_plugin_net_and_sampler_work_by_name_from_python_a_config_and_the_comm
     assert status == 0, capsys.readouterr().err
     assert (out / "samples" / "epoch-001.png").exists()
     status = main(["sample", "--checkpoint", str(out / "checkpoints" / "last.pt"), "-n", "2",
-                   "--steps", "3",
+                   "--sample-steps", "3",
                    "--sampler-arg", "scale=0.25", "--out", str(tmp_path / "s.png"),
                    "--save-tensor", str(tmp_path / "s.pt")])
     assert status == 0, capsys.readouterr().err

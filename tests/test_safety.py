@@ -58,8 +58,8 @@ def test_training_into_a_folder_holding_a_run_is_refused_and_overwrite_starts_cl
                          "--overwrite", *TINY)
     assert status == 0, err
     assert [record["epoch"] for record in metrics(out)] == [1], "metrics of one run only"
-    assert TrainConfig.load(out / "config.toml").schedule["steps"] == 1000
-    assert checkpoints.load(out / "checkpoints" / "last.pt")["config"]["schedule"]["steps"] == 1000
+    assert TrainConfig.load(out / "config.toml").schedule["num_timesteps"] == 1000
+    assert checkpoints.load(out / "checkpoints" / "last.pt")["config"]["schedule"]["num_timesteps"] == 1000
 
 
 def test_the_python_api_refuses_a_folder_holding_a_run_too(tmp_path: Path, data_dir: Path) -> None:
@@ -113,7 +113,7 @@ def test_the_tensor_is_written_even_if_the_image_fails(capsys: pytest.CaptureFix
         raise OSError("disk full")
 
     monkeypatch.setattr("torchvision.utils.save_image", failing_save_image)
-    status, _, err = run(capsys, "sample", "--pretrained", "mnist-ddpm", "-n", "2", "--steps", "2",
+    status, _, err = run(capsys, "sample", "--pretrained", "mnist-ddpm", "-n", "2", "--sample-steps", "2",
                          "--out", str(tmp_path / "grid.png"), "--save-tensor", str(tmp_path / "s.pt"))
     assert status == 1 and "disk full" in err
     assert torch.load(tmp_path / "s.pt", weights_only=True).shape == (2, 1, 28, 28)
@@ -225,9 +225,9 @@ def test_a_bare_pickle_is_called_a_bare_pickle(capsys: pytest.CaptureFixture[str
 # ---------------------------------------------------------------- 8. usage errors exit 2
 def test_steps_above_T_and_a_folder_as_checkpoint_are_usage_errors(capsys: pytest.CaptureFixture[str],
                                                                     tmp_path: Path) -> None:
-    status, _, err = run(capsys, "sample", "--pretrained", "mnist-ddpm", "--steps", "5000",
+    status, _, err = run(capsys, "sample", "--pretrained", "mnist-ddpm", "--sample-steps", "5000",
                          "--out", str(tmp_path / "x.png"))
-    assert status == 2 and "--steps must be at most the model's T = 1000, got 5000" in err
+    assert status == 2 and "--sample-steps must be at most the model's T = 1000, got 5000" in err
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     checkpoints.save({"config": {}, "model": {}}, tmp_path / "run" / "checkpoints" / "last.pt")
     status, _, err = run(capsys, "sample", "--checkpoint", str(tmp_path / "run"))

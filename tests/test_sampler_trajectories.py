@@ -69,7 +69,7 @@ def our_trajectory(sampler: Sampler, x_T: Tensor, steps: int | None, noise: list
     supply: Iterator[Tensor] = iter(noise)
     sampler.noise = lambda like, generator: next(supply)  # type: ignore[method-assign]
     states: list[Tensor] = []
-    final = sampler.sample(x_T, steps=steps, callback=lambda i, t, x_t, x0_hat: states.append(x_t.clone()))
+    final = sampler.sample(x_T, steps, callback=lambda i, t, x_t, x0_hat: states.append(x_t.clone()))
     return [*states, final]
 
 
@@ -288,7 +288,7 @@ def test_cold_follows_bansal_for_mixing_degradations(algorithm: int, source: str
 @pytest.mark.parametrize("algorithm", [1, 2])
 @pytest.mark.parametrize("steps", [None, 4])
 def test_cold_follows_bansal_for_blur(algorithm: int, steps: int | None) -> None:
-    degradation = Blur(steps=12, sigma_max=2.5, image_shape=SHAPE[1:])
+    degradation = Blur(num_timesteps=12, sigma_max=2.5, image_shape=SHAPE[1:])
     x_T = start().sigmoid()
     sampler = samplers.create("cold", Denoiser(Oracle(), degradation, predict="x0"), algorithm=algorithm)
     ours = our_trajectory(sampler, x_T, steps, [])

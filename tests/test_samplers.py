@@ -31,11 +31,11 @@ def test_algorithm2_with_re_estimated_source_and_perfect_oracle_recovers_x0(
     sources = torch.rand(9, 1, 6, 6, dtype=torch.float64)
     for deg in (GaussianNoise(SCHEDULE, image_shape=SHAPE),
                 ImageMixing(SCHEDULE, sources, image_shape=SHAPE)):
-        x_T = deg.degrade(x0, deg.steps, deg.sample_source(x0, generator=g))
+        x_T = deg.degrade(x0, deg.num_timesteps, deg.sample_source(x0, generator=g))
         for algorithm in (1, 2):
             sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"),
                                   algorithm=algorithm, source="estimate")
-            torch.testing.assert_close(sampler.sample(x_T, steps=steps), x0, rtol=0, atol=1e-12)
+            torch.testing.assert_close(sampler.sample(x_T, sample_steps=steps), x0, rtol=0, atol=1e-12)
 
 
 @given(steps=st.sampled_from([None, 3, 100]), seed=st.integers(0, 1000))
@@ -43,12 +43,13 @@ def test_algorithm2_with_fixed_source_misses_by_the_predicted_constant(
         steps: int | None, seed: int) -> None:
     x0 = clean_batch(seed)
     deg = ImageMixing(SCHEDULE, torch.rand(9, 1, 6, 6, dtype=torch.float64), image_shape=SHAPE)
-    x_T = deg.degrade(x0, deg.steps, deg.sample_source(x0, generator=torch.Generator().manual_seed(seed)))
+    source = deg.sample_source(x0, generator=torch.Generator().manual_seed(seed))
+    x_T = deg.degrade(x0, deg.num_timesteps, source)
     sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), algorithm=2, source="fixed")
     alpha_bar_T = SCHEDULE.alpha_bar[-1].item()
     # The telescoping sum leaves x0 + (1 - sqrt(1 - alpha_bar_T)) x_T - sqrt(alpha_bar_T) x0.
     expected = x0 + (1 - math.sqrt(1 - alpha_bar_T)) * x_T - math.sqrt(alpha_bar_T) * x0
-    result = sampler.sample(x_T, steps=steps)
+    result = sampler.sample(x_T, sample_steps=steps)
     torch.testing.assert_close(result, expected, rtol=0, atol=1e-12)
     assert 0 < (result - x0).abs().max() < 0.01
 
@@ -56,9 +57,9 @@ def test_algorithm2_with_fixed_source_misses_by_the_predicted_constant(
 @pytest.mark.parametrize("algorithm", [1, 2])
 def test_blur_is_inverted_exactly_by_a_perfect_oracle(algorithm: int) -> None:
     x0 = clean_batch()
-    deg = Blur(steps=20, image_shape=SHAPE)
+    deg = Blur(num_timesteps=20, image_shape=SHAPE)
     sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), algorithm=algorithm)
-    torch.testing.assert_close(sampler.sample(deg.degrade(x0, 20), steps=5), x0, rtol=0, atol=1e-12)
+    torch.testing.assert_close(sampler.sample(deg.degrade(x0, 20), sample_steps=5), x0, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("variance", ["beta", "posterior"])
@@ -72,7 +73,7 @@ def test_ddpm_with_an_exact_eps_oracle_lands_on_a_point_mass(
                           variance=variance, clip_x0=clip_x0)  # type: ignore[arg-type]
     g = torch.Generator().manual_seed(0)
     x_T = sampler.prior(8, generator=g).double()
-    result = sampler.sample(x_T, steps=steps, generator=g)
+    result = sampler.sample(x_T, sample_steps=steps, generator=g)
     torch.testing.assert_close(result, point.expand_as(result), rtol=0, atol=1e-9)
 
 
@@ -104,7 +105,7 @@ def test_re_estimated_algorithm2_is_ddim_with_eta_zero(predict: str) -> None:
     x_T = torch.randn(2, 1, 10, 10, generator=torch.Generator().manual_seed(1))
     sampler = ColdSampler(den, algorithm=2, source="estimate", clip_x0=False)
     times = sampler.timesteps(20)
-    ours = sampler.sample(x_T, steps=20)
+    ours = sampler.sample(x_T, sample_steps=20)
 
     # Song et al. (2021), eq. 12 with sigma_t = 0.
     alpha_bar = SCHEDULE.alpha_bar.float()
@@ -132,11 +133,11 @@ def test_the_same_seed_gives_bit_identical_samples_and_callbacks_see_each_step()
     def run(callback=None) -> Tensor:  # type: ignore[no-untyped-def]
         g = torch.Generator().manual_seed(123)
         sampler = DDPMSampler(den)
-        return sampler.sample(sampler.prior(3, generator=g), steps=25, generator=g, callback=callback)
+        return sampler.sample(sampler.prior(3, generator=g), sample_steps=25, generator=g, callback=callback)
 
     first = run(lambda i, t, x_t, x0_hat: seen.append((i, t)))
     assert torch.equal(first, run())
-    assert not torch.equal(first, DDPMSampler(den).sample(first, steps=25))
+    assert not torch.equal(first, DDPMSampler(den).sample(first, sample_steps=25))
     assert seen == list(enumerate(DDPMSampler(den).timesteps(25)[:-1]))
     assert seen[0] == (0, 200) and seen[-1][1] == 8
     assert den.training, "sampling restores the denoiser's mode"
@@ -144,7 +145,7 @@ def test_the_same_seed_gives_bit_identical_samples_and_callbacks_see_each_step()
 
 
 def test_strided_timesteps_are_evenly_spaced_and_cover_both_ends() -> None:
-    sampler = ColdSampler(Denoiser(X0Oracle(clean_batch()), Blur(steps=1000), predict="x0"))
+    sampler = ColdSampler(Denoiser(X0Oracle(clean_batch()), Blur(num_timesteps=1000), predict="x0"))
     assert sampler.timesteps(None) == list(range(1000, -1, -1))
     assert sampler.timesteps(4) == [1000, 750, 500, 250, 0]
     assert sampler.timesteps(1) == [1000, 0]
@@ -165,10 +166,10 @@ def test_bad_sampler_arguments_raise_naming_the_argument() -> None:
         (lambda: DDPMSampler(gaussian, variance="small"), "variance"),  # type: ignore[arg-type]
         (lambda: DDPMSampler(gaussian, data_range=(1.0, 0.0)), "data_range"),
         (lambda: DDPMSampler(gaussian.net), "denoiser"),  # type: ignore[arg-type]
-        (lambda: ColdSampler(gaussian).sample(torch.zeros(2, 1, 28, 28, dtype=torch.float64), steps=0),
-         "steps"),
-        (lambda: ColdSampler(gaussian).sample(torch.zeros(2, 1, 28, 28, dtype=torch.float64), steps=1001),
-         "steps"),
+        (lambda: ColdSampler(gaussian).sample(torch.zeros(2, 1, 28, 28, dtype=torch.float64), sample_steps=0),
+         "sample_steps"),
+        (lambda: ColdSampler(gaussian).sample(torch.zeros(2, 1, 28, 28, dtype=torch.float64), 1001),
+         "sample_steps"),
         (lambda: ColdSampler(gaussian).sample(torch.zeros(6, 6)), "x_T"),
         (lambda: ColdSampler(gaussian).prior(0), "n"),
     ]
@@ -185,14 +186,14 @@ def test_v_prediction_with_an_exact_oracle_recovers_the_point(steps: int | None)
     class VOracle(EpsOracle):
         def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
             eps = super().forward(x_t, t)
-            steps_ = torch.round(t * self.degradation.steps).long()
+            steps_ = torch.round(t * self.degradation.num_timesteps).long()
             return self.degradation.velocity(self.point.expand_as(x_t), steps_, eps)
 
     den = Denoiser(VOracle(deg, point), deg, predict="v")
     g = torch.Generator().manual_seed(0)
     x_T = deg.prior(4, generator=g).double()
     for sampler in (DDPMSampler(den), ColdSampler(den, source="estimate")):
-        result = sampler.sample(x_T, steps=steps, generator=g)
+        result = sampler.sample(x_T, sample_steps=steps, generator=g)
         torch.testing.assert_close(result, point.expand_as(result), rtol=0, atol=1e-9)
 
 
@@ -214,17 +215,17 @@ def test_a_start_that_does_not_fit_is_a_clear_error_before_the_network_runs() ->
     ]
     for x_T, message in cases:
         with pytest.raises(ValueError, match=message):
-            sampler.sample(x_T, steps=2)
-    assert sampler.sample(torch.zeros(2, 1, 28, 28), steps=2).shape == (2, 1, 28, 28)
+            sampler.sample(x_T, sample_steps=2)
+    assert sampler.sample(torch.zeros(2, 1, 28, 28), sample_steps=2).shape == (2, 1, 28, 28)
 
 
 def test_a_degradation_without_an_image_shape_takes_starts_of_any_size() -> None:
     for size in (6, 9):
         x0 = torch.rand(2, 3, size, size, dtype=torch.float64)
-        blur = Blur(steps=4)
+        blur = Blur(num_timesteps=4)
         assert blur.image_shape is None
         sampler = ColdSampler(Denoiser(X0Oracle(x0), blur, predict="x0"))
         torch.testing.assert_close(sampler.sample(blur.degrade(x0, 4)), x0, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match=r"x_T must have shape \(B, 3, 6, 6\)"):
-        shaped = Blur(steps=4, image_shape=(3, 6, 6))
+        shaped = Blur(num_timesteps=4, image_shape=(3, 6, 6))
         ColdSampler(Denoiser(X0Oracle(x0), shaped, predict="x0")).sample(x0)

@@ -12,7 +12,7 @@ from colddiff.schedules import PRESETS
 def test_presets_have_the_report_endpoints(name: str) -> None:
     start, end, steps = PRESETS[name]
     schedule = Schedule.preset(name)
-    assert schedule.steps == steps == len(schedule)
+    assert schedule.num_timesteps == steps == len(schedule)
     assert schedule.beta[0] == 0 and schedule.alpha[0] == 1 and schedule.alpha_bar[0] == 1
     assert schedule.beta[1].item() == pytest.approx(start, rel=1e-12)
     assert schedule.beta[steps].item() == pytest.approx(end, rel=1e-12)
@@ -91,9 +91,9 @@ def test_schedule_is_immutable() -> None:
         (lambda: Schedule.linear(0.0, 0.02, 10), "beta_start"),
         (lambda: Schedule.linear(1e-4, 1.5, 10), "beta_end"),
         (lambda: Schedule.linear(1e-4, float("nan"), 10), "beta_end"),
-        (lambda: Schedule.linear(1e-4, 0.02, 0), "steps"),
-        (lambda: Schedule.linear(1e-4, 0.02, 2.5), "steps"),  # type: ignore[arg-type]
-        (lambda: Schedule.cosine(0), "steps"),
+        (lambda: Schedule.linear(1e-4, 0.02, 0), "num_timesteps"),
+        (lambda: Schedule.linear(1e-4, 0.02, 2.5), "num_timesteps"),  # type: ignore[arg-type]
+        (lambda: Schedule.cosine(0), "num_timesteps"),
         (lambda: Schedule.cosine(10, max_beta=1.0), "max_beta"),
         (lambda: Schedule.preset("medium"), "name"),
         (lambda: Schedule.from_spec({"kind": "quadratic"}), "kind"),
@@ -109,6 +109,6 @@ def test_equality_hash_and_repr() -> None:
     assert default == same and hash(default) == hash(same) and len({default, same}) == 1
     assert default != Schedule.preset("short") and default != "default"
     assert {default: "d"}[same] == "d"
-    assert repr(default) == "Schedule.linear(beta_start=0.0001, beta_end=0.02, steps=1000)"
-    assert repr(Schedule.cosine(10)) == "Schedule.cosine(steps=10, offset=0.008, max_beta=0.999)"
+    assert repr(default) == "Schedule.linear(beta_start=0.0001, beta_end=0.02, num_timesteps=1000)"
+    assert repr(Schedule.cosine(10)) == "Schedule.cosine(num_timesteps=10, offset=0.008, max_beta=0.999)"
     assert repr(Schedule.from_betas([0.1, 0.2])) == "Schedule.from_betas(<2 betas>)"

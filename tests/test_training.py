@@ -173,7 +173,7 @@ def test_config_round_trips_and_rejects_bad_values(tmp_path: Path) -> None:
         config.save(tmp_path / "c.toml")
         assert TrainConfig.load(tmp_path / "c.toml") == config
     assert TrainConfig.preset("ddpm-long").schedule == {
-        "kind": "linear", "beta_start": 1e-4, "beta_end": 0.004, "steps": 5000}
+        "kind": "linear", "beta_start": 1e-4, "beta_end": 0.004, "num_timesteps": 5000}
     fashion = TrainConfig.preset("fashion-cold")
     assert (fashion.degradation, fashion.predict, fashion.sampler, fashion.sampler_kwargs) == (
         "fashion_mnist", "x0", "cold", {"algorithm": 2, "source": "fixed"})

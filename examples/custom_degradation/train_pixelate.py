@@ -34,7 +34,7 @@ def main() -> None:
         raise SystemExit("the plugin is not installed: pip install -e examples/custom_degradation")
     print(f"pixelate comes from: {available['pixelate']}")
 
-    config = TrainConfig(degradation="pixelate", degradation_kwargs={"steps": 6}, predict="x0",
+    config = TrainConfig(degradation="pixelate", degradation_kwargs={"num_timesteps": 6}, predict="x0",
                          sampler="cold", sampler_kwargs={"algorithm": 2}, sample_every=0,
                          epochs=1 if args.quick else 5, limit_train=2048 if args.quick else None)
     trainer = Trainer(config, args.out, overwrite=True)  # an example starts afresh each time
@@ -42,7 +42,7 @@ def main() -> None:
 
     x0 = data.mnist(train=False, limit=8).images
     deg = trainer.degradation
-    pixelated = deg.degrade(x0, deg.steps)
+    pixelated = deg.degrade(x0, deg.num_timesteps)
     restored = ColdSampler(trainer.sampling_denoiser(), algorithm=2).sample(pixelated)
     save_image(torch.cat([pixelated, restored.clamp(0, 1), x0]), args.out / "restore.png", nrow=8)
     before = torch.mean((pixelated - x0) ** 2).item()

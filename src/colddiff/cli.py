@@ -212,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--pretrained", metavar="NAME",
                        help="a model shipped with colddiff (mnist-ddpm, mnist-fashion-cold)")
     sample.add_argument("-n", type=_POSITIVE, default=64, help="number of samples (64)")
-    sample.add_argument("--steps", type=_POSITIVE, help="sampling steps (default: the run's)")
+    sample.add_argument("--sample-steps", type=_POSITIVE, metavar="S",
+                        help="sampling steps K <= T (default: the model's)")
+    sample.add_argument("--steps", type=_POSITIVE, dest="old_steps", metavar="S",
+                        help="deprecated spelling of --sample-steps")
     _add_sampler_options(sample, "the model's")
     sample.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     sample.add_argument("--out", type=_image_file, default=Path("samples.png"),
@@ -326,12 +329,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _schedule_spec(name: str, steps_like: dict[str, Any] | None = None) -> dict[str, Any]:
+def _schedule_spec(name: str, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The spec of ``--schedule NAME``; ``cosine`` keeps the ``T`` of the ``current`` spec."""
     from colddiff.schedules import Schedule
 
     if name == "cosine":
-        steps = (steps_like or {}).get("steps", 1000)
-        return Schedule.cosine(int(steps)).spec()
+        num_timesteps = Schedule.upgrade_spec(current or {}).get("num_timesteps", 1000)
+        return Schedule.cosine(int(num_timesteps)).spec()
     return Schedule.preset(name).spec()
 
 
@@ -427,17 +431,22 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         model = pretrained.load(args.pretrained, device)
     else:
         model = pretrained.from_checkpoint(args.checkpoint, device, ema=not args.no_ema)
-    total = model.denoiser.steps
-    if args.steps is not None and args.steps > total:
-        subparser.error(f"--steps must be at most the model's T = {total}, got {args.steps}")
+    if args.old_steps is not None:
+        if args.sample_steps is not None:
+            subparser.error("give --sample-steps only (--steps is its deprecated spelling)")
+        print("colddiff sample: --steps is deprecated, use --sample-steps", file=sys.stderr)
+        args.sample_steps = args.old_steps
+    total = model.denoiser.num_timesteps
+    if args.sample_steps is not None and args.sample_steps > total:
+        subparser.error(f"--sample-steps must be at most the model's T = {total}, got {args.sample_steps}")
     ensure_prior(model.denoiser.degradation, model.config)
     try:
         sampler = model.sampler(**_sampler_changes(args, model.config))
     except ValueError as error:
         subparser.error(" ".join(str(error).split()))
     generator = torch.Generator(device).manual_seed(args.seed)
-    steps = args.steps or model.config.sample_steps
-    samples = sampler.sample(sampler.prior(args.n, generator=generator), steps=steps,
+    sample_steps = args.sample_steps or model.config.sample_steps
+    samples = sampler.sample(sampler.prior(args.n, generator=generator), sample_steps,
                              generator=generator).cpu()
     written = []
     if args.save_tensor is not None:  # first: the raw samples survive a failing image write
@@ -466,7 +475,7 @@ def _degrade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     x0 = data.mnist(train=True, limit=args.n).images
     generator = torch.Generator().manual_seed(args.seed)
     source = deg.sample_source(x0, generator=generator)
-    times = [round(deg.steps * k / (args.frames - 1)) for k in range(args.frames)]
+    times = [round(deg.num_timesteps * k / (args.frames - 1)) for k in range(args.frames)]
     frames = torch.stack([deg.degrade(x0, t, source) for t in times], dim=1)  # (n, frames, C, H, W)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_image(frames.flatten(0, 1).clamp(0, 1), args.out, nrow=args.frames)

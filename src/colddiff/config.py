@@ -9,6 +9,7 @@ command-line option overrides it.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import sys
 import warnings
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from colddiff import checkpoints, degradations, nets, presets, samplers
+from colddiff._compat import renamed_key
 from colddiff.degradations import Degradation
 from colddiff.denoisers import Denoiser
+from colddiff.registry import PluginError
 from colddiff.samplers import Sampler
 from colddiff.schedules import Schedule
 
@@ -35,6 +38,7 @@ __all__ = [
     "build_denoiser",
     "build_sampler",
     "check_buildable",
+    "in_current_spelling",
     "model_differences",
 ]
 
@@ -57,7 +61,7 @@ class TrainConfig:
         epochs: Number of passes over the training data.
         batch_size: Images per optimiser step (per process).
         lr: Adam learning rate.
-        warmup: Steps of linear learning-rate warm-up from 0 (0: none).
+        warmup: Optimiser steps of linear learning-rate warm-up from 0 (0: none).
         seed: Seed for the initial weights, the data order and the noise.
         ema: Decay of an exponential moving average of the weights used for sampling
             (e.g. 0.999), or ``None`` for none.
@@ -123,6 +127,9 @@ class TrainConfig:
                           f"sampler_kwargs={legacy!r}", DeprecationWarning, stacklevel=3)
             self.sampler_kwargs = _with_legacy_sampler_keys(self.sampler, self.sampler_kwargs, legacy,
                                                             legacy_wins=True)
+        current = in_current_spelling({"degradation": self.degradation, "schedule": self.schedule,
+                                       "degradation_kwargs": self.degradation_kwargs})
+        self.schedule, self.degradation_kwargs = current["schedule"], current["degradation_kwargs"]
         self.validate()
 
     def validate(self) -> None:
@@ -254,9 +261,29 @@ def _with_legacy_sampler_keys(sampler: str, kwargs: dict[str, Any], legacy: dict
     return {**kwargs, **legacy} if legacy_wins else {**legacy, **kwargs}
 
 
+def in_current_spelling(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (a config as plain data) with colddiff 0.1's spelling of ``T`` replaced:
+    ``"steps"`` in the schedule spec, and in the options of a degradation that now takes
+    ``num_timesteps`` (blur). Configs and checkpoints written then load, and resume, unchanged
+    and without warnings."""
+    values = dict(values)
+    if isinstance(values.get("schedule"), dict):
+        values["schedule"] = Schedule.upgrade_spec(values["schedule"])
+    options = values.get("degradation_kwargs")
+    if isinstance(options, dict) and options and isinstance(values.get("degradation"), str):
+        try:
+            cls = degradations.get(values["degradation"])
+        except (ValueError, PluginError):
+            return values  # validate() or building the degradation names the problem
+        if "num_timesteps" in inspect.signature(cls).parameters:
+            values["degradation_kwargs"] = renamed_key(options, "steps", "num_timesteps")
+    return values
+
+
 def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
     """The model-defining fields where a saved config differs from ``current``, described."""
     now = current.to_dict()
+    saved = in_current_spelling(saved)
     return [f"{name}: checkpoint has {saved.get(name)!r}, config has {now.get(name)!r}"
             for name in MODEL_FIELDS if saved.get(name) != now.get(name)]
 

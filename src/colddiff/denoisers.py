@@ -7,6 +7,7 @@ from typing import Literal, cast, get_args
 import torch
 from torch import Tensor, nn
 
+from colddiff._compat import renamed_alias
 from colddiff.degradations.base import (
     Degradation,
     MixingDegradation,
@@ -68,9 +69,11 @@ class Denoiser(nn.Module):
         self.predict: Target = predict
 
     @property
-    def steps(self) -> int:
+    def num_timesteps(self) -> int:
         """``T`` of the degradation."""
-        return self.degradation.steps
+        return self.degradation.num_timesteps
+
+    steps = renamed_alias("num_timesteps", "steps")
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         """The raw network output for ``x_t`` at integer steps ``t`` ``(B,)``.
@@ -79,7 +82,7 @@ class Denoiser(nn.Module):
             ValueError: If the network's output is not shaped like ``x_t`` (it would otherwise
                 broadcast silently in the loss and the samplers).
         """
-        output = self.net(x_t, t.to(x_t.dtype) / self.degradation.steps)
+        output = self.net(x_t, t.to(x_t.dtype) / self.degradation.num_timesteps)
         if not isinstance(output, Tensor) or output.shape != x_t.shape:
             got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
             raise ValueError(
@@ -105,10 +108,10 @@ class Denoiser(nn.Module):
         """
         check_images("x0", x0)
         if t is None:
-            t = torch.randint(1, self.steps + 1, (x0.shape[0],), generator=generator,
+            t = torch.randint(1, self.num_timesteps + 1, (x0.shape[0],), generator=generator,
                               device=x0.device)
         else:
-            t = check_timesteps(t, x0, self.steps)
+            t = check_timesteps(t, x0, self.num_timesteps)
         source = self.degradation.sample_source(x0, generator=generator)
         x_t = self.degradation.degrade(x0, t, source)
         if self.predict == "x0":

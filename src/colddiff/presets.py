@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["SCHEDULES", "TRAINING"]
 
-#: The linear schedules of the reference study: ``(beta_start, beta_end, steps)``.
+#: The linear schedules of the reference study: ``(beta_start, beta_end, num_timesteps)``.
 SCHEDULES: dict[str, tuple[float, float, int]] = {
     "default": (1e-4, 0.02, 1000),
     "long": (1e-4, 0.004, 5000),
@@ -20,8 +20,9 @@ SCHEDULES: dict[str, tuple[float, float, int]] = {
 
 def _linear(name: str) -> dict[str, Any]:
     """The spec of a linear preset, as :meth:`colddiff.Schedule.spec` writes it."""
-    beta_start, beta_end, steps = SCHEDULES[name]
-    return {"kind": "linear", "beta_start": beta_start, "beta_end": beta_end, "steps": steps}
+    beta_start, beta_end, num_timesteps = SCHEDULES[name]
+    return {"kind": "linear", "beta_start": beta_start, "beta_end": beta_end,
+            "num_timesteps": num_timesteps}
 
 
 def _ddpm(schedule: str) -> dict[str, Any]:
@@ -37,7 +38,7 @@ TRAINING: dict[str, dict[str, Any]] = {
                      "predict": "x0", "sampler": "cold",
                      "sampler_kwargs": {"algorithm": 2, "source": "fixed"}},
     "mnist-unet": {
-        "schedule": {"kind": "cosine", "steps": 1000, "offset": 0.008, "max_beta": 0.999},
+        "schedule": {"kind": "cosine", "num_timesteps": 1000, "offset": 0.008, "max_beta": 0.999},
         "degradation": "gaussian", "net": "unet",
         "net_kwargs": {"channels": 32, "blocks": 2, "attention": True}, "predict": "v",
         "lr": 5e-4, "warmup": 500, "ema": 0.9995, "ema_start": 2000, "sampler": "ddim",

@@ -2,9 +2,9 @@
 
 Every sampler shares one call, in the style of k-diffusion::
 
-    x0 = sampler.sample(x_T, steps=None, generator=None, callback=None)
+    x0 = sampler.sample(x_T, sample_steps=None, generator=None, callback=None)
 
-``steps`` visits ``K <= T`` of the time steps (``T = t_K > ... > t_0 = 0``, evenly spaced and
+``sample_steps`` visits ``K <= T`` of the time steps (``T = t_K > ... > t_0 = 0``, evenly spaced and
 rounded; ``None`` visits all ``T``). At each step the denoiser predicts the clean image
 ``x0_hat`` (clamped to ``data_range`` when ``clip_x0`` is on, like diffusers' ``clip_sample``),
 ``callback(i, t, x_t, x0_hat)`` sees it, and the sampler's :meth:`~Sampler.step` moves ``x_t`` to
@@ -34,6 +34,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from colddiff._compat import renamed
 from colddiff.degradations.base import check_images
 from colddiff.degradations.gaussian import GaussianNoise
 from colddiff.denoisers import Denoiser
@@ -86,18 +87,22 @@ class Sampler(ABC):
                 device = next(self.denoiser.parameters(), torch.empty(0)).device
         return self.degradation.prior(n, generator=generator, device=device)
 
-    def timesteps(self, steps: int | None = None) -> list[int]:
-        """The visited steps ``[t_K = T, ..., t_0 = 0]``, ``K = steps`` (all ``T`` when ``None``).
+    def timesteps(self, sample_steps: int | None = None, *, steps: int | None = None) -> list[int]:
+        """The visited steps ``[t_K = T, ..., t_0 = 0]``, ``K = sample_steps`` (all ``T`` when
+        ``None``; ``steps`` is its deprecated old name).
 
         Raises:
-            ValueError: If ``steps`` is not an integer in ``[1, T]``.
+            ValueError: If ``sample_steps`` is not an integer in ``[1, T]``.
         """
-        total = self.degradation.steps
-        if steps is None:
-            steps = total
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= total:
-            raise ValueError(f"steps must be an integer in [1, {total}] or None, got {steps!r}")
-        return [math.floor(total * k / steps + 0.5) for k in range(steps, -1, -1)]
+        sample_steps = renamed("Sampler.timesteps", "steps", steps, "sample_steps", sample_steps)
+        total = self.degradation.num_timesteps
+        if sample_steps is None:
+            sample_steps = total
+        if (isinstance(sample_steps, bool) or not isinstance(sample_steps, int)
+                or not 1 <= sample_steps <= total):
+            raise ValueError(f"sample_steps must be an integer in [1, {total}] or None, "
+                             f"got {sample_steps!r}")
+        return [math.floor(total * k / sample_steps + 0.5) for k in range(sample_steps, -1, -1)]
 
     def check_start(self, x_T: Tensor) -> None:
         """Check that ``x_T`` is a batch this sampler can start from.
@@ -152,23 +157,25 @@ class Sampler(ABC):
         ``t_batch`` and ``s_batch`` are ``t`` and ``s`` as ``(B,)`` tensors on the sample's device.
         """
 
-    def sample(self, x_T: Tensor, steps: int | None = None, *,
+    def sample(self, x_T: Tensor, sample_steps: int | None = None, *,
                generator: torch.Generator | None = None,
-               callback: Callback | None = None) -> Tensor:
+               callback: Callback | None = None, steps: int | None = None) -> Tensor:
         """Run the reverse process from ``x_T``.
 
         Args:
             x_T: Starting batch ``(B, C, H, W)``, e.g. from :meth:`prior`.
-            steps: Number of steps ``K`` (strided sampling); ``None`` for all ``T``.
+            sample_steps: Number of steps ``K`` (strided sampling); ``None`` for all ``T``.
             generator: Random generator for stochastic samplers; on ``x_T``'s device. The same
                 seed gives bit-identical samples on the same machine.
             callback: Called as ``callback(i, t, x_t, x0_hat)`` before each step.
+            steps: Deprecated: the old name of ``sample_steps``.
 
         Returns:
             The generated clean batch, shaped like ``x_T``.
         """
+        sample_steps = renamed("Sampler.sample", "steps", steps, "sample_steps", sample_steps)
         self.check_start(x_T)
-        times = self.timesteps(steps)
+        times = self.timesteps(sample_steps)
         batch = x_T.shape[0]
         was_training = self.denoiser.training
         self.denoiser.eval()
@@ -264,7 +271,7 @@ class DDIMSampler(Sampler):
     ``eta = 1`` is ancestral sampling with the posterior variance (:class:`DDPMSampler` with
     ``variance="posterior"``). diffusers' ``DDIMScheduler`` with ``timestep_spacing="trailing"``,
     ``set_alpha_to_one=True`` and ``step(..., use_clipped_model_output=True)`` takes the same steps
-    when ``steps`` divides ``T`` (its timestep ``k`` is our ``t = k + 1``).
+    when ``sample_steps`` divides ``T`` (its timestep ``k`` is our ``t = k + 1``).
 
     Args:
         denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise`.

@@ -32,11 +32,12 @@ from typing import Any
 
 import torch
 
+from colddiff._compat import renamed, renamed_alias, renamed_key
 from colddiff.presets import SCHEDULES
 
 __all__ = ["PRESETS", "Schedule"]
 
-#: The linear schedules of the reference study: ``(beta_start, beta_end, steps)``.
+#: The linear schedules of the reference study: ``(beta_start, beta_end, num_timesteps)``.
 PRESETS = SCHEDULES
 
 
@@ -99,52 +100,59 @@ class Schedule:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def linear(cls, beta_start: float, beta_end: float, steps: int) -> Schedule:
+    def linear(cls, beta_start: float, beta_end: float, num_timesteps: int | None = None, *,
+               steps: int | None = None) -> Schedule:
         """Betas linear in ``t`` from ``beta_start`` at ``t = 1`` to ``beta_end`` at ``t = T``.
 
         Args:
             beta_start: ``beta_1``, in (0, 1).
             beta_end: ``beta_T``, in (0, 1).
-            steps: ``T``, at least 1 (with ``T = 1`` the single beta is ``beta_start``).
+            num_timesteps: ``T``, at least 1 (with ``T = 1`` the single beta is ``beta_start``).
+            steps: Deprecated: the old name of ``num_timesteps``.
 
         Raises:
             ValueError: If an argument is out of range; the message names it.
         """
-        steps = _check_steps(steps)
+        num_timesteps = _check_num_timesteps(
+            renamed("Schedule.linear", "steps", steps, "num_timesteps", num_timesteps))
         for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value < 1):
                 raise ValueError(f"{name} must be a finite number in (0, 1), got {value!r}")
-        betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
+        betas = torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
         return cls(betas, kind="linear",
                    params={"beta_start": float(beta_start), "beta_end": float(beta_end),
-                           "steps": steps})
+                           "num_timesteps": num_timesteps})
 
     @classmethod
-    def cosine(cls, steps: int, offset: float = 0.008, max_beta: float = 0.999) -> Schedule:
+    def cosine(cls, num_timesteps: int | None = None, offset: float = 0.008, max_beta: float = 0.999,
+               *, steps: int | None = None) -> Schedule:
         """The cosine schedule of Nichol & Dhariwal (2021), eq. 17.
 
         ``alpha_bar(t) = f(t) / f(0)`` with ``f(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2)``,
         and ``beta_t = 1 - alpha_bar(t) / alpha_bar(t - 1)`` clipped to ``max_beta``.
 
         Args:
-            steps: ``T``, at least 1.
+            num_timesteps: ``T``, at least 1.
             offset: The small offset ``s`` that keeps ``beta_1`` away from zero.
             max_beta: Upper clip for the betas near ``t = T``, in (0, 1).
+            steps: Deprecated: the old name of ``num_timesteps``.
 
         Raises:
             ValueError: If an argument is out of range; the message names it.
         """
-        steps = _check_steps(steps)
+        num_timesteps = _check_num_timesteps(
+            renamed("Schedule.cosine", "steps", steps, "num_timesteps", num_timesteps))
         if not (math.isfinite(offset) and offset > 0):
             raise ValueError(f"offset must be a finite number > 0, got {offset!r}")
         if not (math.isfinite(max_beta) and 0 < max_beta < 1):
             raise ValueError(f"max_beta must be a finite number in (0, 1), got {max_beta!r}")
-        t = torch.arange(steps + 1, dtype=torch.float64) / steps
+        t = torch.arange(num_timesteps + 1, dtype=torch.float64) / num_timesteps
         f = torch.cos((t + offset) / (1 + offset) * math.pi / 2) ** 2
         alpha_bar = f / f[0]
         betas = (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=max_beta)
         return cls(betas, kind="cosine",
-                   params={"steps": steps, "offset": float(offset), "max_beta": float(max_beta)})
+                   params={"num_timesteps": num_timesteps, "offset": float(offset),
+                           "max_beta": float(max_beta)})
 
     @classmethod
     def from_betas(cls, betas: Sequence[float] | torch.Tensor) -> Schedule:
@@ -173,7 +181,7 @@ class Schedule:
         Raises:
             ValueError: If ``spec["kind"]`` is unknown or its parameters are invalid.
         """
-        params = {k: v for k, v in spec.items() if k != "kind"}
+        params = {k: v for k, v in cls.upgrade_spec(spec).items() if k != "kind"}
         kind = spec.get("kind")
         if kind == "linear":
             return cls.linear(**params)
@@ -185,11 +193,21 @@ class Schedule:
             f"spec['kind'] must be one of 'linear', 'cosine', 'custom'; got {kind!r}"
         )
 
+    @staticmethod
+    def upgrade_spec(spec: dict[str, Any]) -> dict[str, Any]:
+        """``spec`` in the current spelling: colddiff 0.1 wrote ``T`` as ``"steps"``, now
+        ``"num_timesteps"``. Configs and checkpoints written then keep loading unchanged."""
+        if spec.get("kind") in ("linear", "cosine"):
+            return renamed_key(spec, "steps", "num_timesteps")
+        return dict(spec)
+
     # ------------------------------------------------------------------ derived values
     @property
-    def steps(self) -> int:
-        """``T``, the number of diffusion steps."""
+    def num_timesteps(self) -> int:
+        """``T``, the number of diffusion time steps."""
         return self._beta.numel() - 1
+
+    steps = renamed_alias("num_timesteps", "steps")
 
     @property
     def beta(self) -> torch.Tensor:
@@ -217,22 +235,22 @@ class Schedule:
 
     # ------------------------------------------------------------------ dunder
     def __len__(self) -> int:
-        return self.steps
+        return self.num_timesteps
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Schedule) and torch.equal(self._beta, other._beta)
 
     def __hash__(self) -> int:
-        return hash((self.steps, self._beta[1].item(), self._beta[-1].item()))
+        return hash((self.num_timesteps, self._beta[1].item(), self._beta[-1].item()))
 
     def __repr__(self) -> str:
         if self.kind == "custom":
-            return f"Schedule.from_betas(<{self.steps} betas>)"
+            return f"Schedule.from_betas(<{self.num_timesteps} betas>)"
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"Schedule.{self.kind}({args})"
 
 
-def _check_steps(steps: int) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return steps
+def _check_num_timesteps(num_timesteps: int | None) -> int:
+    if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int) or num_timesteps < 1:
+        raise ValueError(f"num_timesteps must be an integer >= 1, got {num_timesteps!r}")
+    return num_timesteps

@@ -42,6 +42,7 @@ from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from colddiff import __version__, checkpoints, data
+from colddiff._compat import renamed
 from colddiff.config import TrainConfig, build_degradation, build_denoiser, build_sampler, model_differences
 from colddiff.degradations import Degradation, PriorUnavailableError
 from colddiff.denoisers import Denoiser
@@ -194,7 +195,8 @@ class Trainer:
 
             if not any(isinstance(hook, FMDHook) for hook in self.hooks):
                 self.hooks.append(FMDHook(n=config.fmd_n, protocol=config.fmd_protocol,  # type: ignore[arg-type]
-                                          steps=config.sample_steps, every=config.fmd_every))
+                                          sample_steps=config.sample_steps,
+                                          every=config.fmd_every))
         self.ema: AveragedModel | None = None
         if config.ema is not None:
             ema_update = get_ema_multi_avg_fn(config.ema)  # type: ignore[no-untyped-call]
@@ -233,11 +235,14 @@ class Trainer:
         """The configured sampler over :meth:`sampling_denoiser`."""
         return build_sampler(self.config, self.sampling_denoiser())
 
-    def sample(self, n: int, steps: int | None = None, seed: int | None = None) -> Tensor:
-        """``n`` samples from the prior (seeded with the config's seed unless ``seed`` is given).
+    def sample(self, n: int, sample_steps: int | None = None, seed: int | None = None, *,
+               steps: int | None = None) -> Tensor:
+        """``n`` samples from the prior (seeded with the config's seed unless ``seed`` is given),
+        with ``sample_steps`` steps (``None``: all ``T``; ``steps`` is its deprecated old name).
 
         A degradation without a prior starts from the first ``n`` training images, fully degraded.
         """
+        sample_steps = renamed("Trainer.sample", "steps", steps, "sample_steps", sample_steps)
         images = self._training_images()
         ensure_prior(self.degradation, self.config, images)
         generator = torch.Generator(self.device).manual_seed(self.config.seed if seed is None else seed)
@@ -246,9 +251,9 @@ class Trainer:
             x_T = sampler.prior(n, generator=generator)
         except PriorUnavailableError:  # e.g. super-resolution: start from degraded real images
             x0 = images[:n]
-            x_T = self.degradation.degrade(x0, self.degradation.steps,
+            x_T = self.degradation.degrade(x0, self.degradation.num_timesteps,
                                            self.degradation.sample_source(x0, generator=generator))
-        return sampler.sample(x_T, steps=steps, generator=generator)
+        return sampler.sample(x_T, sample_steps, generator=generator)
 
     # ------------------------------------------------------------------ training
     def _training_images(self) -> Tensor:
@@ -473,8 +478,8 @@ class Trainer:
         every = self.config.sample_every
         if every and (epoch % every == 0 or epoch == self.config.epochs):
             start = time.perf_counter()
-            steps = self.config.sample_steps or min(self.degradation.steps, PREVIEW_STEPS)
-            samples = self.sample(self.config.sample_n, steps=steps)
+            sample_steps = self.config.sample_steps or min(self.degradation.num_timesteps, PREVIEW_STEPS)
+            samples = self.sample(self.config.sample_n, sample_steps)
             path = self.out / "samples" / f"epoch-{epoch:03d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             save_image(samples.clamp(0, 1), path, nrow=math.ceil(math.sqrt(len(samples))))

@@ -8,14 +8,16 @@ Deterministic ones (blur) have no source. ``D(x_0, 0, .)`` is always ``x_0``.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from colddiff._compat import renamed, renamed_alias
 from colddiff.schedules import Schedule
 
 __all__ = ["Degradation", "MixingDegradation", "PriorUnavailableError", "check_image_shape",
@@ -27,7 +29,7 @@ class PriorUnavailableError(RuntimeError):
 
 
 class Degradation(ABC):
-    """A forward process ``x_t = D(x_0, t, source)`` for ``t = 0..steps``.
+    """A forward process ``x_t = D(x_0, t, source)`` for ``t = 0..T``.
 
     Subclasses implement :meth:`degrade` and, where they have a random source,
     :meth:`sample_source`; they override :meth:`prior` when they can produce a start for
@@ -42,43 +44,56 @@ class Degradation(ABC):
 
     The constructor contract: colddiff creates every degradation as
     ``cls(schedule=..., **degradation_kwargs)`` (the config's schedule). A subclass that defines
-    ``__init__`` accepts ``schedule`` and ``image_shape`` (and ``steps`` if it has that option)
+    ``__init__`` accepts ``schedule`` and ``image_shape`` (and ``num_timesteps`` if it has that
+    option)
     and hands them to ``super().__init__``. A subclass without constructor options of its own
     need not define ``__init__`` at all.
 
     Args:
-        schedule: The schedule; its ``T`` is the number of steps unless ``steps`` is given.
+        schedule: The schedule; its ``T`` is the number of steps unless ``num_timesteps`` is given.
             Mixing degradations use its ``alpha_bar``; others only its length.
-        steps: ``T`` (default: the schedule's, else :attr:`default_steps`).
+        num_timesteps: ``T`` (default: the schedule's, else :attr:`default_num_timesteps`).
+        steps: Deprecated: the old name of ``num_timesteps``.
         image_shape: ``(C, H, W)`` of the images, for :meth:`prior` and the samplers' checks of
             a start; ``None`` (the default here): any shape.
 
     Attributes:
-        steps: ``T``, the number of degradation steps.
+        num_timesteps: ``T``, the number of degradation steps.
         schedule: The schedule given (``None`` if none was).
         image_shape: ``(C, H, W)`` of the images this degradation works on, or ``None`` if any.
-        default_steps: ``T`` when neither ``schedule`` nor ``steps`` is given.
+        default_num_timesteps: ``T`` when neither ``schedule`` nor ``num_timesteps`` is given
+            (a subclass that still sets the old ``default_steps`` gets a ``DeprecationWarning``).
         has_source: Whether :meth:`sample_source` returns a tensor (``False``: deterministic).
         invertible: Whether :meth:`x0_from_source` and :meth:`source_from_x0` are implemented.
     """
 
     has_source: ClassVar[bool] = False
     invertible: ClassVar[bool] = False
-    default_steps: ClassVar[int] = 1000
-    steps: int
+    default_num_timesteps: ClassVar[int] = 1000
+    num_timesteps: int
     schedule: Schedule | None = None
     image_shape: tuple[int, int, int] | None = None
 
-    def __init__(self, schedule: Schedule | None = None, *, steps: int | None = None,
-                 image_shape: tuple[int, int, int] | None = None) -> None:
+    steps = renamed_alias("num_timesteps", "steps")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "default_steps" in cls.__dict__:  # the old name, in a plugin written for colddiff 0.1
+            warnings.warn(f"{cls.__name__}.default_steps is deprecated: name it default_num_timesteps",
+                          DeprecationWarning, stacklevel=2)
+            cls.default_num_timesteps = cls.__dict__["default_steps"]
+
+    def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
+                 image_shape: tuple[int, int, int] | None = None, steps: int | None = None) -> None:
+        num_timesteps = renamed(type(self).__name__, "steps", steps, "num_timesteps", num_timesteps)
         if schedule is not None and not isinstance(schedule, Schedule):
             raise ValueError(f"schedule must be a colddiff.Schedule or None, got {type(schedule).__name__}")
-        if steps is None:
-            steps = schedule.steps if schedule is not None else self.default_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        if num_timesteps is None:
+            num_timesteps = schedule.num_timesteps if schedule is not None else self.default_num_timesteps
+        if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int) or num_timesteps < 1:
+            raise ValueError(f"num_timesteps must be an integer >= 1, got {num_timesteps!r}")
         self.schedule = schedule
-        self.steps = steps
+        self.num_timesteps = num_timesteps
         self.image_shape = check_image_shape(image_shape) if image_shape is not None else None
 
     @abstractmethod
@@ -87,7 +102,7 @@ class Degradation(ABC):
 
         Args:
             x0: Clean images, ``(B, C, H, W)``.
-            t: Steps in ``[0, steps]``, an integer tensor of shape ``(B,)`` or an int.
+            t: Steps in ``[0, T]``, an integer tensor of shape ``(B,)`` or an int.
             source: The per-sample source from :meth:`sample_source` (ignored, and may be
                 ``None``, for a deterministic degradation).
 
@@ -115,7 +130,7 @@ class Degradation(ABC):
         """
         raise PriorUnavailableError(
             f"{type(self).__name__} has no prior for unconditional sampling; start the sampler "
-            "from degraded data instead (degrade(x0, steps, source))"
+            "from degraded data instead (degrade(x0, num_timesteps, source))"
         )
 
     @property
@@ -145,28 +160,30 @@ class Degradation(ABC):
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(steps={self.steps})"
+        return f"{type(self).__name__}(num_timesteps={self.num_timesteps})"
 
 
-def check_timesteps(t: Tensor | int, x: Tensor, steps: int) -> Tensor:
+def check_timesteps(t: Tensor | int, x: Tensor, num_timesteps: int) -> Tensor:
     """Validate ``t`` against the batch ``x`` and return it as a ``(B,)`` int64 tensor on ``x``'s device.
 
     A Python int is broadcast to the batch. The range check runs only for CPU tensors, so that it
     never forces a host-device synchronisation; out-of-range steps on an accelerator fail there.
 
     Raises:
-        ValueError: If ``t`` is not an integer, has the wrong shape, or lies outside ``[0, steps]``.
+        ValueError: If ``t`` is not an integer, has the wrong shape, or lies outside
+            ``[0, num_timesteps]``.
     """
     if isinstance(t, int) and not isinstance(t, bool):
-        if not 0 <= t <= steps:
-            raise ValueError(f"t must lie in [0, {steps}], got {t}")
+        if not 0 <= t <= num_timesteps:
+            raise ValueError(f"t must lie in [0, {num_timesteps}], got {t}")
         return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
     if not isinstance(t, Tensor) or t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
         raise ValueError(f"t must be an integer tensor of shape (B,) or an int, got {t!r:.80}")
     if t.shape != (x.shape[0],):
         raise ValueError(f"t must have shape ({x.shape[0]},) to match the batch, got {tuple(t.shape)}")
-    if t.device.type == "cpu" and t.numel() and (int(t.min()) < 0 or int(t.max()) > steps):
-        raise ValueError(f"t must lie in [0, {steps}], got values from {int(t.min())} to {int(t.max())}")
+    if t.device.type == "cpu" and t.numel() and (int(t.min()) < 0 or int(t.max()) > num_timesteps):
+        raise ValueError(f"t must lie in [0, {num_timesteps}], "
+                         f"got values from {int(t.min())} to {int(t.max())}")
     return t.to(device=x.device, dtype=torch.long)
 
 
@@ -226,7 +243,7 @@ class MixingDegradation(Degradation):
 
     def weights(self, t: Tensor | int, like: Tensor) -> tuple[Tensor, Tensor]:
         """``(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t))`` shaped ``(B, 1, 1, 1)`` like ``like``."""
-        t = check_timesteps(t, like, self.steps)
+        t = check_timesteps(t, like, self.num_timesteps)
         key = (like.device, like.dtype)
         table = self._weights_cache.get(key)
         if table is None:

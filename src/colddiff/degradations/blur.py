@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from colddiff._compat import renamed
 from colddiff.degradations.base import (
     Degradation,
     ImageSource,
@@ -36,23 +37,26 @@ class Blur(Degradation):
     Bansal's one-component GMM over channel means).
 
     Args:
-        schedule: If given and ``steps`` is not, its step count is ``T``, so that
+        schedule: If given and ``num_timesteps`` is not, its step count is ``T``, so that
             ``create("blur", schedule=...)`` works like every other degradation.
-        steps: ``T`` (default 20 without a schedule).
+        num_timesteps: ``T`` (default 20 without a schedule).
         sigma_max: The blur width at ``t = T``, in pixels.
         image_shape: ``(C, H, W)`` of the images, or ``None`` for any.
+        steps: Deprecated: the old name of ``num_timesteps``.
     """
 
-    default_steps = 20
+    default_num_timesteps = 20
 
-    def __init__(self, schedule: Schedule | None = None, *, steps: int | None = None,
-                 sigma_max: float = 6.0, image_shape: tuple[int, int, int] | None = None) -> None:
-        super().__init__(schedule, steps=steps, image_shape=image_shape)
+    def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
+                 sigma_max: float = 6.0, image_shape: tuple[int, int, int] | None = None,
+                 steps: int | None = None) -> None:
+        num_timesteps = renamed("Blur", "steps", steps, "num_timesteps", num_timesteps)
+        super().__init__(schedule, num_timesteps=num_timesteps, image_shape=image_shape)
         if not (math.isfinite(sigma_max) and sigma_max > 0):
             raise ValueError(f"sigma_max must be a finite number > 0, got {sigma_max!r}")
-        steps = self.steps
         self.sigma_max = float(sigma_max)
-        self.sigma = self.sigma_max * torch.sqrt(torch.arange(steps + 1, dtype=torch.float64) / steps)
+        t_over_T = torch.arange(self.num_timesteps + 1, dtype=torch.float64) / self.num_timesteps
+        self.sigma = self.sigma_max * torch.sqrt(t_over_T)
         self._matrices: dict[tuple[int, torch.device, torch.dtype], Tensor] = {}
         self._prior_mean: Tensor | None = None
         self._prior_scale: Tensor | None = None
@@ -74,7 +78,7 @@ class Blur(Degradation):
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
         """Blur each image of ``x0`` to its step ``t`` (``source`` is ignored)."""
         check_images("x0", x0)
-        t = check_timesteps(t, x0, self.steps)
+        t = check_timesteps(t, x0, self.num_timesteps)
         rows = self.blur_matrices(x0.shape[-2], x0)[t]
         cols = self.blur_matrices(x0.shape[-1], x0)[t]
         return torch.einsum("bij,bcjk,blk->bcil", rows, x0, cols)
@@ -95,7 +99,7 @@ class Blur(Degradation):
             ``self``, for chaining.
         """
         x0 = as_image_tensor("images", images).to(torch.float64)
-        flat = self.degrade(x0, self.steps).flatten(1)
+        flat = self.degrade(x0, self.num_timesteps).flatten(1)
         mean = flat.mean(0)
         centred = flat - mean
         covariance = centred.T @ centred / max(flat.shape[0] - 1, 1)
@@ -114,7 +118,7 @@ class Blur(Degradation):
         if self._prior_mean is None or self._prior_scale is None:
             raise PriorUnavailableError(
                 "Blur.prior needs a fitted prior over blurred images: call "
-                "blur.fit_prior(training_images) first, or start from blur.degrade(x0, blur.steps)"
+                "blur.fit_prior(training_images) first, or start from blur.degrade(x0, blur.num_timesteps)"
             )
         if device is None:
             device = generator.device if generator is not None else "cpu"
@@ -125,4 +129,4 @@ class Blur(Degradation):
         return samples.view(n, *self._prior_mean.shape).to(torch.float32)
 
     def __repr__(self) -> str:
-        return f"Blur(steps={self.steps}, sigma_max={self.sigma_max})"
+        return f"Blur(num_timesteps={self.num_timesteps}, sigma_max={self.sigma_max})"

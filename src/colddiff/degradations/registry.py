@@ -51,7 +51,7 @@ def create(name: str, **kwargs: object) -> Degradation:
     Example:
         >>> from colddiff import Schedule, degradations
         >>> deg = degradations.create("gaussian", schedule=Schedule.preset("short"))
-        >>> deg.steps
+        >>> deg.num_timesteps
         200
 
     Raises:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from colddiff import checkpoints, data
+from colddiff._compat import renamed
 from colddiff.fmd.classifier import FEATURE_DIM, MNISTClassifier, load_classifier
 from colddiff.fmd.frechet import FeatureStatistics, frechet_distance_from_features
 
@@ -288,21 +289,23 @@ class FMDHook:
     Args:
         n: Samples per evaluation (the report used 32).
         protocol: ``"report"`` or ``"full"``.
-        steps: Sampling steps (``None``: all ``T``).
+        sample_steps: Sampling steps (``None``: all ``T``).
         every: Evaluate every this many epochs.
         full_every: Also score ``full_n`` samples with the full protocol every this many epochs
             (0: never).
         full_n: Samples for those full-protocol scores.
         keep: A folder to save each evaluation's samples in (``epoch-NNN.pt``), or ``None``.
+        steps: Deprecated: the old name of ``sample_steps``.
 
     Attributes:
         last_full: ``(epoch, FMDResult)`` of the latest full-protocol score, or ``None``.
     """
 
-    def __init__(self, n: int = 32, protocol: Protocol = "report", steps: int | None = None,
+    def __init__(self, n: int = 32, protocol: Protocol = "report", sample_steps: int | None = None,
                  every: int = 1, *, full_every: int = 0, full_n: int = 1000,
-                 keep: str | os.PathLike[str] | None = None) -> None:
-        self.n, self.protocol, self.steps, self.every = n, protocol, steps, every
+                 keep: str | os.PathLike[str] | None = None, steps: int | None = None) -> None:
+        sample_steps = renamed("FMDHook", "steps", steps, "sample_steps", sample_steps)
+        self.n, self.protocol, self.sample_steps, self.every = n, protocol, sample_steps, every
         self.full_every, self.full_n = full_every, full_n
         self.keep = Path(keep) if keep is not None else None
         self.last_full: tuple[int, FMDResult] | None = None
@@ -312,7 +315,7 @@ class FMDHook:
         if trainer.config.dataset != "mnist" or (epoch % self.every and not last):
             return None
         seed = trainer.config.seed
-        samples = sample_in_batches(trainer, self.n, self.steps, seed + epoch)
+        samples = sample_in_batches(trainer, self.n, self.sample_steps, seed + epoch)
         result = score(samples, protocol=self.protocol)
         if self.keep is not None:
             checkpoints.save({"samples": samples, "epoch": epoch}, self.keep / f"epoch-{epoch:03d}.pt")
@@ -323,7 +326,7 @@ class FMDHook:
         if result.fmd_ratio is not None:
             values["fmd_ratio"] = result.fmd_ratio
         if self.full_every and (epoch % self.full_every == 0 or last):
-            full = score(sample_in_batches(trainer, self.full_n, self.steps, seed + 40_000 + epoch),
+            full = score(sample_in_batches(trainer, self.full_n, self.sample_steps, seed + 40_000 + epoch),
                          protocol="full")
             self.last_full = (epoch, full)
             values.update(fmd_full=full.fmd, fmd_full_ratio=full.fmd_ratio,
@@ -331,10 +334,11 @@ class FMDHook:
         return values
 
 
-def sample_in_batches(trainer: Any, n: int, steps: int | None, seed: int, batch: int = 256) -> Tensor:
+def sample_in_batches(trainer: Any, n: int, sample_steps: int | None, seed: int,
+                      batch: int = 256) -> Tensor:
     """``n`` samples of a :class:`~colddiff.training.Trainer`, clamped to ``[0, 1]``, on the
     CPU, drawn in batches of at most ``batch`` (each seeded ``seed + index of its first``)."""
-    return torch.cat([trainer.sample(min(batch, n - done), steps=steps, seed=seed + done).clamp(0, 1).cpu()
+    return torch.cat([trainer.sample(min(batch, n - done), sample_steps, seed=seed + done).clamp(0, 1).cpu()
                       for done in range(0, n, batch)])
 
 

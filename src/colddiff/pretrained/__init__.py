@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from colddiff import checkpoints
+from colddiff._compat import renamed
 from colddiff.config import (
     SAMPLING_FIELDS,
     TrainConfig,
@@ -92,18 +93,21 @@ class Pretrained:
         """
         return build_sampler(self.config.replace(**overrides), self.denoiser)
 
-    def sample(self, n: int, steps: int | None = None, seed: int = 0) -> Tensor:
-        """``n`` samples with the card's default number of steps unless ``steps`` is given.
+    def sample(self, n: int, sample_steps: int | None = None, seed: int = 0, *,
+               steps: int | None = None) -> Tensor:
+        """``n`` samples with the card's default number of sampling steps unless ``sample_steps``
+        is given (``steps`` is its deprecated old name).
 
         Raises:
             colddiff.degradations.PriorUnavailableError: If the model's prior needs data that is
                 missing (``mnist-fashion-cold`` starts from Fashion-MNIST test images).
         """
+        sample_steps = renamed("Pretrained.sample", "steps", steps, "sample_steps", sample_steps)
         device = next(self.denoiser.parameters()).device
         generator = torch.Generator(device).manual_seed(seed)
         sampler = self.sampler()
         x_T = sampler.prior(n, generator=generator)
-        return sampler.sample(x_T, steps=steps or self.config.sample_steps, generator=generator)
+        return sampler.sample(x_T, sample_steps or self.config.sample_steps, generator=generator)
 
 
 def load(name: str, device: str | torch.device = "cpu") -> Pretrained:
@@ -188,7 +192,7 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
     changes = {key: {"trained": getattr(trained, key), "shipped": getattr(shipped, key)}
                for key in SAMPLING_FIELDS if getattr(trained, key) != getattr(shipped, key)}
     half = {k: v.half() if v.is_floating_point() else v for k, v in _weights(state, ema=True).items()}
-    record = {"name": name, "config": config, "epochs": state["epoch"], "steps": state["step"],
+    record = {"name": name, "config": config, "epochs": state["epoch"], "optimiser_steps": state["step"],
               "train_wall_time_s": round(state["wall_time_s"], 1),
               "train_cpu_time_s": round(state.get("cpu_time_s", 0.0), 1),
               "ema": _ema_started(state),

@@ -69,7 +69,7 @@ def _save(figure: Any, path: Path) -> None:
 def _schedule_axes(axis: Any, names: tuple[str, ...]) -> None:
     for name, color in zip(names, ("C0", "C1", "C2"), strict=False):
         schedule = Schedule.preset(name)
-        t = torch.arange(schedule.steps + 1)
+        t = torch.arange(schedule.num_timesteps + 1)
         axis.plot(t[1:], schedule.beta[1:], ":", color=color, label=f"beta_t, {name}")
         axis.plot(t, schedule.alpha_bar, "-", color=color, label=f"alpha_bar_t, {name}")
     axis.set_xlabel("t")

@@ -81,12 +81,12 @@ class StudyOptions:
         return cls(out=out, **values)
 
 
-def _trajectory(trainer: Trainer, n: int, frames: int, steps: int | None) -> Tensor:
+def _trajectory(trainer: Trainer, n: int, frames: int, sample_steps: int | None) -> Tensor:
     """``(n, frames, C, H, W)``: ``x_t`` at ``frames`` evenly spaced moments of sampling, ending at x0."""
     sampler = trainer.sampler()
     generator = torch.Generator(trainer.device).manual_seed(trainer.config.seed)
     states: list[Tensor] = []
-    final = sampler.sample(sampler.prior(n, generator=generator), steps=steps, generator=generator,
+    final = sampler.sample(sampler.prior(n, generator=generator), sample_steps, generator=generator,
                            callback=lambda i, t, x_t, x0_hat: states.append(x_t.cpu()))
     picks = [round(k * (len(states) - 1) / (frames - 2)) for k in range(frames - 1)]
     return torch.stack([states[i] for i in picks] + [final.cpu()], dim=1)
@@ -96,7 +96,7 @@ def _forward_strip(trainer: Trainer, n: int, frames: int) -> Tensor:
     deg = trainer.degradation
     x0 = data.mnist(train=True, limit=n).images
     source = deg.sample_source(x0, generator=torch.Generator().manual_seed(0))
-    times = [round(deg.steps * k / (frames - 1)) for k in range(frames)]
+    times = [round(deg.num_timesteps * k / (frames - 1)) for k in range(frames)]
     return torch.stack([deg.degrade(x0, t, source) for t in times], dim=1)
 
 
@@ -105,27 +105,27 @@ def _finish_model(trainer: Trainer, folder: Path, options: StudyOptions, hook: F
 
     The full-protocol score of the last epoch is the hook's when it ran in this process (it
     always scores the last epoch), else it is computed here."""
-    steps = options.sample_steps
+    sample_steps = options.sample_steps
     start = time.perf_counter()
-    grid = trainer.sample(36, steps=steps, seed=options.seed + 10_000).clamp(0, 1).cpu()
+    grid = trainer.sample(36, sample_steps, seed=options.seed + 10_000).clamp(0, 1).cpu()
     seconds_per_36 = time.perf_counter() - start
-    batches = [trainer.sample(32, steps=steps, seed=options.seed + 20_000 + b).clamp(0, 1).cpu()
+    batches = [trainer.sample(32, sample_steps, seed=options.seed + 20_000 + b).clamp(0, 1).cpu()
                for b in range(options.report_batches)]
     report = fmd.score(torch.cat(batches), protocol="report")
     if hook.last_full is not None and hook.last_full[0] == trainer.epoch:
         full = hook.last_full[1]
     else:
-        samples = sample_in_batches(trainer, options.full_n, steps, options.seed + 30_000)
+        samples = sample_in_batches(trainer, options.full_n, sample_steps, options.seed + 30_000)
         full = fmd.score(samples, protocol="full")
     metrics = [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()]
     summary = {
         "preset": folder.name, "epochs": trainer.epoch, "final_loss": metrics[-1]["loss"],
         "images_per_s": metrics[-1]["images_per_s"], "train_wall_time_s": metrics[-1]["wall_time_s"],
-        "sample_steps": steps or trainer.degradation.steps,
+        "sample_steps": sample_steps or trainer.degradation.num_timesteps,
         "sampling_seconds_per_image": seconds_per_36 / 36,
         "report": report.to_dict(), "full": full.to_dict(),
     }
-    checkpoints.save({"grid": grid, "trajectory": _trajectory(trainer, 4, 12, steps),
+    checkpoints.save({"grid": grid, "trajectory": _trajectory(trainer, 4, 12, sample_steps),
                       "forward": _forward_strip(trainer, 4, 11), "summary": json.dumps(summary)},
                      folder / "final.pt")
     return summary

@@ -24,24 +24,25 @@ class Pixelate(Degradation):
     """Average-pool to ``sizes[t]``-pixel blocks and upsample back.
 
     Args:
-        schedule: Passed by colddiff; its ``T`` is used unless ``steps`` is given.
-        steps: ``T`` (default 6 without a schedule).
+        schedule: Passed by colddiff; its ``T`` is used unless ``num_timesteps`` is given.
+        num_timesteps: ``T`` (default 6 without a schedule).
         max_block: Block size at ``t = T`` (the block grows geometrically from 1).
         image_shape: ``(C, H, W)`` of the images, or ``None`` for any.
     """
 
-    default_steps = 6
+    default_num_timesteps = 6
 
-    def __init__(self, schedule: Schedule | None = None, *, steps: int | None = None,
+    def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
                  max_block: int = 14, image_shape: tuple[int, int, int] | None = None) -> None:
-        super().__init__(schedule, steps=steps, image_shape=image_shape)
+        super().__init__(schedule, num_timesteps=num_timesteps, image_shape=image_shape)
         if max_block < 1:
             raise ValueError(f"max_block must be >= 1, got {max_block}")
-        self.sizes = [max(1, round(max_block ** (t / self.steps))) for t in range(self.steps + 1)]
+        self.sizes = [max(1, round(max_block ** (t / self.num_timesteps)))
+                      for t in range(self.num_timesteps + 1)]
 
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
         """Pixelate each image of ``x0`` to its own step ``t``."""
-        t = check_timesteps(t, x0, self.steps)
+        t = check_timesteps(t, x0, self.num_timesteps)
         out = x0.clone()
         for size in set(self.sizes) - {1}:
             chosen = torch.tensor([self.sizes[s] == size for s in t.tolist()], device=x0.device)
@@ -54,4 +55,4 @@ class Pixelate(Degradation):
         return out
 
     def __repr__(self) -> str:
-        return f"Pixelate(steps={self.steps}, sizes={self.sizes})"
+        return f"Pixelate(num_timesteps={self.num_timesteps}, sizes={self.sizes})"
