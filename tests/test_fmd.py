@@ -64,6 +64,55 @@ def test_report_protocol_oracles(data_dir: Path) -> None:
     assert real.train_baseline is None and json.dumps(real.to_dict())
 
 
+def test_the_report_protocol_is_its_definition_computed_by_hand(data_dir: Path) -> None:
+    """Report section 4, step by step, from the classifier's features and the Fréchet distance of
+    two feature tensors (no streaming statistics, no cache): batches of 32 against the first 512
+    test images, the baseline over 15 seeded batches of other test images, 32 black images."""
+    import statistics
+
+    from colddiff.fmd.classifier import load_classifier
+
+    classifier = load_classifier()
+
+    @torch.no_grad()
+    def features(images: torch.Tensor) -> torch.Tensor:
+        return classifier.features(images)
+
+    samples = data.mnist(train=True).images[:64]
+    test = data.mnist(train=False).images
+    reference = features(test[:512])
+    distance = fmd.frechet_distance_from_features
+    scored = [distance(reference, features(batch)) for batch in samples.split(32)]
+    generator, pool = torch.Generator().manual_seed(5), test[512:]
+    baseline = [distance(reference, features(pool[torch.randperm(len(pool), generator=generator)[:32]]))
+                for _ in range(15)]
+    black = distance(reference, features(torch.zeros(32, 1, 28, 28)))
+
+    result = fmd.score(samples, protocol="report", seed=5)
+    assert result.fmd == pytest.approx(statistics.fmean(scored), rel=1e-9)
+    assert result.fmd_std == pytest.approx(statistics.stdev(scored), rel=1e-9)
+    assert result.baseline_mean == pytest.approx(statistics.fmean(baseline), rel=1e-9)
+    assert result.baseline_std == pytest.approx(statistics.stdev(baseline), rel=1e-9)
+    assert result.black_fmd == pytest.approx(black, rel=1e-9)
+    mean_scored, mean_baseline = statistics.fmean(scored), statistics.fmean(baseline)
+    assert result.normalized_fmd == pytest.approx((mean_scored - mean_baseline) / (black - mean_baseline),
+                                                  rel=1e-9)
+
+
+def test_score_never_waits_for_other_processes(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Trainer's FMD hook scores on one process; summing across processes there would hang."""
+    def refuse(stats: object) -> object:
+        raise AssertionError("score() must not reduce across processes")
+
+    monkeypatch.setattr("colddiff.fmd.metric._reduced", refuse)
+    assert fmd.score(torch.zeros(32, 1, 28, 28), protocol="report").normalized_fmd == pytest.approx(1.0)
+    with pytest.raises(AssertionError, match="must not reduce"):
+        metric = fmd.FMD()
+        metric.update(torch.rand(4, 1, 28, 28), real=True)
+        metric.update(torch.rand(4, 1, 28, 28), real=False)
+        metric.compute()
+
+
 def test_full_protocol_real_training_images_score_like_the_training_baseline(data_dir: Path) -> None:
     # A random subset: contiguous slices of MNIST are not random samples of it.
     train = data.mnist(train=True).images

@@ -65,13 +65,19 @@ class FMD:
 
     Memory stays flat in the number of images: only float64 sums are kept (see
     :class:`~colddiff.fmd.frechet.FeatureStatistics`). Under ``torch.distributed`` each process
-    updates with its share and :meth:`compute` sums the statistics of all processes.
+    updates with its share and :meth:`compute` sums the statistics of all processes (unless
+    ``across_processes`` is off: :func:`score` runs on one process and must not wait for others).
 
     Args:
         classifier: The feature extractor (default: the shipped ``version``).
         version: Shipped weights to load when ``classifier`` is not given.
         device: Where features are computed.
         batch_size: Images per forward pass.
+        across_processes: Sum the statistics of all processes in :meth:`compute`.
+
+    Attributes:
+        real: The statistics of the real (reference) side.
+        fake: The statistics of the generated side.
 
     Example:
         >>> metric = FMD()  # doctest: +SKIP
@@ -80,16 +86,19 @@ class FMD:
     """
 
     def __init__(self, classifier: MNISTClassifier | None = None, version: str = "mnist-v1",
-                 device: str | torch.device = "cpu", batch_size: int = 1000) -> None:
+                 device: str | torch.device = "cpu", batch_size: int = 1000, *,
+                 across_processes: bool = True) -> None:
         self.device = torch.device(device)
         self.classifier = (classifier if classifier is not None
                            else load_classifier(version, self.device)).to(self.device).eval()
         self.batch_size = batch_size
+        self.across_processes = across_processes
         self.reset()
 
-    def reset(self) -> None:
-        """Forget all images seen."""
-        self.real = FeatureStatistics(FEATURE_DIM)
+    def reset(self, real: FeatureStatistics | None = None) -> None:
+        """Forget all images seen; with ``real``, start the real side from those statistics
+        (a reference set's, computed once and cached)."""
+        self.real = real if real is not None else FeatureStatistics(FEATURE_DIM)
         self.fake = FeatureStatistics(FEATURE_DIM)
 
     @torch.no_grad()
@@ -105,9 +114,11 @@ class FMD:
         (self.real if real else self.fake).update(self.features(images))
 
     def compute(self) -> float:
-        """The FMD between everything added so far (summed across processes)."""
-        real, fake = _reduced(self.real), _reduced(self.fake)
-        return frechet_distance_from_features(real, fake)
+        """The FMD between everything added so far (summed across processes unless
+        ``across_processes`` is off)."""
+        if not self.across_processes:
+            return frechet_distance_from_features(self.real, self.fake)
+        return frechet_distance_from_features(_reduced(self.real), _reduced(self.fake))
 
 
 def _reduced(stats: FeatureStatistics) -> FeatureStatistics:
@@ -182,15 +193,19 @@ def _reference(metric: FMD, version: str, split: str, name: str, images: Tensor)
                 checkpoints.load(path, required=("count", "total", "outer")))
         except (checkpoints.CheckpointError, ValueError):
             pass  # a damaged cache entry is recomputed
-    stats = FeatureStatistics(FEATURE_DIM)
-    stats.update(metric.features(images))
+    metric.reset()
+    metric.update(images, real=True)
+    stats = metric.real
     with contextlib.suppress(OSError):  # a read-only cache only costs time
         checkpoints.save(stats.state_dict(), path)
     return stats
 
 
 def _distance(metric: FMD, reference: FeatureStatistics, images: Tensor) -> float:
-    return frechet_distance_from_features(reference, metric.features(images))
+    """The FMD of ``images`` against ``reference``, through the streaming metric."""
+    metric.reset(real=reference)
+    metric.update(images, real=False)
+    return metric.compute()
 
 
 def _spread(values: list[float]) -> tuple[float, float]:
@@ -230,7 +245,7 @@ def score(samples: Tensor, reference: str = "mnist-test", protocol: Protocol = "
     if reference != "mnist-test":
         raise ValueError(f"reference must be 'mnist-test', got {reference!r}")
     samples = check_images(samples, "samples")
-    metric = FMD(classifier, version=version, device=device)
+    metric = FMD(classifier, version=version, device=device, across_processes=False)
     version = getattr(metric.classifier, "version", "custom")
     test = data.mnist(train=False).images
     generator = torch.Generator().manual_seed(seed)
