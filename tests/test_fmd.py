@@ -105,6 +105,12 @@ def test_score_never_waits_for_other_processes(data_dir: Path, monkeypatch: pyte
         raise AssertionError("score() must not reduce across processes")
 
     monkeypatch.setattr("colddiff.fmd.metric._reduced", refuse)
+    reference = fmd.FeatureStatistics(fmd.FEATURE_DIM)
+    reference.update(torch.rand(3, fmd.FEATURE_DIM, dtype=torch.float64))
+    metric = fmd.FMD(across_processes=False)
+    metric.reset(real=reference)
+    metric.update(torch.rand(2, 1, 28, 28), real=True)
+    assert (reference.count, metric.real.count) == (3, 5), "reset(real=) copies the reference"
     assert fmd.score(torch.zeros(32, 1, 28, 28), protocol="report").normalized_fmd == pytest.approx(1.0)
     with pytest.raises(AssertionError, match="must not reduce"):
         metric = fmd.FMD()

@@ -75,12 +75,13 @@ class Degradation(ABC):
     image_shape: tuple[int, int, int] | None = None
 
     steps = renamed_alias("num_timesteps", "steps")
+    default_steps = renamed_alias("default_num_timesteps", "default_steps")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "default_steps" in cls.__dict__:  # the old name, in a plugin written for colddiff 0.1
             warnings.warn(f"{cls.__name__}.default_steps is deprecated: name it default_num_timesteps",
-                          DeprecationWarning, stacklevel=2)
+                          DeprecationWarning, stacklevel=3)
             cls.default_num_timesteps = cls.__dict__["default_steps"]
 
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
@@ -163,7 +164,8 @@ class Degradation(ABC):
         return f"{type(self).__name__}(num_timesteps={self.num_timesteps})"
 
 
-def check_timesteps(t: Tensor | int, x: Tensor, num_timesteps: int) -> Tensor:
+def check_timesteps(t: Tensor | int, x: Tensor, num_timesteps: int | None = None, *,
+                    steps: int | None = None) -> Tensor:
     """Validate ``t`` against the batch ``x`` and return it as a ``(B,)`` int64 tensor on ``x``'s device.
 
     A Python int is broadcast to the batch. The range check runs only for CPU tensors, so that it
@@ -172,7 +174,11 @@ def check_timesteps(t: Tensor | int, x: Tensor, num_timesteps: int) -> Tensor:
     Raises:
         ValueError: If ``t`` is not an integer, has the wrong shape, or lies outside
             ``[0, num_timesteps]``.
+        TypeError: If ``num_timesteps`` (or its deprecated old name ``steps``) is not given.
     """
+    num_timesteps = renamed("check_timesteps", "steps", steps, "num_timesteps", num_timesteps)
+    if num_timesteps is None:
+        raise TypeError("check_timesteps() missing required argument: 'num_timesteps'")
     if isinstance(t, int) and not isinstance(t, bool):
         if not 0 <= t <= num_timesteps:
             raise ValueError(f"t must lie in [0, {num_timesteps}], got {t}")

@@ -50,7 +50,7 @@ class Blur(Degradation):
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
                  sigma_max: float = 6.0, image_shape: tuple[int, int, int] | None = None,
                  steps: int | None = None) -> None:
-        num_timesteps = renamed("Blur", "steps", steps, "num_timesteps", num_timesteps)
+        num_timesteps = renamed(type(self).__name__, "steps", steps, "num_timesteps", num_timesteps)
         super().__init__(schedule, num_timesteps=num_timesteps, image_shape=image_shape)
         if not (math.isfinite(sigma_max) and sigma_max > 0):
             raise ValueError(f"sigma_max must be a finite number > 0, got {sigma_max!r}")

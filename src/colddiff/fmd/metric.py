@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from colddiff import checkpoints, data
-from colddiff._compat import renamed
+from colddiff._compat import renamed, renamed_alias
 from colddiff.fmd.classifier import FEATURE_DIM, MNISTClassifier, load_classifier
 from colddiff.fmd.frechet import FeatureStatistics, frechet_distance_from_features
 
@@ -96,9 +96,13 @@ class FMD:
         self.reset()
 
     def reset(self, real: FeatureStatistics | None = None) -> None:
-        """Forget all images seen; with ``real``, start the real side from those statistics
-        (a reference set's, computed once and cached)."""
-        self.real = real if real is not None else FeatureStatistics(FEATURE_DIM)
+        """Forget all images seen; with ``real``, start the real side from a copy of those
+        statistics (a reference set's, computed once and cached). Under ``torch.distributed``
+        with ``across_processes`` on, give them on one process only, or they count once per
+        process."""
+        self.real = (FeatureStatistics.from_state_dict({**real.state_dict(), "total": real.total.clone(),
+                                                        "outer": real.outer.clone()})
+                     if real is not None else FeatureStatistics(FEATURE_DIM))
         self.fake = FeatureStatistics(FEATURE_DIM)
 
     @torch.no_grad()
@@ -324,6 +328,8 @@ class FMDHook:
         self.full_every, self.full_n = full_every, full_n
         self.keep = Path(keep) if keep is not None else None
         self.last_full: tuple[int, FMDResult] | None = None
+
+    steps = renamed_alias("sample_steps", "steps")
 
     def __call__(self, trainer: Any, epoch: int) -> dict[str, Any] | None:
         last = epoch == trainer.config.epochs
