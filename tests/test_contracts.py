@@ -15,7 +15,7 @@ import torch
 from conftest import X0Oracle
 from torch import nn
 
-from colddiff import Denoiser, Schedule, degradations, nets, samplers
+from colddiff import Denoiser, Schedule, data, degradations, nets, samplers
 from colddiff.degradations import Blur, Degradation, GaussianNoise, ImageMixing, PriorUnavailableError
 from colddiff.samplers import ColdSampler, DDIMSampler, DDPMSampler, DPMSolverSampler
 
@@ -289,9 +289,9 @@ def test_constructor_defaults_are_the_documented_ones(monkeypatch: pytest.Monkey
 
     calls: list[tuple[object, ...]] = []
 
-    def fake(train: bool, root: object = None, *, download: bool = False) -> object:
+    def fake(train: bool, root: object = None, *, download: bool = False, limit: int | None = None) -> object:
         calls.append((train, root, download))
-        return type("Split", (), {"images": torch.rand(2, 1, 28, 28)})()
+        return data.ImageDataset(torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
 
     monkeypatch.setattr("colddiff.data.fashion_mnist", fake)
     fashion = degradations.create("fashion_mnist")

@@ -172,7 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--net", metavar="NAME",
                         help="network: cnn or unet (its default size unless the config gives net_kwargs)")
     source.add_argument("--predict", choices=["eps", "x0", "v"])
-    source.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
+    source.add_argument("--data", "--dataset", dest="dataset", metavar="NAME|FOLDER",
+                        help="training images: mnist (default), fashion_mnist, cifar10, or a folder of "
+                        "PNG/JPEG images (then --image-size is required)")
+    source.add_argument("--image-size", type=_POSITIVE, metavar="PIXELS",
+                        help="resize and centre-crop the images to PIXELS x PIXELS")
+    source.add_argument("--channels", type=int, choices=[1, 3], help="convert the images to grey or RGB")
+    source.add_argument("--on-error", choices=["raise", "skip"],
+                        help="an image file that cannot be decoded stops the run (raise, default) or "
+                        "is left out with a warning (skip)")
     run = train.add_argument_group("how to train")
     run.add_argument("--epochs", type=_POSITIVE)
     run.add_argument("--batch-size", type=_POSITIVE)
@@ -342,6 +350,7 @@ def _schedule_spec(name: str, current: dict[str, Any] | None = None) -> dict[str
 def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[TrainConfig, Path]:
     from colddiff import degradations
     from colddiff.config import PRESETS, TrainConfig, check_buildable
+    from colddiff.data import DATASETS
     from colddiff.training import resolve_device
 
     subparser: argparse.ArgumentParser = args.subparser
@@ -367,7 +376,8 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             "limit_train": args.limit_train, "seed": args.seed, "ema": args.ema,
             "sample_every": args.sample_every, "sample_n": args.sample_n,
             "sample_steps": args.sample_steps, "degradation": args.degradation, "net": args.net,
-            "predict": args.predict, "dataset": args.dataset, **_sampler_changes(args, config),
+            "predict": args.predict, "dataset": args.dataset, "image_size": args.image_size,
+            "channels": args.channels, "on_error": args.on_error, **_sampler_changes(args, config),
             "checkpoint_every": args.checkpoint_every,
             "keep_checkpoints": args.keep_checkpoints, "warmup": args.warmup,
             "max_minutes": args.max_minutes,
@@ -378,6 +388,9 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         if args.schedule is not None:
             overrides["schedule"] = _schedule_spec(args.schedule, config.schedule)
         config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+        if config.dataset not in (*DATASETS, "memory") and not Path(config.dataset).expanduser().is_dir():
+            raise ValueError(f"--data must be one of {', '.join(DATASETS)} or a folder of images; "
+                             f"{config.dataset!r} is neither")
         degradations.get(config.degradation)
         check_buildable(config)
         resolve_device(args.device)

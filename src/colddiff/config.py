@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colddiff import checkpoints, degradations, nets, presets, samplers
+from colddiff import checkpoints, data, degradations, nets, presets, samplers
 from colddiff._compat import renamed_key
 from colddiff.degradations import Degradation
 from colddiff.denoisers import Denoiser
@@ -50,7 +50,14 @@ class TrainConfig:
     """Everything a training run needs; the defaults are the reference study's.
 
     Attributes:
-        dataset: ``"mnist"`` or ``"fashion_mnist"`` (training split).
+        dataset: The training images: a name (``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``;
+            the training split), a folder of PNG and JPEG images, or ``"memory"`` for images
+            given from Python (``Trainer(config, out, data=...)``). See :func:`colddiff.data.load`.
+        image_size: Resize and centre-crop the images to ``image_size x image_size`` (``None``:
+            a named dataset's own size; required for a folder).
+        channels: 1 or 3: convert the images (``None``: a named dataset's own, 3 for a folder).
+        on_error: For a folder: ``"raise"`` stops at an image that cannot be decoded, ``"skip"``
+            leaves it out with a warning.
         limit_train: Use only the first ``limit_train`` training images.
         degradation: A registered degradation name (``colddiff degradations`` lists them).
         degradation_kwargs: Extra arguments for the degradation (the schedule is passed apart).
@@ -89,6 +96,9 @@ class TrainConfig:
     """
 
     dataset: str = "mnist"
+    image_size: int | None = None
+    channels: int | None = None
+    on_error: str = "raise"
     limit_train: int | None = None
     degradation: str = "gaussian"
     degradation_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -134,7 +144,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Check every field; raise ``ValueError`` naming the first bad one and what it accepts."""
-        _choice("dataset", self.dataset, ("mnist", "fashion_mnist"))
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ValueError(f"dataset must be a dataset name ({', '.join(data.DATASETS)}), a folder "
+                             f"or 'memory', got {self.dataset!r}")
+        if self.image_size is None and self.dataset not in (*data.DATASETS, "memory"):
+            raise ValueError(f"image_size is required for a folder of images ({self.dataset}): the "
+                             "networks are built for one size (e.g. image_size = 32, --image-size 32)")
+        _choice("channels", self.channels, (None, 1, 3))
+        _choice("on_error", self.on_error, ("raise", "skip"))
         _choice("predict", self.predict, ("eps", "x0", "v"))
         _choice("fmd_protocol", self.fmd_protocol, ("report", "full"))
         if not isinstance(self.sampler, str) or self.sampler not in samplers.available():
@@ -146,7 +163,7 @@ class TrainConfig:
             _integer(name, getattr(self, name), minimum=1)
         for name in ("seed", "sample_every", "checkpoint_every", "warmup", "fmd_every", "ema_start"):
             _integer(name, getattr(self, name), minimum=0)
-        for name in ("limit_train", "sample_steps"):
+        for name in ("limit_train", "sample_steps", "image_size"):
             if getattr(self, name) is not None:
                 _integer(name, getattr(self, name), minimum=1)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -162,6 +179,20 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a table (dict), got {getattr(self, name)!r}")
         if not isinstance(self.clip_x0, bool) or not isinstance(self.keep_checkpoints, bool):
             raise ValueError("clip_x0 and keep_checkpoints must be true or false")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """``(C, H, W)`` of the training images after ``image_size`` and ``channels`` (``None``
+        for ``"memory"`` images without both: they say it themselves)."""
+        native = data.DATASETS.get(self.dataset)
+        channels = self.channels or (native[0] if native else None if self.dataset == "memory" else 3)
+        if self.image_size is not None:
+            height = width = self.image_size
+        elif native is not None:
+            height, width = native[1:]
+        else:
+            return None
+        return (channels, height, width) if channels is not None else None
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
@@ -302,17 +333,35 @@ def check_buildable(config: TrainConfig) -> None:
         raise ValueError(f"config {config.degradation!r} / {config.net!r}: {error}") from error
 
 
-def build_degradation(config: TrainConfig) -> Degradation:
-    """The configured degradation, with its schedule."""
-    return degradations.create(config.degradation, schedule=Schedule.from_spec(config.schedule),
-                               **config.degradation_kwargs)
+def build_degradation(config: TrainConfig, image_shape: tuple[int, int, int] | None = None
+                      ) -> Degradation:
+    """The configured degradation, with its schedule and, if it takes one and
+    ``degradation_kwargs`` does not set it, the images' ``image_shape`` (default: the config's)."""
+    kwargs = _with_shape(degradations.get(config.degradation), config.degradation_kwargs,
+                         image_shape=image_shape or config.image_shape)
+    return degradations.create(config.degradation, schedule=Schedule.from_spec(config.schedule), **kwargs)
 
 
 def build_denoiser(config: TrainConfig, degradation: Degradation | None = None) -> Denoiser:
-    """A freshly initialised denoiser for ``config`` (the current torch seed sets the weights)."""
-    net = nets.create(config.net, **config.net_kwargs)
-    return Denoiser(net, degradation if degradation is not None else build_degradation(config),
-                    predict=config.predict)  # type: ignore[arg-type]
+    """A freshly initialised denoiser for ``config`` (the current torch seed sets the weights).
+
+    A network that takes ``in_channels`` or ``image_size`` gets the images' unless
+    ``net_kwargs`` sets them.
+    """
+    degradation = degradation if degradation is not None else build_degradation(config)
+    shape = degradation.image_shape or config.image_shape
+    kwargs = _with_shape(nets.get(config.net), config.net_kwargs,
+                         in_channels=shape[0] if shape else None,
+                         image_size=tuple(shape[1:]) if shape else None)
+    net = nets.create(config.net, **kwargs)
+    return Denoiser(net, degradation, predict=config.predict)  # type: ignore[arg-type]
+
+
+def _with_shape(cls: type, kwargs: dict[str, Any], **shape: object) -> dict[str, Any]:
+    """``kwargs`` plus each of ``shape`` that ``cls`` takes, is known and ``kwargs`` lacks."""
+    accepted = inspect.signature(cls).parameters
+    return {**{name: value for name, value in shape.items()
+               if value is not None and name in accepted and name not in kwargs}, **kwargs}
 
 
 def build_sampler(config: TrainConfig, denoiser: Denoiser) -> Sampler:

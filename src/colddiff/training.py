@@ -37,6 +37,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
@@ -115,9 +116,14 @@ def ensure_prior(degradation: Degradation, config: TrainConfig,
         degradation.fit_prior(images if images is not None else _training_set(config).images)
 
 
-def _training_set(config: TrainConfig) -> data.ImageDataset:
-    loader = data.mnist if config.dataset == "mnist" else data.fashion_mnist
-    return loader(train=True, limit=config.limit_train)
+def _training_set(config: TrainConfig, images: Tensor | Dataset[Any] | None = None) -> data.ImageDataset:
+    """The config's training images (``images`` for ``dataset = "memory"``), via :func:`data.load`."""
+    if images is None and config.dataset == "memory":
+        raise ValueError("this run trained on images given from Python (dataset = 'memory'); pass them "
+                         "again: Trainer(config, out, images=...)")
+    return data.load(config.dataset if images is None else images, image_size=config.image_size,
+                     channels=config.channels, limit=config.limit_train,
+                     on_error=config.on_error)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,10 @@ class Trainer:
         hooks: :data:`EpochHook` callables run on rank 0 after each epoch.
         overwrite: Let :meth:`fit` (without ``resume``) start afresh in a folder that holds a run,
             deleting that run's :data:`RUN_FILES` first. Without it, such a folder is refused.
+        images: Training images from Python instead of ``config.dataset``: a tensor
+            ``(N, C, H, W)`` in ``[0, 1]`` or a dataset of images or ``(image, label)`` pairs
+            (:func:`colddiff.data.load`). The run's config then says ``dataset = "memory"``, and
+            resuming it needs the same images again.
 
     Example:
         >>> trainer = Trainer(TrainConfig.preset("ddpm-default", epochs=1, limit_train=1024),
@@ -162,8 +172,15 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, out: str | os.PathLike[str], *,
                  device: str | torch.device = "auto", quiet: bool = False,
-                 hooks: Sequence[EpochHook] = (), overwrite: bool = False) -> None:
+                 hooks: Sequence[EpochHook] = (), overwrite: bool = False,
+                 images: Tensor | Dataset[Any] | None = None) -> None:
         config.validate()
+        self._given: data.ImageDataset | None = None
+        if images is not None:
+            config = config.replace(dataset="memory")
+            self._given = _training_set(config, images)
+        elif config.dataset == "memory":
+            _training_set(config)  # raises, saying what to pass
         self.config = config
         self.out = Path(out)
         self.quiet = quiet
@@ -180,7 +197,8 @@ class Trainer:
             self._owns_process_group = True
 
         torch.manual_seed(config.seed)
-        self.degradation = build_degradation(config)
+        shape = tuple(self._given.images.shape[1:]) if self._given is not None else None
+        self.degradation = build_degradation(config, shape)  # type: ignore[arg-type]
         self.denoiser = build_denoiser(config, self.degradation).to(device)
         self.net = self.denoiser.net
         train_net: torch.nn.Module = self.net
@@ -258,7 +276,8 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def _training_images(self) -> Tensor:
         if self._images is None:
-            self._images = _training_set(self.config).images.to(self.device)
+            source = self._given if self._given is not None else _training_set(self.config)
+            self._images = source.images.to(self.device)
         return self._images
 
     def fit(self, resume: bool = False) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from colddiff.degradations.base import (
     LazyImages,
     MixingDegradation,
     PriorUnavailableError,
+    check_image_shape,
     check_images,
     random_rows,
 )
@@ -88,13 +89,20 @@ class FashionMNISTMixing(ImageMixing):
         schedule: The mixing schedule (default: ``Schedule.preset("default")``).
         root: Folder holding ``FashionMNIST/raw``; see :func:`colddiff.data.data_root`.
         download: Download Fashion-MNIST when it is missing.
-        image_shape: ``(C, H, W)``; Fashion-MNIST's images are ``(1, 28, 28)``.
+        image_shape: ``(C, H, W)`` of the training images; Fashion-MNIST's own are ``(1, 28, 28)``,
+            others get them converted (grey to RGB) and resized (Bansal et al.'s "animorphosis"
+            with clothes).
     """
 
     def __init__(self, schedule: Schedule | None = None,
                  root: str | os.PathLike[str] | None = None, download: bool = True, *,
                  image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+        channels, height, width = check_image_shape(image_shape)
+        if height != width:
+            raise ValueError(f"image_shape must be square for FashionMNISTMixing, got {image_shape!r}")
+
         def split(train: bool) -> Callable[[], Tensor]:
-            return lambda: data.fashion_mnist(train, root, download=download).images
+            return lambda: data.load("fashion_mnist", train=train, root=root, download=download,
+                                     channels=channels, image_size=height).images
 
         super().__init__(schedule, images=split(True), prior_images=split(False), image_shape=image_shape)

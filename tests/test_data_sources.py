@@ -1,0 +1,194 @@
+"""Training data from any source: a folder of real PNG and JPEG files, CIFAR-10 by name, a
+tensor, a Dataset; resizing, channel conversion and broken files (issue 14)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from colddiff import data
+
+
+def write_folder(folder: Path) -> dict[str, torch.Tensor]:
+    """Real image files: RGB PNG 40x30, greyscale PNG 32x32 in a subfolder, RGB JPEG 36x36, RGBA
+    PNG 32x32, a text file that is not an image, and a truncated PNG."""
+    generator = torch.Generator().manual_seed(0)
+    written = {}
+    (folder / "sub").mkdir(parents=True)
+    for name, mode, size in (("a.png", "RGB", (40, 30)), ("sub/b.png", "L", (32, 32)),
+                             ("c.JPG", "RGB", (36, 36)), ("d.png", "RGBA", (32, 32))):
+        channels = len(mode)
+        pixels = torch.randint(0, 256, (size[1], size[0], channels), generator=generator, dtype=torch.uint8)
+        array = pixels.squeeze(-1).numpy()
+        Image.fromarray(array, mode=mode).save(folder / name)
+        written[name] = pixels
+    (folder / "notes.txt").write_text("not an image")
+    good = (folder / "a.png").read_bytes()
+    (folder / "e-truncated.png").write_bytes(good[: len(good) // 2])
+    return written
+
+
+def test_a_folder_of_mixed_files_loads_resized_with_the_broken_one_named(tmp_path: Path) -> None:
+    written = write_folder(tmp_path)
+    broken = r"e-truncated\.png cannot be decoded.*on_error='skip'"
+    with pytest.raises(data.DatasetCorruptError, match=broken):
+        data.load(tmp_path, image_size=16)
+    with pytest.warns(UserWarning, match=r"skipped image file .*e-truncated\.png"):
+        loaded = data.load(tmp_path, image_size=16, on_error="skip")
+    assert loaded.images.shape == (4, 3, 16, 16), "a.png, c.JPG, d.png, sub/b.png; notes.txt ignored"
+    assert loaded.images.dtype == torch.float32
+    assert float(loaded.images.min()) >= 0 and float(loaded.images.max()) <= 1
+    assert loaded.labels.tolist() == [-1] * 4
+    grey = data.load(tmp_path, image_size=16, channels=1, on_error="skip", limit=2)
+    assert grey.images.shape == (2, 1, 16, 16)
+
+    # sub/b.png is greyscale 32x32: as RGB its three channels are equal and, at its own size,
+    # exactly its pixels / 255.
+    exact = data.ImageFolder(tmp_path, channels=3)
+    index = [file.name for file in exact.files].index("b.png")
+    b = exact[index]
+    assert torch.equal(b, written["sub/b.png"].permute(2, 0, 1).expand(3, -1, -1).float() / 255)
+
+    sizes = r"have different sizes \(a\.png 40x30; c\.JPG 36x36\).*image_size"
+    with pytest.raises(ValueError, match=sizes), pytest.warns(UserWarning, match="skipped"):
+        data.load(tmp_path, on_error="skip")
+
+
+def test_folder_and_option_errors_name_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^data must be one of mnist, fashion_mnist, cifar10 or a folder of "
+                       r"images; 'no-such-thing' is neither$"):
+        data.load("no-such-thing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DatasetNotFoundError, match=r"holds no images \(\.png, \.jpg, \.jpeg"):
+        data.load(tmp_path / "empty")
+    for kwargs, message in (({"image_size": 0}, "image_size must be a positive integer or None, got 0"),
+                            ({"channels": 2}, "channels must be 1 or 3, got 2"),
+                            ({"on_error": "ignore"}, "on_error must be 'raise' or 'skip', got 'ignore'")):
+        with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)") + "$"):
+            data.load(torch.rand(2, 1, 4, 4), **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"must hold values in \[0, 1\], got values from 0 to 255"):
+        data.load(torch.tensor([[[[0.0, 255.0]]]]))
+
+
+def test_cifar10_offline_says_where_to_put_the_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path))
+    with pytest.raises(data.DatasetNotFoundError, match=r"CIFAR-10 is not in .*cifar-10-batches-py.*"
+                       r"cifar-10-python\.tar\.gz.*COLDDIFF_DATA_DIR"):
+        data.load("cifar10", download=False)
+
+
+def test_named_tensor_and_dataset_sources_agree(data_dir: Path) -> None:
+    mnist = data.load("mnist", limit=50)
+    assert torch.equal(mnist.images, data.mnist(limit=50).images)
+    assert torch.equal(mnist.labels, data.mnist(limit=50).labels)
+    from_tensor = data.load(mnist.images)
+    from_dataset = data.load(data.mnist(limit=50))  # (image, label tensor) pairs
+    assert torch.equal(from_tensor.images, mnist.images) and torch.equal(from_dataset.images, mnist.images)
+    assert torch.equal(from_dataset.labels, mnist.labels)
+
+    coloured = data.load(mnist.images, channels=3, image_size=32)
+    assert coloured.images.shape == (50, 3, 32, 32)
+    assert torch.equal(coloured.images[:, 0], coloured.images[:, 1])
+
+    from torchvision.datasets import FakeData
+
+    pil = FakeData(size=5, image_size=(3, 20, 24), num_classes=4, random_offset=1)
+    loaded = data.load(pil, image_size=16)
+    assert loaded.images.shape == (5, 3, 16, 16) and loaded.labels.shape == (5,)
+
+
+@given(height=st.integers(1, 40), width=st.integers(1, 40), size=st.integers(1, 24))
+def test_resize_gives_the_square_and_keeps_the_range(height: int, width: int, size: int) -> None:
+    images = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(height * 41 + width))
+    out = data.resize(images, size)
+    assert out.shape == (2, 3, size, size)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    constant = torch.full((1, 1, height, width), 0.25)
+    assert torch.allclose(data.resize(constant, size), torch.tensor(0.25), atol=1e-6)
+
+
+def test_rgb_to_grey_uses_pillows_weights(tmp_path: Path) -> None:
+    pixels = torch.randint(0, 256, (6, 5, 3), generator=torch.Generator().manual_seed(3), dtype=torch.uint8)
+    Image.fromarray(pixels.numpy(), mode="RGB").save(tmp_path / "x.png")
+    ours = data.load(torch.from_numpy(pixels.numpy()).permute(2, 0, 1)[None].float() / 255, channels=1).images
+    pillow = data.load(tmp_path, channels=1).images
+    assert math.isclose(float((ours - pillow).abs().max()), 0.0, abs_tol=1 / 255 + 1e-6), \
+        "Pillow rounds to uint8; we keep the exact weighted sum"
+
+
+def write_colour_folder(folder: Path, n: int) -> None:
+    """``n`` real PNG files of varied sizes: coloured squares on noise."""
+    generator = torch.Generator().manual_seed(1)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        height, width = 18 + i % 5, 16 + i % 7
+        pixels = torch.randint(0, 256, (height, width, 3), generator=generator, dtype=torch.uint8)
+        pixels[4:12, 4:12, i % 3] = 255
+        Image.fromarray(pixels.numpy(), mode="RGB").save(folder / f"img-{i:03d}.png")
+
+
+TINY = {"net_kwargs": {"channels": [4, 4]}, "batch_size": 16, "sample_every": 1, "sample_n": 4,
+        "sample_steps": 3, "epochs": 1, "schedule": {"kind": "linear", "beta_start": 1e-4, "beta_end": 0.1,
+                                                     "num_timesteps": 20}}
+
+
+def test_train_resume_and_sample_on_a_folder_of_rgb_images(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from colddiff.cli import main
+    from colddiff.config import TrainConfig
+
+    folder = tmp_path / "pictures"
+    write_colour_folder(folder, 40)
+    out = tmp_path / "run"
+    base = ["train", "--config", str(tmp_path / "tiny.toml"), "--data", str(folder), "--image-size", "16",
+            "--out", str(out), "--quiet", "--device", "cpu"]
+    TrainConfig.from_dict(TINY).save(tmp_path / "tiny.toml")
+    assert main(base) == 0
+    config = TrainConfig.load(out / "config.toml")
+    assert (config.dataset, config.image_size, config.image_shape) == (str(folder), 16, (3, 16, 16))
+    grid = Image.open(out / "samples" / "epoch-001.png")
+    assert grid.mode == "RGB", "colour samples are saved in colour"
+    assert main([*base, "--epochs", "2", "--resume"]) == 0
+    last = [line for line in (out / "metrics.jsonl").read_text().splitlines() if line][-1]
+    assert last.startswith('{"epoch": 2')
+
+    samples = tmp_path / "s.pt"
+    assert main(["sample", "--checkpoint", str(out / "checkpoints" / "last.pt"), "-n", "3",
+                 "--sample-steps", "2", "--out", str(tmp_path / "s.png"), "--save-tensor", str(samples)]) == 0
+    drawn = torch.load(samples, weights_only=True)
+    assert drawn.shape == (3, 3, 16, 16) and bool(torch.isfinite(drawn).all())
+    capsys.readouterr()
+
+    for bad, message in ((["--data", str(folder)], "image_size is required for a folder of images"),
+                         (["--data", str(tmp_path / "nowhere"), "--image-size", "8"], "is neither")):
+        with pytest.raises(SystemExit):
+            main(["train", "--preset", "ddpm-short", *bad, "--out", str(tmp_path / "x"), "--quiet"])
+        assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("degradation", ["gaussian", "blur", "fashion_mnist"])
+def test_every_built_in_degradation_trains_on_coloured_32px_digits_from_python(
+        degradation: str, tmp_path: Path, data_dir: Path) -> None:
+    from colddiff.config import TrainConfig
+    from colddiff.training import Trainer
+
+    digits = data.load("mnist", limit=64, image_size=32, channels=3).images
+    coloured = digits * torch.tensor([1.0, 0.5, 0.2]).view(1, 3, 1, 1)  # orange digits
+    predict = "eps" if degradation == "gaussian" else "x0"
+    sampler = "ddpm" if degradation == "gaussian" else "cold"
+    config = TrainConfig.from_dict({**TINY, "degradation": degradation, "predict": predict,
+                                    "sampler": sampler, "sample_every": 0})
+    trainer = Trainer(config, tmp_path / "run", quiet=True, images=coloured)
+    trainer.fit()
+    assert trainer.config.dataset == "memory" and trainer.degradation.image_shape == (3, 32, 32)
+    assert TrainConfig.load(tmp_path / "run" / "config.toml").dataset == "memory"
+    samples = trainer.sample(2, 3)
+    assert samples.shape == (2, 3, 32, 32) and bool(torch.isfinite(samples).all())
+    with pytest.raises(ValueError, match=r"pass them again: Trainer\(config, out, images=\.\.\.\)"):
+        Trainer(trainer.config, tmp_path / "run", quiet=True)
