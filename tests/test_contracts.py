@@ -378,3 +378,28 @@ def test_the_underflow_check_refuses_just_below_minus_700() -> None:
     with pytest.raises(ValueError, match=r"^betas destroy the signal completely: alpha_bar_T = exp\(-700\)"):
         Schedule.from_betas([per_step] * 100)
     assert Schedule.from_betas([1 - math.exp(-699.5 / 100)] * 100).num_timesteps == 100
+
+
+def test_the_low_rank_blur_prior_keeps_the_covariance_when_the_rank_suffices(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the exact size the prior is V V^T + diag(r). With fewer images than PRIOR_RANK
+    (and fewer values than that), V V^T is the whole sample covariance and r is only the
+    jitter; draws are mean + V z + r z'."""
+    monkeypatch.setattr(Blur, "EXACT_PRIOR_SIZE", 10)  # 1x6x6 = 36 values: the low-rank branch
+    images = torch.rand(50, 1, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    blur = Blur(num_timesteps=4, sigma_max=1.0).fit_prior(images, jitter=1e-9)
+    blurred = blur.degrade(images, 4).flatten(1)
+    centred = blurred - blurred.mean(0)
+    covariance = centred.T @ centred / 49
+    factor, residual = blur._prior_scale, blur._prior_residual
+    assert factor is not None and residual is not None and factor.shape == (36, 36)
+    torch.testing.assert_close(factor @ factor.T, covariance, rtol=0, atol=1e-12)
+    jitter_only = torch.full((36,), 1e-9, dtype=torch.float64).sqrt()
+    torch.testing.assert_close(residual, jitter_only, rtol=0, atol=1e-7)
+
+    generator = torch.Generator().manual_seed(3)
+    z = torch.randn((2, 36), generator=generator, dtype=torch.float64)
+    z_residual = torch.randn((2, 36), generator=generator, dtype=torch.float64)
+    expected = blurred.mean(0) + z @ factor.T + z_residual * residual
+    torch.testing.assert_close(blur.prior(2, generator=torch.Generator().manual_seed(3)),
+                               expected.view(2, 1, 6, 6).float())

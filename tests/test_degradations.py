@@ -192,3 +192,21 @@ def test_bad_degradation_arguments_raise_naming_the_argument() -> None:
         Blur(num_timesteps=0)
     with pytest.raises(ValueError, match="images"):
         ImageMixing(SHORT, torch.zeros(0, 1, 4, 4)).sample_source(x0)
+
+
+@given(channels=st.sampled_from([1, 3]), height=st.integers(2, 20), width=st.integers(2, 20),
+       t=st.integers(0, 10), seed=st.integers(0, 100))
+def test_every_built_in_degradation_works_at_any_image_shape(channels: int, height: int, width: int,
+                                                             t: int, seed: int) -> None:
+    """``degrade(x0, 0) == x0``; the output keeps the input's shape and dtype and stays finite."""
+    generator = torch.Generator().manual_seed(seed)
+    x0 = torch.rand(2, channels, height, width, generator=generator, dtype=torch.float64)
+    shape = (channels, height, width)
+    schedule = Schedule.linear(1e-4, 0.2, 10)
+    pool = torch.rand(5, *shape, generator=generator, dtype=torch.float64)
+    for deg in (GaussianNoise(schedule, image_shape=shape), Blur(schedule, image_shape=shape),
+                ImageMixing(schedule, pool, image_shape=shape)):
+        source = deg.sample_source(x0, generator=generator)
+        assert torch.equal(deg.degrade(x0, 0, source), x0)
+        out = deg.degrade(x0, t, source)
+        assert out.shape == x0.shape and out.dtype == x0.dtype and bool(torch.isfinite(out).all())

@@ -7,6 +7,7 @@ that names the new spelling, and give the same results; files written by 0.1 loa
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 from pathlib import Path
@@ -90,7 +91,8 @@ def test_degradation_old_spellings_warn_and_work() -> None:
             def __init__(self, schedule: Schedule | None = None, *, steps: int | None = None) -> None:
                 super().__init__(schedule, steps=steps)
 
-    assert caught[0].filename == __file__, "the warning points at the plugin's class statement"
+    if "MUTANT_UNDER_TEST" not in os.environ:  # mutmut's trampoline adds a frame
+        assert caught[0].filename == __file__, "the warning points at the plugin's class statement"
     with pytest.warns(DeprecationWarning, match=renamed("Old")):
         assert Old().num_timesteps == 12
         assert Old(steps=3).num_timesteps == 3

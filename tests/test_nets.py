@@ -54,15 +54,23 @@ def test_bad_cnn_arguments_raise(kwargs: dict[str, object], argument: str) -> No
         nets.CNN(**kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("channels", "size"), [(1, (28, 28)), (3, (32, 32)), (1, (30, 27))])
-def test_unet_keeps_the_shape_of_any_image_and_starts_at_zero(channels: int, size: tuple[int, int]) -> None:
-    net = nets.UNet(in_channels=channels, channels=8, blocks=1)
+@pytest.mark.parametrize(("channels", "size", "levels"), [
+    (1, (28, 28), 3), (3, (32, 32), 3), (1, (30, 27), 3), (3, (64, 64), 4), (3, (48, 40), 4)])
+def test_unet_keeps_the_shape_of_any_image_and_starts_at_zero(channels: int, size: tuple[int, int],
+                                                              levels: int) -> None:
+    net = nets.UNet(in_channels=channels, channels=8, blocks=1, image_size=size)
+    assert len(net.down) == levels, "one more resolution per doubling above 32 pixels"
+    assert net.multiple == 2 ** (levels - 1)
     x = torch.randn(2, channels, *size)
     out = net(x, torch.tensor([0.1, 0.9]))
     assert out.shape == x.shape and torch.count_nonzero(out) == 0, "zero-initialised output layer"
     out.sum().backward()
     assert isinstance(nets.create("unet", channels=8, attention=False), nets.UNet)
-    with pytest.raises(ValueError, match="multipliers"):
-        nets.UNet(multipliers=(1, 2))
+    assert len(nets.UNet(multipliers=(1, 2), channels=8).down) == 2
+    with pytest.raises(ValueError, match=r"^multipliers must be positive ints, one per resolution, "
+                       r"got \(\)$"):
+        nets.UNet(multipliers=())
+    with pytest.raises(ValueError, match=r"^image_size must be a positive int or \(H, W\), got 0$"):
+        nets.UNet(image_size=0)
     with pytest.raises(ValueError, match=r"unknown net .transformer.; available: .*cnn.*unet"):
         nets.create("transformer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -33,8 +34,11 @@ class Blur(Degradation):
     renormalised, so a constant image stays constant). ``sigma_0 = 0`` is the identity.
 
     There is no source. For unconditional sampling, fit a prior over fully blurred training images
-    with :meth:`fit_prior` (a full-covariance Gaussian over ``D(x_0, T)``, a richer version of
-    Bansal's one-component GMM over channel means).
+    with :meth:`fit_prior`: a Gaussian over ``D(x_0, T)``, a richer version of Bansal's
+    one-component GMM over channel means. Its covariance is exact (full) up to
+    :attr:`EXACT_PRIOR_SIZE` values per image (3x32x32 fits); above, it is the top
+    :attr:`PRIOR_RANK` principal directions of at most :attr:`PRIOR_FIT_IMAGES` images plus a
+    per-value residual variance, so that memory grows linearly, not quadratically, with the size.
 
     Args:
         schedule: If given and ``num_timesteps`` is not, its step count is ``T``, so that
@@ -46,6 +50,12 @@ class Blur(Degradation):
     """
 
     default_num_timesteps = 20
+    #: Largest ``C * H * W`` whose prior keeps the full covariance (4096 values: 128 MB in float64).
+    EXACT_PRIOR_SIZE: ClassVar[int] = 4096
+    #: Principal directions of the prior above that size.
+    PRIOR_RANK: ClassVar[int] = 128
+    #: Images (evenly spaced over the training set) its directions are fitted on.
+    PRIOR_FIT_IMAGES: ClassVar[int] = 1024
 
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
                  sigma_max: float = 6.0, image_shape: tuple[int, int, int] | None = None,
@@ -60,6 +70,7 @@ class Blur(Degradation):
         self._matrices: dict[tuple[int, torch.device, torch.dtype], Tensor] = {}
         self._prior_mean: Tensor | None = None
         self._prior_scale: Tensor | None = None
+        self._prior_residual: Tensor | None = None
 
     def blur_matrices(self, size: int, like: Tensor) -> Tensor:
         """The ``(T + 1, size, size)`` blur operators along one axis, one per step (cached)."""
@@ -91,21 +102,50 @@ class Blur(Degradation):
     def fit_prior(self, images: ImageSource, jitter: float = 1e-5) -> Blur:
         """Fit a Gaussian to the fully blurred ``images``, for :meth:`prior`.
 
+        Up to :attr:`EXACT_PRIOR_SIZE` values per image the covariance is the sample covariance
+        and :meth:`prior` draws ``mean + L z`` with ``L`` its Cholesky factor. Above, the
+        covariance is ``V V^T + diag(r)``: ``V`` the top :attr:`PRIOR_RANK` principal directions
+        (scaled by their standard deviations) of :attr:`PRIOR_FIT_IMAGES` evenly spaced images,
+        ``r`` the variance of each value that they leave unexplained.
+
         Args:
             images: Clean training images ``(N, C, H, W)`` or a dataset of them.
-            jitter: Added to the covariance diagonal so its Cholesky factor exists.
+            jitter: Added to the covariance diagonal (to the residual variance above the exact
+                size) so that the factor exists.
 
         Returns:
             ``self``, for chaining.
         """
-        x0 = as_image_tensor("images", images).to(torch.float64)
-        flat = self.degrade(x0, self.num_timesteps).flatten(1)
-        mean = flat.mean(0)
-        centred = flat - mean
-        covariance = centred.T @ centred / max(flat.shape[0] - 1, 1)
-        covariance += jitter * torch.eye(covariance.shape[0], dtype=covariance.dtype)
+        x0 = as_image_tensor("images", images)
+        n, size = x0.shape[0], math.prod(x0.shape[1:])
+        blurred = torch.cat([self.degrade(chunk.to(torch.float64), self.num_timesteps).flatten(1)
+                             for chunk in torch.split(x0, 1024)]) if size <= self.EXACT_PRIOR_SIZE else None
+        if blurred is not None:
+            mean = blurred.mean(0)
+            centred = blurred - mean
+            covariance = centred.T @ centred / max(n - 1, 1)
+            covariance += jitter * torch.eye(covariance.shape[0], dtype=covariance.dtype)
+            self._prior_scale, self._prior_residual = torch.linalg.cholesky(covariance), None
+        else:
+            total = torch.zeros(size, dtype=torch.float64)
+            squares = torch.zeros(size, dtype=torch.float64)
+            for chunk in torch.split(x0, 1024):  # the mean and each value's variance over all images
+                flat = self.degrade(chunk.to(torch.float64), self.num_timesteps).flatten(1)
+                total += flat.sum(0)
+                squares += (flat**2).sum(0)
+            mean = total / n
+            variance = (squares - n * mean**2).clamp(min=0) / max(n - 1, 1)
+            picks = torch.linspace(0, n - 1, min(n, self.PRIOR_FIT_IMAGES)).round().long()
+            centred = self.degrade(x0[picks].to(torch.float64), self.num_timesteps).flatten(1) - mean
+            # Principal directions from the small Gram matrix (picks x picks), not the D x D one.
+            eigenvalues, eigenvectors = torch.linalg.eigh(centred @ centred.T)
+            rank = min(self.PRIOR_RANK, len(picks) - 1, size)
+            top = eigenvalues.flip(0)[:rank].clamp(min=0)
+            directions = (centred.T @ eigenvectors.flip(1)[:, :rank]) / top.sqrt().clamp(min=1e-12)
+            factor = directions * (top / max(len(picks) - 1, 1)).sqrt()
+            residual = (variance - (factor**2).sum(1)).clamp(min=0) + jitter
+            self._prior_scale, self._prior_residual = factor, residual.sqrt()
         self._prior_mean = mean.view(x0.shape[1:])
-        self._prior_scale = torch.linalg.cholesky(covariance)
         return self
 
     def prior(self, n: int, *, generator: torch.Generator | None = None,
@@ -122,10 +162,14 @@ class Blur(Degradation):
             )
         if device is None:
             device = generator.device if generator is not None else "cpu"
-        z = torch.randn((n, self._prior_scale.shape[0]), generator=generator, device=device,
+        z = torch.randn((n, self._prior_scale.shape[1]), generator=generator, device=device,
                         dtype=torch.float64)
         scale = self._prior_scale.to(z.device)
         samples = self._prior_mean.to(z.device).flatten() + z @ scale.T
+        if self._prior_residual is not None:
+            residual = self._prior_residual.to(z.device)
+            samples += torch.randn((n, len(residual)), generator=generator, device=z.device,
+                                   dtype=torch.float64) * residual
         return samples.view(n, *self._prior_mean.shape).to(torch.float32)
 
     def __repr__(self) -> str:

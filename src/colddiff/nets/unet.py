@@ -61,22 +61,43 @@ class SelfAttention(nn.Module):
         return x + out
 
 
+def default_multipliers(image_size: int | tuple[int, int] | None) -> tuple[int, ...]:
+    """``(1, 2, 2)`` up to 32 pixels, and one more ``2`` per doubling above, so that the lowest
+    resolution (where the attention is) stays at 4 to 8 pixels.
+
+    Raises:
+        ValueError: If ``image_size`` is not a positive int or a pair of them.
+    """
+    if image_size is None:
+        return (1, 2, 2)
+    sizes = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(sizes) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
+        raise ValueError(f"image_size must be a positive int or (H, W), got {image_size!r}")
+    extra = max(0, math.ceil(math.log2(max(sizes) / 32)))
+    return (1, 2, 2) + (2,) * extra
+
+
 class UNet(nn.Module):
     """A U-Net with residual blocks, a time embedding in every block, and optional attention.
 
-    Three resolutions (28 -> 14 -> 7 for MNIST): at each, ``blocks`` residual blocks
+    One resolution per entry of ``multipliers`` (by default three up to 32 pixels, 28 -> 14 -> 7
+    for MNIST, and one more per doubling above: 64 -> 32 -> 16 -> 8): at each, ``blocks`` residual blocks
     (GroupNorm, SiLU) on the way down and ``blocks`` on the way up, the latter fed the matching
     down-path activations (skip connections); strided convolutions halve and nearest-neighbour
     upsampling doubles the size; self-attention at the lowest resolution when ``attention``.
     The time fraction ``t`` gets a sinusoidal embedding and an MLP, added in every block.
-    Inputs whose height or width is not a multiple of 4 are zero-padded and the output cropped.
+    Inputs whose height or width is not a multiple of ``2 ** (resolutions - 1)`` are zero-padded
+    and the output cropped.
 
     Same call as :class:`~colddiff.nets.CNN`: ``net(x, t)`` with ``t = step / T`` of shape ``(B,)``.
 
     Args:
         in_channels: Image channels.
         channels: Base width ``C``.
-        multipliers: Width multipliers of the three resolutions (``C``, ``2C``, ``2C``).
+        multipliers: Width multipliers, one per resolution (default: ``(1, 2, 2)``, plus a ``2``
+            per doubling of ``image_size`` above 32).
+        image_size: ``(H, W)`` (or one int) of the images; it chooses the default
+            ``multipliers`` (colddiff passes the data's).
         blocks: Residual blocks per resolution and direction.
         attention: Self-attention at the lowest resolution.
         groups: GroupNorm groups.
@@ -84,19 +105,23 @@ class UNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, channels: int = 32,
-                 multipliers: Sequence[int] = (1, 2, 2), blocks: int = 2, attention: bool = True,
-                 groups: int = 8, dropout: float = 0.0) -> None:
+                 multipliers: Sequence[int] | None = None, blocks: int = 2, attention: bool = True,
+                 groups: int = 8, dropout: float = 0.0,
+                 image_size: int | tuple[int, int] | None = None) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("channels", channels), ("blocks", blocks),
                             ("groups", groups)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if len(multipliers) != 3 or not all(isinstance(m, int) and m > 0 for m in multipliers):
+        if multipliers is None:
+            multipliers = default_multipliers(image_size)
+        if len(multipliers) < 1 or not all(isinstance(m, int) and m > 0 for m in multipliers):
             raise ValueError(
-                f"multipliers must be three positive ints (one per resolution), got {multipliers!r}")
+                f"multipliers must be positive ints, one per resolution, got {multipliers!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         widths = [channels * m for m in multipliers]
+        self.multiple = 2 ** (len(widths) - 1)  # what the input is padded to
         time_dim = 4 * channels
         self.channels = channels
         self.time_mlp = nn.Sequential(nn.Linear(channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
@@ -135,7 +160,7 @@ class UNet(nn.Module):
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         """Predict the target for ``x`` ``(B, C, H, W)`` at time fractions ``t`` ``(B,)``."""
         height, width = x.shape[-2:]
-        pad_h, pad_w = -height % 4, -width % 4
+        pad_h, pad_w = -height % self.multiple, -width % self.multiple
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         embedding = self.time_mlp(sinusoidal_embedding(t, self.channels))
