@@ -188,3 +188,36 @@ def test_the_trainer_logs_fmd_through_its_hook(tmp_path: Path, data_dir: Path) -
     Trainer(config, tmp_path, quiet=True, hooks=[fmd.FMDHook(n=8, sample_steps=5)]).fit()
     line = json.loads((tmp_path / "metrics.jsonl").read_text())
     assert line["fmd"] > 0 and line["normalized_fmd"] > 0.5, "an untrained model scores badly"
+
+
+class _Projection(torch.nn.Module):
+    """A fixed random projection of the flattened image: a feature extractor for any shape."""
+
+    def __init__(self, size: int, width: int = 16) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(width, size, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:  # pytorch-fid style: a list of maps
+        return [(images.flatten(1) @ self.weight.T)[:, :, None, None]]
+
+
+def test_any_feature_extractor_scores_any_images_with_the_shared_frechet_maths() -> None:
+    generator = torch.Generator().manual_seed(1)
+    samples = torch.rand(40, 3, 8, 8, generator=generator)
+    reference = torch.rand(50, 3, 8, 8, generator=generator) ** 2
+    extractor = _Projection(3 * 8 * 8)
+    with torch.no_grad():
+        expected = fmd.frechet_distance_from_features(extractor(reference)[0].flatten(1).double(),
+                                                      extractor(samples)[0].flatten(1).double())
+    assert fmd.distance(samples, reference, features=extractor) == pytest.approx(expected, rel=1e-12)
+    assert fmd.distance(reference, reference, features=extractor) == pytest.approx(0.0, abs=1e-9)
+
+    not_digits = r"^samples must have shape \(N, 1, 28, 28\) for the MNIST classifier, got \(40, 3, 8, 8\); "
+    with pytest.raises(ValueError, match=not_digits + "to compare other images pass features="):
+        fmd.check_images(samples, "samples")
+    with pytest.raises(ValueError, match="for the MNIST classifier"):
+        fmd.distance(samples, reference)
+    with pytest.raises(ValueError, match="not both"):
+        fmd.FMD(classifier=torch.nn.Identity(), features=extractor)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least 2 samples on each side"):
+        fmd.FMD(features=extractor).compute()

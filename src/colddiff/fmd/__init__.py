@@ -25,6 +25,7 @@ from colddiff.fmd.metric import (
     cache_dir,
     check_images,
     describe,
+    distance,
     load_samples,
     score,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "cache_dir",
     "check_images",
     "describe",
+    "distance",
     "evaluate",
     "frechet_distance",
     "frechet_distance_from_features",

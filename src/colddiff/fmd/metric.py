@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ __all__ = [
     "cache_dir",
     "check_images",
     "describe",
+    "distance",
     "load_samples",
     "score",
 ]
@@ -39,15 +41,23 @@ REPORT_BASELINE_BATCHES = 15
 FULL_BASELINE_DRAWS = 3
 
 
-def check_images(images: Tensor, name: str = "images") -> Tensor:
-    """Validate a batch for the classifier: ``(N, 1, 28, 28)``, ``N >= 2``, finite, in ``[0, 1]``.
+def check_images(images: Tensor, name: str = "images", mnist: bool = True) -> Tensor:
+    """Validate a batch: ``(N, 1, 28, 28)`` for the MNIST classifier (any ``(N, C, H, W)`` when
+    ``mnist`` is false), ``N >= 2``, finite, in ``[0, 1]``.
 
     Raises:
         ValueError: Naming ``name`` and what was wrong.
     """
-    if not isinstance(images, Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+    wrong_shape = mnist and isinstance(images, Tensor) and tuple(images.shape[1:]) != (1, 28, 28)
+    if not isinstance(images, Tensor) or images.ndim != 4 or wrong_shape:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"{name} must have shape (N, 1, 28, 28), got {shape}")
+        if mnist and isinstance(images, Tensor) and images.ndim == 4:
+            raise ValueError(
+                f"{name} must have shape (N, 1, 28, 28) for the MNIST classifier, got {shape}; to "
+                "compare other images pass features= (any nn.Module mapping images to vectors, such "
+                "as an Inception network: see the FMD guide)")
+        raise ValueError(f"{name} must have shape {'(N, 1, 28, 28)' if mnist else '(N, C, H, W)'}, "
+                         f"got {shape}")
     if images.shape[0] < 2:
         raise ValueError(f"{name} must hold at least 2 images, got {images.shape[0]}")
     images = images.float()
@@ -61,7 +71,8 @@ def check_images(images: Tensor, name: str = "images") -> Tensor:
 
 
 class FMD:
-    """The Fréchet MNIST Distance between streamed real and generated images.
+    """The Fréchet MNIST Distance between streamed real and generated images, or the Fréchet
+    distance under any other feature extractor (``features``: FID with an Inception network).
 
     Memory stays flat in the number of images: only float64 sums are kept (see
     :class:`~colddiff.fmd.frechet.FeatureStatistics`). Under ``torch.distributed`` each process
@@ -74,6 +85,10 @@ class FMD:
         device: Where features are computed.
         batch_size: Images per forward pass.
         across_processes: Sum the statistics of all processes in :meth:`compute`.
+        features: Any feature extractor instead of the MNIST classifier: an ``nn.Module`` (or
+            callable) mapping ``(N, C, H, W)`` images in ``[0, 1]`` to ``(N, d)`` vectors (other
+            shapes are flattened; a list or tuple output gives its first element). Images of
+            any shape are then accepted.
 
     Attributes:
         real: The statistics of the real (reference) side.
@@ -87,10 +102,16 @@ class FMD:
 
     def __init__(self, classifier: MNISTClassifier | None = None, version: str = "mnist-v1",
                  device: str | torch.device = "cpu", batch_size: int = 1000, *,
-                 across_processes: bool = True) -> None:
+                 across_processes: bool = True, features: Callable[[Tensor], Any] | None = None) -> None:
         self.device = torch.device(device)
-        self.classifier = (classifier if classifier is not None
-                           else load_classifier(version, self.device)).to(self.device).eval()
+        if features is not None and classifier is not None:
+            raise ValueError("give classifier (an MNISTClassifier) or features (any extractor), not both")
+        self.extractor = features
+        if isinstance(features, torch.nn.Module):
+            features.to(self.device).eval()
+        self.classifier = (None if features is not None else (
+            classifier if classifier is not None else load_classifier(version, self.device)
+        ).to(self.device).eval())
         self.batch_size = batch_size
         self.across_processes = across_processes
         self.reset()
@@ -100,29 +121,73 @@ class FMD:
         statistics (a reference set's, computed once and cached). Under ``torch.distributed``
         with ``across_processes`` on, give them on one process only, or they count once per
         process."""
+        width = FEATURE_DIM if self.extractor is None else None  # a custom one: its first output's
         self.real = (FeatureStatistics.from_state_dict({**real.state_dict(), "total": real.total.clone(),
                                                         "outer": real.outer.clone()})
-                     if real is not None else FeatureStatistics(FEATURE_DIM))
-        self.fake = FeatureStatistics(FEATURE_DIM)
+                     if real is not None else FeatureStatistics(width) if width else None)
+        self.fake = FeatureStatistics(width) if width else None
 
     @torch.no_grad()
     def features(self, images: Tensor) -> Tensor:
-        """Classifier features ``(N, 1024)`` of validated images, in batches."""
-        images = check_images(images)
-        parts = [self.classifier.features(images[i:i + self.batch_size].to(self.device)).cpu()
-                 for i in range(0, len(images), self.batch_size)]
+        """Features ``(N, d)`` of validated images, in batches (``d = 1024`` for the classifier)."""
+        images = check_images(images, mnist=self.extractor is None)
+        parts = []
+        for i in range(0, len(images), self.batch_size):
+            batch = images[i:i + self.batch_size].to(self.device)
+            if self.extractor is None:
+                assert self.classifier is not None
+                parts.append(self.classifier.features(batch).cpu())
+                continue
+            output = self.extractor(batch)
+            output = output[0] if isinstance(output, (list, tuple)) else output
+            parts.append(torch.as_tensor(output).flatten(1).to("cpu", torch.float64))
         return torch.cat(parts)
 
     def update(self, images: Tensor, real: bool) -> None:
         """Add images to the real (reference) or generated side."""
-        (self.real if real else self.fake).update(self.features(images))
+        features = self.features(images)
+        side = self.real if real else self.fake
+        if side is None:
+            side = FeatureStatistics(features.shape[1])
+            if real:
+                self.real = side
+            else:
+                self.fake = side
+        side.update(features)
 
     def compute(self) -> float:
         """The FMD between everything added so far (summed across processes unless
         ``across_processes`` is off)."""
+        if self.real is None or self.fake is None:
+            raise ValueError("compute() needs at least 2 samples on each side; update() both first")
         if not self.across_processes:
             return frechet_distance_from_features(self.real, self.fake)
         return frechet_distance_from_features(_reduced(self.real), _reduced(self.fake))
+
+
+def distance(samples: Tensor, reference: Tensor, *, features: Callable[[Tensor], Any] | None = None,
+             device: str | torch.device = "cpu", batch_size: int = 1000) -> float:
+    """The Fréchet distance between two image sets under a feature extractor, on this process.
+
+    With the default (the shipped MNIST classifier) this is the FMD of ``(N, 1, 28, 28)`` digits;
+    with ``features`` (any module mapping images to vectors, see :class:`FMD`) it compares images
+    of any shape: FID with an Inception network. The protocols and baselines of :func:`score`
+    are MNIST's; this is the bare distance.
+
+    Args:
+        samples: Generated images ``(N, C, H, W)`` in ``[0, 1]``, ``N >= 2``.
+        reference: Real images, likewise.
+        features: The feature extractor (default: the MNIST classifier).
+        device: Where features are computed.
+        batch_size: Images per forward pass.
+
+    Raises:
+        ValueError: For bad images (non-MNIST shapes without ``features`` say what to pass).
+    """
+    metric = FMD(features=features, device=device, batch_size=batch_size, across_processes=False)
+    metric.update(reference, real=True)
+    metric.update(samples, real=False)
+    return metric.compute()
 
 
 def _reduced(stats: FeatureStatistics) -> FeatureStatistics:
@@ -200,6 +265,7 @@ def _reference(metric: FMD, version: str, split: str, name: str, images: Tensor)
     metric.reset()
     metric.update(images, real=True)
     stats = metric.real
+    assert stats is not None
     with contextlib.suppress(OSError):  # a read-only cache only costs time
         checkpoints.save(stats.state_dict(), path)
     return stats
@@ -282,8 +348,10 @@ def score(samples: Tensor, reference: str = "mnist-test", protocol: Protocol = "
         ratio = fmd / train_baseline if train_baseline > 0 else float("inf")
         described = "a fixed random half (5,000) of the MNIST test set"
     black_fmd = _distance(metric, ref, black)
+    classifier = metric.classifier
+    assert classifier is not None
     with torch.no_grad():
-        probabilities = torch.cat([metric.classifier(samples[i:i + 1000].to(metric.device)).softmax(1).cpu()
+        probabilities = torch.cat([classifier(samples[i:i + 1000].to(metric.device)).softmax(1).cpu()
                                    for i in range(0, n, 1000)])
     confidence = float(probabilities.max(1).values.mean())
     histogram = torch.bincount(probabilities.argmax(1), minlength=10).tolist()
