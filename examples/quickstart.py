@@ -35,7 +35,7 @@ def main() -> None:
     trainer = Trainer(config, args.out, overwrite=True)  # an example starts afresh each time
     trainer.fit()
 
-    samples = trainer.sample(64, steps=config.sample_steps or 50)
+    samples = trainer.sample(64, config.sample_steps or 50)
     save_image(samples.clamp(0, 1), args.out / "samples.png", nrow=8)
     result = fmd.score(samples.clamp(0, 1), protocol="report")
     print(fmd.describe(result))

@@ -233,15 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=_COUNT, default=0)
     sample.add_argument("--device", default="auto")
 
-    degrade = commands.add_parser("degrade", help="show the forward process on MNIST digits",
-                                  description="Degrade the first N MNIST training digits; one "
-                                  "row per digit, FRAMES columns from t = 0 to T.")
+    degrade = commands.add_parser("degrade", help="show the forward process on some images",
+                                  description="Degrade the first N training images (MNIST unless "
+                                  "--data says otherwise); one row per image, FRAMES columns from "
+                                  "t = 0 to T.")
     degrade.set_defaults(subparser=degrade)
     degrade.add_argument("--degradation", required=True)
     degrade.add_argument("--schedule", choices=_SCHEDULES, default="default")
     degrade.add_argument("-n", "--n", type=_POSITIVE, default=4, dest="n",
                          help="digits, one row each (4; -n as for sample, --n kept for old scripts)")
     degrade.add_argument("--frames", type=_number(int, 2), default=11)
+    degrade.add_argument("--data", default="mnist", metavar="NAME|FOLDER",
+                         help="mnist (default), fashion_mnist, cifar10 or a folder of images")
+    degrade.add_argument("--image-size", type=_POSITIVE, metavar="PIXELS")
+    degrade.add_argument("--channels", type=int, choices=[1, 3])
     degrade.add_argument("--seed", type=_COUNT, default=0)
     degrade.add_argument("--out", type=_image_file, required=True)
 
@@ -478,14 +483,16 @@ def _degrade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from torchvision.utils import save_image
 
     from colddiff import data, degradations
-    from colddiff.schedules import Schedule
+    from colddiff.config import TrainConfig, build_degradation
 
     try:
         degradations.get(args.degradation)
-    except ValueError as error:
-        args.subparser.error(str(error))
-    deg = degradations.create(args.degradation, schedule=Schedule.from_spec(_schedule_spec(args.schedule)))
-    x0 = data.mnist(train=True, limit=args.n).images
+        config = TrainConfig(dataset=args.data, image_size=args.image_size, channels=args.channels,
+                             degradation=args.degradation, schedule=_schedule_spec(args.schedule))
+        x0 = data.load(args.data, image_size=args.image_size, channels=args.channels, limit=args.n).images
+    except (ValueError, OSError) as error:
+        args.subparser.error(" ".join(str(error).split()))
+    deg = build_degradation(config, tuple(x0.shape[1:]))  # type: ignore[arg-type]
     generator = torch.Generator().manual_seed(args.seed)
     source = deg.sample_source(x0, generator=generator)
     times = [round(deg.num_timesteps * k / (args.frames - 1)) for k in range(args.frames)]
