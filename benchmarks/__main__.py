@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.common import Result, machine
-from benchmarks.data import blur_prior
+from benchmarks.data import blur_prior, folder_loading
 from benchmarks.fmd import fmd_features, fmd_stream_memory
 from benchmarks.frechet import frechet_cases
 from benchmarks.sampling import sampler_overhead, sampling_throughput
@@ -25,6 +25,7 @@ CASES: dict[str, Callable[[bool], list[Result]]] = {
     "fmd_stream_memory": fmd_stream_memory,
     "sampling_throughput": sampling_throughput,
     "blur_prior": blur_prior,
+    "folder_loading": folder_loading,
 }
 
 

@@ -197,3 +197,38 @@ def test_every_built_in_degradation_trains_on_coloured_32px_digits_from_python(
     assert samples.shape == (2, 3, 32, 32) and bool(torch.isfinite(samples).all())
     with pytest.raises(ValueError, match=r"pass them again: Trainer\(config, out, images=\.\.\.\)"):
         Trainer(trainer.config, tmp_path / "run", quiet=True)
+
+
+def test_a_folder_too_large_for_memory_is_read_lazily_with_the_same_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read by DataLoader workers, a folder trains the bit-identical model that the in-memory
+    path trains (same order, same images), resumes mid-run, and its broken files are found
+    before training."""
+    from colddiff.config import TrainConfig
+    from colddiff.training import Trainer
+
+    folder = tmp_path / "pictures"
+    write_colour_folder(folder, 40)
+    config = TrainConfig.from_dict({**TINY, "dataset": str(folder), "image_size": 16, "sample_every": 0,
+                                    "degradation": "blur", "predict": "x0", "sampler": "cold",
+                                    "data_workers": 1})
+    in_memory = Trainer(config, tmp_path / "memory", quiet=True)
+    in_memory.fit()
+    monkeypatch.setattr(data, "IN_MEMORY_BYTES", 1)  # every folder is "too large" now
+    lazy = Trainer(config, tmp_path / "lazy", quiet=True)
+    assert isinstance(lazy._training_images(), data.ImageFolder)
+    lazy.fit()
+    for name, value in in_memory.net.state_dict().items():
+        assert torch.equal(value, lazy.net.state_dict()[name]), name
+    samples = lazy.sample(2, 3)
+    assert samples.shape == (2, 3, 16, 16) and lazy.degradation.prior_fitted
+
+    resumed = Trainer(config.replace(epochs=2), tmp_path / "lazy", quiet=True)
+    resumed.fit(resume=True)
+    assert resumed.epoch == 2
+
+    (folder / "zz-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(data.DatasetCorruptError, match=r"zz-broken\.png cannot be decoded"):
+        Trainer(config, tmp_path / "broken", quiet=True).fit()
+    with pytest.warns(UserWarning, match=r"skipped image file .*zz-broken\.png"):
+        Trainer(config.replace(on_error="skip"), tmp_path / "skipped", quiet=True).fit()

@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--image-size", type=_POSITIVE, metavar="PIXELS",
                         help="resize and centre-crop the images to PIXELS x PIXELS")
     source.add_argument("--channels", type=int, choices=[1, 3], help="convert the images to grey or RGB")
+    source.add_argument("--data-workers", type=_COUNT, metavar="N",
+                        help="DataLoader processes decoding a folder too large for memory (2)")
     source.add_argument("--on-error", choices=["raise", "skip"],
                         help="an image file that cannot be decoded stops the run (raise, default) or "
                         "is left out with a warning (skip)")
@@ -382,7 +384,8 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             "sample_every": args.sample_every, "sample_n": args.sample_n,
             "sample_steps": args.sample_steps, "degradation": args.degradation, "net": args.net,
             "predict": args.predict, "dataset": args.dataset, "image_size": args.image_size,
-            "channels": args.channels, "on_error": args.on_error, **_sampler_changes(args, config),
+            "channels": args.channels, "on_error": args.on_error, "data_workers": args.data_workers,
+            **_sampler_changes(args, config),
             "checkpoint_every": args.checkpoint_every,
             "keep_checkpoints": args.keep_checkpoints, "warmup": args.warmup,
             "max_minutes": args.max_minutes,

@@ -58,6 +58,8 @@ class TrainConfig:
         channels: 1 or 3: convert the images (``None``: a named dataset's own, 3 for a folder).
         on_error: For a folder: ``"raise"`` stops at an image that cannot be decoded, ``"skip"``
             leaves it out with a warning.
+        data_workers: ``DataLoader`` worker processes that decode a folder too large to hold in
+            memory (:data:`colddiff.data.IN_MEMORY_BYTES`); 0 decodes in the training process.
         limit_train: Use only the first ``limit_train`` training images.
         degradation: A registered degradation name (``colddiff degradations`` lists them).
         degradation_kwargs: Extra arguments for the degradation (the schedule is passed apart).
@@ -99,6 +101,7 @@ class TrainConfig:
     image_size: int | None = None
     channels: int | None = None
     on_error: str = "raise"
+    data_workers: int = 2
     limit_train: int | None = None
     degradation: str = "gaussian"
     degradation_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -161,7 +164,8 @@ class TrainConfig:
             raise ValueError(f"unknown net {self.net!r}; available: {', '.join(nets.available())}")
         for name in ("epochs", "batch_size", "sample_n", "fmd_n"):
             _integer(name, getattr(self, name), minimum=1)
-        for name in ("seed", "sample_every", "checkpoint_every", "warmup", "fmd_every", "ema_start"):
+        for name in ("seed", "sample_every", "checkpoint_every", "warmup", "fmd_every", "ema_start",
+                     "data_workers"):
             _integer(name, getattr(self, name), minimum=0)
         for name in ("limit_train", "sample_steps", "image_size"):
             if getattr(self, name) is not None:

@@ -31,6 +31,7 @@ __all__ = [
     "DATASETS",
     "ENV_VAR",
     "IMAGE_SUFFIXES",
+    "IN_MEMORY_BYTES",
     "DatasetCorruptError",
     "DatasetNotFoundError",
     "ImageDataset",
@@ -49,6 +50,10 @@ DATASETS: dict[str, tuple[int, int, int]] = {
 
 #: File endings read from an image folder (case-insensitive).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+#: A folder whose decoded images (float32) would take more bytes than this is read lazily, by
+#: :class:`ImageFolder` in ``DataLoader`` workers, instead of being held in memory.
+IN_MEMORY_BYTES = 2 * 2**30
 
 #: Environment variable naming the folder that holds ``MNIST/raw`` and ``FashionMNIST/raw``.
 ENV_VAR = "COLDDIFF_DATA_DIR"
@@ -190,6 +195,42 @@ class ImageFolder(Dataset[Tensor]):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """``(C, H, W)`` of every item when ``image_size`` is set, else ``None``."""
+        return (self.channels, self.image_size, self.image_size) if self.image_size else None
+
+    def verify(self, on_error: Literal["raise", "skip"] = "raise") -> ImageFolder:
+        """Check that every file is an image Pillow can read (without decoding the pixels), so
+        that a broken file stops the run now, or is left out, and not halfway through an epoch.
+
+        Returns:
+            ``self``, without the files left out.
+
+        Raises:
+            DatasetCorruptError: Naming the first broken file, when ``on_error`` is ``"raise"``.
+            DatasetNotFoundError: If no file is left.
+        """
+        from PIL import Image, UnidentifiedImageError
+
+        good = []
+        for file in self.files:
+            try:
+                with Image.open(file) as image:
+                    image.verify()
+            except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
+                broken = DatasetCorruptError(f"image file {file} cannot be decoded: {error}")
+                if on_error == "raise":
+                    raise DatasetCorruptError(f"{broken}; remove it, or pass on_error='skip' "
+                                              "(--on-error skip) to leave it out") from error
+                warnings.warn(f"skipped {broken}", stacklevel=2)
+                continue
+            good.append(file)
+        if not good:
+            raise DatasetNotFoundError(f"image folder {self.path} holds no image that can be decoded")
+        self.files = good
+        return self
 
     def __getitem__(self, index: int) -> Tensor:
         """Image ``index``, decoded, converted and resized.

@@ -27,17 +27,17 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
@@ -114,6 +114,36 @@ def ensure_prior(degradation: Degradation, config: TrainConfig,
     """
     if not degradation.prior_fitted:
         degradation.fit_prior(images if images is not None else _training_set(config).images)
+
+
+#: At most this many training images (evenly spaced) fit a learned prior of a lazily read folder.
+PRIOR_IMAGES = 4096
+
+
+def _training_data(config: TrainConfig) -> data.ImageDataset | data.ImageFolder:
+    """The config's training images, in memory unless they come from a folder too large for
+    :data:`colddiff.data.IN_MEMORY_BYTES` (then verified and read lazily)."""
+    if config.dataset in (*data.DATASETS, "memory"):
+        return _training_set(config)
+    folder = data.ImageFolder(config.dataset, image_size=config.image_size, channels=config.channels or 3)  # type: ignore[arg-type]
+    shape = folder.image_shape
+    if shape is None or len(folder) * math.prod(shape) * 4 <= data.IN_MEMORY_BYTES:
+        return _training_set(config)
+    folder.verify(config.on_error)  # type: ignore[arg-type]
+    folder.files = folder.files[:config.limit_train]
+    return folder
+
+
+def _some_images(images: Tensor | data.ImageFolder, n: int, device: torch.device, *,
+                 spread: bool = True) -> Tensor:
+    """The first ``n`` images (``spread``: ``n`` evenly spaced ones) as a tensor on ``device``;
+    a tensor of training images is returned whole when ``spread``."""
+    if isinstance(images, Tensor):
+        return images if spread else images[:n]
+    count = min(n, len(images))
+    picks = (torch.linspace(0, len(images) - 1, count).round().long().tolist() if spread
+             else list(range(count)))
+    return torch.stack([images[i] for i in picks]).to(device)
 
 
 def _training_set(config: TrainConfig, images: Tensor | Dataset[Any] | None = None) -> data.ImageDataset:
@@ -229,7 +259,7 @@ class Trainer:
         self._untimed_batches = 0  # batches of it whose time is unknown (resumed from an old checkpoint)
         self._wall_time = 0.0     # seconds of training over all sessions (wall clock)
         self._cpu_time = 0.0      # seconds of process CPU time spent training, over all sessions
-        self._images: Tensor | None = None
+        self._images: Tensor | data.ImageFolder | None = None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -262,22 +292,24 @@ class Trainer:
         """
         sample_steps = renamed("Trainer.sample", "steps", steps, "sample_steps", sample_steps)
         images = self._training_images()
-        ensure_prior(self.degradation, self.config, images)
+        ensure_prior(self.degradation, self.config, _some_images(images, PRIOR_IMAGES, self.device))
         generator = torch.Generator(self.device).manual_seed(self.config.seed if seed is None else seed)
         sampler = self.sampler()
         try:
             x_T = sampler.prior(n, generator=generator)
         except PriorUnavailableError:  # e.g. super-resolution: start from degraded real images
-            x0 = images[:n]
+            x0 = _some_images(images, n, self.device, spread=False)
             x_T = self.degradation.degrade(x0, self.degradation.num_timesteps,
                                            self.degradation.sample_source(x0, generator=generator))
         return sampler.sample(x_T, sample_steps, generator=generator)
 
     # ------------------------------------------------------------------ training
-    def _training_images(self) -> Tensor:
+    def _training_images(self) -> Tensor | data.ImageFolder:
+        """The training images: on the device, or a folder read lazily when they would not fit
+        in :data:`colddiff.data.IN_MEMORY_BYTES`."""
         if self._images is None:
-            source = self._given if self._given is not None else _training_set(self.config)
-            self._images = source.images.to(self.device)
+            source = self._given if self._given is not None else _training_data(self.config)
+            self._images = source if isinstance(source, data.ImageFolder) else source.images.to(self.device)
         return self._images
 
     def fit(self, resume: bool = False) -> list[dict[str, Any]]:
@@ -398,7 +430,7 @@ class Trainer:
                 f"{world} process(es) x batch {self.config.batch_size} = effective batch "
                 f"{effective}, lr {self.config.lr:g}, device {self.device}, -> {self.out}")
 
-    def _train_epoch(self, epoch: int, images: Tensor, batches: int) -> dict[str, Any]:
+    def _train_epoch(self, epoch: int, images: Tensor | data.ImageFolder, batches: int) -> dict[str, Any]:
         # The sampler only needs the dataset's length: the order depends on seed and epoch alone.
         order: DistributedSampler[int] = DistributedSampler(
             range(len(images)),  # type: ignore[arg-type]
@@ -408,13 +440,20 @@ class Trainer:
         index = torch.tensor(list(order), device=self.device)
         size = self.config.batch_size
         first = self._batch_in_epoch
+        read: Iterator[Tensor] | None = None
+        if isinstance(images, data.ImageFolder):  # the same batches, decoded by workers
+            read = iter(DataLoader(images, batch_sampler=[index[b * size:(b + 1) * size].tolist()
+                                                          for b in range(first, batches)],
+                                   num_workers=self.config.data_workers,
+                                   pin_memory=self.device.type == "cuda"))
         bar = tqdm(total=batches, initial=first, desc=f"epoch {epoch}/{self.config.epochs}",
                    disable=self.quiet or not self.processes.main or not sys.stderr.isatty(),
                    leave=False, unit="step")
         start, cpu_start = time.perf_counter(), time.process_time()
         session_start = self._epoch_seconds
         for batch in range(first, batches):
-            x0 = images[index[batch * size:(batch + 1) * size]]
+            x0 = (next(read).to(self.device, non_blocking=True) if read is not None
+                  else cast(Tensor, images)[index[batch * size:(batch + 1) * size]])
             loss = self._train_denoiser.loss(x0, generator=self.generator)
             value = loss.item()
             if not math.isfinite(value):
