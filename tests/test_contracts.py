@@ -403,3 +403,72 @@ def test_the_low_rank_blur_prior_keeps_the_covariance_when_the_rank_suffices(
     expected = blurred.mean(0) + z @ factor.T + z_residual * residual
     torch.testing.assert_close(blur.prior(2, generator=torch.Generator().manual_seed(3)),
                                expected.view(2, 1, 6, 6).float())
+
+
+def _blurred(blur: Blur, images: torch.Tensor) -> torch.Tensor:
+    return blur.degrade(images.double(), blur.num_timesteps).flatten(1)
+
+
+def test_the_low_rank_blur_prior_is_its_definition_computed_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """3x6x6 images (108 values) above a 40-value exact limit: the top 5 directions of 30 evenly
+    spaced images (around the mean of all 1,100), and each value's variance over all images
+    (two chunks of the running sums) minus what the directions explain."""
+    monkeypatch.setattr(Blur, "EXACT_PRIOR_SIZE", 40)
+    monkeypatch.setattr(Blur, "PRIOR_RANK", 5)
+    monkeypatch.setattr(Blur, "PRIOR_FIT_IMAGES", 30)
+    images = torch.rand(1100, 3, 6, 6, generator=torch.Generator().manual_seed(0))  # float32 in
+    blur = Blur(num_timesteps=3, sigma_max=0.8).fit_prior(images, jitter=1e-6)
+
+    everything = _blurred(blur, images)
+    mean = everything.mean(0)
+    variance = everything.var(0)
+    picks = torch.linspace(0, 1099, 30).round().long()
+    centred = _blurred(blur, images[picks]) - mean
+    eigenvalues, eigenvectors = torch.linalg.eigh(centred.T @ centred / 29)
+    top_values, top_vectors = eigenvalues.flip(0)[:5], eigenvectors.flip(1)[:, :5]
+    explained = top_vectors @ torch.diag(top_values) @ top_vectors.T
+    factor, residual = blur._prior_scale, blur._prior_residual
+    assert factor is not None and residual is not None and factor.shape == (108, 5)
+    torch.testing.assert_close(blur._prior_mean, mean.view(3, 6, 6), rtol=0, atol=1e-12)
+    torch.testing.assert_close(factor @ factor.T, explained, rtol=0, atol=1e-12)
+    torch.testing.assert_close(residual**2, (variance - explained.diagonal()).clamp(min=0) + 1e-6,
+                               rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("n", "rank"), [(2, 1), (10, 9)])
+def test_few_images_bound_the_rank_of_the_low_rank_prior(n: int, rank: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Blur, "EXACT_PRIOR_SIZE", 10)
+    images = torch.rand(n, 1, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+    blur = Blur(num_timesteps=2, sigma_max=0.8).fit_prior(images, jitter=1e-9)
+    centred = _blurred(blur, images) - _blurred(blur, images).mean(0)
+    factor = blur._prior_scale
+    assert factor is not None and factor.shape == (36, rank), "n - 1 directions at most"
+    torch.testing.assert_close(factor @ factor.T, centred.T @ centred / (n - 1), rtol=0, atol=1e-12)
+
+
+def test_the_exact_prior_covers_exactly_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Blur, "EXACT_PRIOR_SIZE", 36)
+    exact = Blur(num_timesteps=2).fit_prior(torch.rand(20, 1, 6, 6))
+    assert exact._prior_residual is None and exact._prior_scale is not None
+    assert exact._prior_scale.shape == (36, 36)
+
+
+def test_fashion_mixing_asks_for_its_images_at_the_datas_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, object]] = []
+
+    def fake_load(source: str, **options: object) -> data.ImageDataset:
+        calls.append({"source": source, **options})
+        return data.ImageDataset(torch.rand(3, 3, 16, 16), torch.zeros(3, dtype=torch.long))
+
+    monkeypatch.setattr("colddiff.data.load", fake_load)
+    from colddiff.degradations import FashionMNISTMixing
+
+    mixing = FashionMNISTMixing(root="somewhere", download=False, image_shape=(3, 16, 16))
+    assert mixing.sample_source(torch.zeros(2, 3, 16, 16)).shape == (2, 3, 16, 16)
+    mixing.prior(1)
+    assert calls == [{"source": "fashion_mnist", "train": train, "root": "somewhere", "download": False,
+                      "channels": 3, "image_size": 16} for train in (True, False)]
+    with pytest.raises(ValueError, match=r"^image_shape must be square for FashionMNISTMixing, got "
+                       r"\(1, 16, 20\)$"):
+        FashionMNISTMixing(image_shape=(1, 16, 20))

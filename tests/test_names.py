@@ -139,6 +139,8 @@ def test_helpers_and_missing_arguments() -> None:
         check_timesteps(3, x)
     with pytest.raises(TypeError, match=r"^Schedule.linear\(\) missing required argument: 'num_timesteps'$"):
         Schedule.linear(1e-4, 0.02)
+    with pytest.raises(TypeError, match=r"^Schedule.cosine\(\) missing required argument: 'num_timesteps'$"):
+        Schedule.cosine()
     with pytest.warns(DeprecationWarning, match=alias("Blur", "default_steps", "default_num_timesteps")):
         assert Blur().default_steps == 20
 
