@@ -472,3 +472,15 @@ def test_fashion_mixing_asks_for_its_images_at_the_datas_shape(monkeypatch: pyte
     with pytest.raises(ValueError, match=r"^image_shape must be square for FashionMNISTMixing, got "
                        r"\(1, 16, 20\)$"):
         FashionMNISTMixing(image_shape=(1, 16, 20))
+
+
+def test_missing_prior_images_name_the_degradation() -> None:
+    def missing() -> torch.Tensor:
+        raise data.DatasetNotFoundError("no files here")
+
+    class Clothes(ImageMixing):
+        pass
+
+    message = r"^Clothes\.prior needs its prior images: no files here$"
+    with pytest.raises(PriorUnavailableError, match=message):
+        Clothes(SHORT, torch.rand(3, 1, 4, 4), missing).prior(2)
