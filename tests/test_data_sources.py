@@ -177,9 +177,11 @@ def test_train_resume_and_sample_on_a_folder_of_rgb_images(tmp_path: Path,
         assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("degradation", ["gaussian", "blur", "fashion_mnist"])
+@pytest.mark.parametrize(("degradation", "value_range"), [("gaussian", [0, 1]), ("blur", [0, 1]),
+                                                         ("fashion_mnist", [0, 1]), ("gaussian", [-1, 1]),
+                                                         ("fashion_mnist", [-1, 1])])
 def test_every_built_in_degradation_trains_on_coloured_32px_digits_from_python(
-        degradation: str, tmp_path: Path, data_dir: Path) -> None:
+        degradation: str, value_range: list[int], tmp_path: Path, data_dir: Path) -> None:
     from colddiff.config import TrainConfig
     from colddiff.training import Trainer
 
@@ -188,13 +190,21 @@ def test_every_built_in_degradation_trains_on_coloured_32px_digits_from_python(
     predict = "eps" if degradation == "gaussian" else "x0"
     sampler = "ddpm" if degradation == "gaussian" else "cold"
     config = TrainConfig.from_dict({**TINY, "degradation": degradation, "predict": predict,
-                                    "sampler": sampler, "sample_every": 0})
+                                    "sampler": sampler, "sample_every": 0, "value_range": value_range})
     trainer = Trainer(config, tmp_path / "run", quiet=True, images=coloured)
     trainer.fit()
     assert trainer.config.dataset == "memory" and trainer.degradation.image_shape == (3, 32, 32)
     assert TrainConfig.load(tmp_path / "run" / "config.toml").dataset == "memory"
     samples = trainer.sample(2, 3)
     assert samples.shape == (2, 3, 32, 32) and bool(torch.isfinite(samples).all())
+    assert float(samples.min()) >= 0 and float(samples.max()) <= 1, "samples come back in [0, 1]"
+    seen = trainer._training_images()
+    assert isinstance(seen, torch.Tensor)
+    torch.testing.assert_close(seen.cpu(), coloured * (value_range[1] - value_range[0]) + value_range[0])
+    if degradation == "fashion_mnist":
+        source = trainer.degradation.sample_source(seen[:8].cpu())
+        assert source is not None and float(source.min()) >= value_range[0] and float(source.max()) <= 1
+        assert (float(source.min()) < 0) == (value_range[0] < 0), "the clothes are in the data's range"
     with pytest.raises(ValueError, match=r"pass them again: Trainer\(config, out, images=\.\.\.\)"):
         Trainer(trainer.config, tmp_path / "run", quiet=True)
 
@@ -232,3 +242,17 @@ def test_a_folder_too_large_for_memory_is_read_lazily_with_the_same_result(
         Trainer(config, tmp_path / "broken", quiet=True).fit()
     with pytest.warns(UserWarning, match=r"skipped image file .*zz-broken\.png"):
         Trainer(config.replace(on_error="skip"), tmp_path / "skipped", quiet=True).fit()
+
+
+def test_value_range_is_checked_and_part_of_the_model() -> None:
+    from colddiff.config import TrainConfig, model_differences
+
+    with pytest.raises(ValueError, match=r"^value_range must be \[0, 1\] or \[-1, 1\], got \[0, 255\]$"):
+        TrainConfig(value_range=[0, 255])
+    centred = TrainConfig(value_range=[-1, 1])
+    assert centred.value_range == [-1.0, 1.0] and TrainConfig.from_dict(centred.to_dict()) == centred
+    saved = TrainConfig().to_dict()
+    assert model_differences(saved, centred) == [
+        "value_range: checkpoint has [0.0, 1.0], config has [-1.0, 1.0]"]
+    del saved["value_range"]  # a checkpoint written before the option: [0, 1]
+    assert model_differences(saved, TrainConfig()) == []

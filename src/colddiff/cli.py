@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--image-size", type=_POSITIVE, metavar="PIXELS",
                         help="resize and centre-crop the images to PIXELS x PIXELS")
     source.add_argument("--channels", type=int, choices=[1, 3], help="convert the images to grey or RGB")
+    source.add_argument("--value-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="pixel range the model sees: 0 1 (default) or -1 1; samples are saved in [0, 1]")
     source.add_argument("--data-workers", type=_COUNT, metavar="N",
                         help="DataLoader processes decoding a folder too large for memory (2)")
     source.add_argument("--on-error", choices=["raise", "skip"],
@@ -357,7 +359,6 @@ def _schedule_spec(name: str, current: dict[str, Any] | None = None) -> dict[str
 def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[TrainConfig, Path]:
     from colddiff import degradations
     from colddiff.config import PRESETS, TrainConfig, check_buildable
-    from colddiff.data import DATASETS
     from colddiff.training import resolve_device
 
     subparser: argparse.ArgumentParser = args.subparser
@@ -385,6 +386,7 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             "sample_steps": args.sample_steps, "degradation": args.degradation, "net": args.net,
             "predict": args.predict, "dataset": args.dataset, "image_size": args.image_size,
             "channels": args.channels, "on_error": args.on_error, "data_workers": args.data_workers,
+            "value_range": args.value_range,
             **_sampler_changes(args, config),
             "checkpoint_every": args.checkpoint_every,
             "keep_checkpoints": args.keep_checkpoints, "warmup": args.warmup,
@@ -396,9 +398,7 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         if args.schedule is not None:
             overrides["schedule"] = _schedule_spec(args.schedule, config.schedule)
         config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
-        if config.dataset not in (*DATASETS, "memory") and not Path(config.dataset).expanduser().is_dir():
-            raise ValueError(f"--data must be one of {', '.join(DATASETS)} or a folder of images; "
-                             f"{config.dataset!r} is neither")
+        _check_data_source(config.dataset)
         degradations.get(config.degradation)
         check_buildable(config)
         resolve_device(args.device)
@@ -407,6 +407,15 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if out is None:
         out = Path("runs") / (args.preset or (args.config.stem if args.config else "train"))
     return config, out
+
+
+def _check_data_source(dataset: str) -> None:
+    """Refuse a ``--data`` that is neither a dataset name nor an existing folder (a usage error)."""
+    from colddiff.data import DATASETS
+
+    if dataset not in (*DATASETS, "memory") and not Path(dataset).expanduser().is_dir():
+        raise ValueError(f"--data must be one of {', '.join(DATASETS)} or a folder of images; "
+                         f"{dataset!r} is neither")
 
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -428,6 +437,7 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from torchvision.utils import save_image
 
     from colddiff import pretrained, samplers
+    from colddiff.config import to_unit_range
     from colddiff.training import ensure_prior, resolve_device
 
     subparser: argparse.ArgumentParser = args.subparser
@@ -467,8 +477,8 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         subparser.error(" ".join(str(error).split()))
     generator = torch.Generator(device).manual_seed(args.seed)
     sample_steps = args.sample_steps or model.config.sample_steps
-    samples = sampler.sample(sampler.prior(args.n, generator=generator), sample_steps,
-                             generator=generator).cpu()
+    samples = to_unit_range(sampler.sample(sampler.prior(args.n, generator=generator), sample_steps,
+                                           generator=generator), model.config).cpu()
     written = []
     if args.save_tensor is not None:  # first: the raw samples survive a failing image write
         args.save_tensor.parent.mkdir(parents=True, exist_ok=True)
@@ -492,9 +502,11 @@ def _degrade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         degradations.get(args.degradation)
         config = TrainConfig(dataset=args.data, image_size=args.image_size, channels=args.channels,
                              degradation=args.degradation, schedule=_schedule_spec(args.schedule))
-        x0 = data.load(args.data, image_size=args.image_size, channels=args.channels, limit=args.n).images
-    except (ValueError, OSError) as error:
+        _check_data_source(config.dataset)
+    except ValueError as error:
         args.subparser.error(" ".join(str(error).split()))
+    # Missing or broken files are runtime errors (exit 1), reported by main().
+    x0 = data.load(args.data, image_size=args.image_size, channels=args.channels, limit=args.n).images
     deg = build_degradation(config, tuple(x0.shape[1:]))  # type: ignore[arg-type]
     generator = torch.Generator().manual_seed(args.seed)
     source = deg.sample_source(x0, generator=generator)

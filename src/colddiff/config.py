@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from colddiff import checkpoints, data, degradations, nets, presets, samplers
 from colddiff._compat import renamed_key
 from colddiff.degradations import Degradation
@@ -38,8 +40,10 @@ __all__ = [
     "build_denoiser",
     "build_sampler",
     "check_buildable",
+    "from_unit_range",
     "in_current_spelling",
     "model_differences",
+    "to_unit_range",
 ]
 
 _REPORT_CHANNELS = [16, 32, 64, 32, 16]
@@ -58,6 +62,9 @@ class TrainConfig:
         channels: 1 or 3: convert the images (``None``: a named dataset's own, 3 for a folder).
         on_error: For a folder: ``"raise"`` stops at an image that cannot be decoded, ``"skip"``
             leaves it out with a warning.
+        value_range: ``[low, high]`` the model sees pixels in: ``[0, 1]`` (the reference study's,
+            as ``ToTensor`` gives) or ``[-1, 1]`` (most diffusion code's). Samples are returned
+            and saved in ``[0, 1]`` either way.
         data_workers: ``DataLoader`` worker processes that decode a folder too large to hold in
             memory (:data:`colddiff.data.IN_MEMORY_BYTES`); 0 decodes in the training process.
         limit_train: Use only the first ``limit_train`` training images.
@@ -102,6 +109,7 @@ class TrainConfig:
     channels: int | None = None
     on_error: str = "raise"
     data_workers: int = 2
+    value_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
     limit_train: int | None = None
     degradation: str = "gaussian"
     degradation_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -154,6 +162,9 @@ class TrainConfig:
             raise ValueError(f"image_size is required for a folder of images ({self.dataset}): the "
                              "networks are built for one size (e.g. image_size = 32, --image-size 32)")
         _choice("channels", self.channels, (None, 1, 3))
+        if not isinstance(self.value_range, (list, tuple)) or list(self.value_range) not in ([0, 1], [-1, 1]):
+            raise ValueError(f"value_range must be [0, 1] or [-1, 1], got {self.value_range!r}")
+        self.value_range = [float(v) for v in self.value_range]
         _choice("on_error", self.on_error, ("raise", "skip"))
         _choice("predict", self.predict, ("eps", "x0", "v"))
         _choice("fmd_protocol", self.fmd_protocol, ("report", "full"))
@@ -280,7 +291,8 @@ del TrainConfig.algorithm, TrainConfig.source  # type: ignore[attr-defined]
 PRESETS = presets.TRAINING
 
 #: Fields that define the model; a checkpoint only resumes under the same values.
-MODEL_FIELDS = ("degradation", "degradation_kwargs", "schedule", "net", "net_kwargs", "predict")
+MODEL_FIELDS = ("degradation", "degradation_kwargs", "schedule", "net", "net_kwargs", "predict",
+                "value_range")
 
 #: Fields that only say how a trained model samples (they never change the weights).
 SAMPLING_FIELDS = ("sampler", "sampler_kwargs", "clip_x0", "sample_steps")
@@ -318,7 +330,7 @@ def in_current_spelling(values: dict[str, Any]) -> dict[str, Any]:
 def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
     """The model-defining fields where a saved config differs from ``current``, described."""
     now = current.to_dict()
-    saved = in_current_spelling(saved)
+    saved = {"value_range": [0.0, 1.0], **in_current_spelling(saved)}  # runs before value_range: [0, 1]
     return [f"{name}: checkpoint has {saved.get(name)!r}, config has {now.get(name)!r}"
             for name in MODEL_FIELDS if saved.get(name) != now.get(name)]
 
@@ -341,8 +353,9 @@ def build_degradation(config: TrainConfig, image_shape: tuple[int, int, int] | N
                       ) -> Degradation:
     """The configured degradation, with its schedule and, if it takes one and
     ``degradation_kwargs`` does not set it, the images' ``image_shape`` (default: the config's)."""
-    kwargs = _with_shape(degradations.get(config.degradation), config.degradation_kwargs,
-                         image_shape=image_shape or config.image_shape)
+    kwargs = _with_data_options(degradations.get(config.degradation), config.degradation_kwargs,
+                         image_shape=image_shape or config.image_shape,
+                         value_range=None if config.value_range == [0.0, 1.0] else tuple(config.value_range))
     return degradations.create(config.degradation, schedule=Schedule.from_spec(config.schedule), **kwargs)
 
 
@@ -354,28 +367,43 @@ def build_denoiser(config: TrainConfig, degradation: Degradation | None = None) 
     """
     degradation = degradation if degradation is not None else build_degradation(config)
     shape = degradation.image_shape or config.image_shape
-    kwargs = _with_shape(nets.get(config.net), config.net_kwargs,
+    kwargs = _with_data_options(nets.get(config.net), config.net_kwargs,
                          in_channels=shape[0] if shape else None,
                          image_size=tuple(shape[1:]) if shape else None)
     net = nets.create(config.net, **kwargs)
     return Denoiser(net, degradation, predict=config.predict)  # type: ignore[arg-type]
 
 
-def _with_shape(cls: type, kwargs: dict[str, Any], **shape: object) -> dict[str, Any]:
-    """``kwargs`` plus each of ``shape`` that ``cls`` takes, is known and ``kwargs`` lacks."""
+def to_unit_range(images: Tensor, config: TrainConfig) -> Tensor:
+    """Images from the config's ``value_range`` back to ``[0, 1]`` (unchanged for ``[0, 1]``)."""
+    low, high = config.value_range
+    return images if (low, high) == (0.0, 1.0) else (images - low) / (high - low)
+
+
+def from_unit_range(images: Tensor, config: TrainConfig) -> Tensor:
+    """Images in ``[0, 1]`` mapped to the config's ``value_range``."""
+    low, high = config.value_range
+    return images if (low, high) == (0.0, 1.0) else images * (high - low) + low
+
+
+def _with_data_options(cls: type, kwargs: dict[str, Any], **options: object) -> dict[str, Any]:
+    """``kwargs`` plus each of ``options`` (the data's shape, value range) that ``cls`` takes,
+    is known and ``kwargs`` lacks."""
     accepted = inspect.signature(cls).parameters
-    return {**{name: value for name, value in shape.items()
+    return {**{name: value for name, value in options.items()
                if value is not None and name in accepted and name not in kwargs}, **kwargs}
 
 
 def build_sampler(config: TrainConfig, denoiser: Denoiser) -> Sampler:
     """The configured sampler for ``denoiser``: ``samplers.create(config.sampler, denoiser,
-    clip_x0=config.clip_x0, **config.sampler_kwargs)``.
+    clip_x0=config.clip_x0, **config.sampler_kwargs)``, with ``data_range`` set to the
+    config's ``value_range`` when that is not ``[0, 1]``.
 
     Raises:
         ValueError: If the sampler does not take one of ``sampler_kwargs`` or a value is invalid.
     """
-    return samplers.create(config.sampler, denoiser, clip_x0=config.clip_x0, **config.sampler_kwargs)
+    extra = {} if config.value_range == [0.0, 1.0] else {"data_range": tuple(config.value_range)}
+    return samplers.create(config.sampler, denoiser, clip_x0=config.clip_x0, **extra, **config.sampler_kwargs)
 
 
 def _choice(name: str, value: object, accepted: tuple[object, ...]) -> None:

@@ -44,7 +44,15 @@ from tqdm.auto import tqdm
 
 from colddiff import __version__, checkpoints, data
 from colddiff._compat import renamed
-from colddiff.config import TrainConfig, build_degradation, build_denoiser, build_sampler, model_differences
+from colddiff.config import (
+    TrainConfig,
+    build_degradation,
+    build_denoiser,
+    build_sampler,
+    from_unit_range,
+    model_differences,
+    to_unit_range,
+)
 from colddiff.degradations import Degradation, PriorUnavailableError
 from colddiff.denoisers import Denoiser
 from colddiff.samplers import Sampler
@@ -113,7 +121,8 @@ def ensure_prior(degradation: Degradation, config: TrainConfig,
     set); others are left alone.
     """
     if not degradation.prior_fitted:
-        degradation.fit_prior(images if images is not None else _training_set(config).images)
+        degradation.fit_prior(images if images is not None
+                              else from_unit_range(_training_set(config).images, config))
 
 
 #: At most this many training images (evenly spaced) fit a learned prior of a lazily read folder.
@@ -134,16 +143,16 @@ def _training_data(config: TrainConfig) -> data.ImageDataset | data.ImageFolder:
     return folder
 
 
-def _some_images(images: Tensor | data.ImageFolder, n: int, device: torch.device, *,
-                 spread: bool = True) -> Tensor:
-    """The first ``n`` images (``spread``: ``n`` evenly spaced ones) as a tensor on ``device``;
-    a tensor of training images is returned whole when ``spread``."""
+def _some_images(images: Tensor | data.ImageFolder, n: int, config: TrainConfig, device: torch.device,
+                 *, spread: bool = True) -> Tensor:
+    """The first ``n`` training images (``spread``: ``n`` evenly spaced ones) on ``device``, in
+    the config's value range; a tensor of training images is returned whole when ``spread``."""
     if isinstance(images, Tensor):
         return images if spread else images[:n]
     count = min(n, len(images))
     picks = (torch.linspace(0, len(images) - 1, count).round().long().tolist() if spread
              else list(range(count)))
-    return torch.stack([images[i] for i in picks]).to(device)
+    return from_unit_range(torch.stack([images[i] for i in picks]), config).to(device)
 
 
 def _training_set(config: TrainConfig, images: Tensor | Dataset[Any] | None = None) -> data.ImageDataset:
@@ -289,19 +298,21 @@ class Trainer:
         with ``sample_steps`` steps (``None``: all ``T``; ``steps`` is its deprecated old name).
 
         A degradation without a prior starts from the first ``n`` training images, fully degraded.
+        The samples are in ``[0, 1]`` whatever the config's ``value_range``.
         """
         sample_steps = renamed("Trainer.sample", "steps", steps, "sample_steps", sample_steps)
         images = self._training_images()
-        ensure_prior(self.degradation, self.config, _some_images(images, PRIOR_IMAGES, self.device))
+        ensure_prior(self.degradation, self.config,
+                     _some_images(images, PRIOR_IMAGES, self.config, self.device))
         generator = torch.Generator(self.device).manual_seed(self.config.seed if seed is None else seed)
         sampler = self.sampler()
         try:
             x_T = sampler.prior(n, generator=generator)
         except PriorUnavailableError:  # e.g. super-resolution: start from degraded real images
-            x0 = _some_images(images, n, self.device, spread=False)
+            x0 = _some_images(images, n, self.config, self.device, spread=False)
             x_T = self.degradation.degrade(x0, self.degradation.num_timesteps,
                                            self.degradation.sample_source(x0, generator=generator))
-        return sampler.sample(x_T, sample_steps, generator=generator)
+        return to_unit_range(sampler.sample(x_T, sample_steps, generator=generator), self.config)
 
     # ------------------------------------------------------------------ training
     def _training_images(self) -> Tensor | data.ImageFolder:
@@ -309,7 +320,8 @@ class Trainer:
         in :data:`colddiff.data.IN_MEMORY_BYTES`."""
         if self._images is None:
             source = self._given if self._given is not None else _training_data(self.config)
-            self._images = source if isinstance(source, data.ImageFolder) else source.images.to(self.device)
+            self._images = (source if isinstance(source, data.ImageFolder)
+                            else from_unit_range(source.images, self.config).to(self.device))
         return self._images
 
     def fit(self, resume: bool = False) -> list[dict[str, Any]]:
@@ -452,8 +464,10 @@ class Trainer:
         start, cpu_start = time.perf_counter(), time.process_time()
         session_start = self._epoch_seconds
         for batch in range(first, batches):
-            x0 = (next(read).to(self.device, non_blocking=True) if read is not None
-                  else cast(Tensor, images)[index[batch * size:(batch + 1) * size]])
+            if read is not None:  # decoded in [0, 1] by the workers
+                x0 = from_unit_range(next(read).to(self.device, non_blocking=True), self.config)
+            else:
+                x0 = cast(Tensor, images)[index[batch * size:(batch + 1) * size]]
             loss = self._train_denoiser.loss(x0, generator=self.generator)
             value = loss.item()
             if not math.isfinite(value):

@@ -92,17 +92,22 @@ class FashionMNISTMixing(ImageMixing):
         image_shape: ``(C, H, W)`` of the training images; Fashion-MNIST's own are ``(1, 28, 28)``,
             others get them converted (grey to RGB) and resized (Bansal et al.'s "animorphosis"
             with clothes).
+        value_range: The training images' ``(low, high)``; the clothes are mapped from ``[0, 1]``
+            to it.
     """
 
     def __init__(self, schedule: Schedule | None = None,
                  root: str | os.PathLike[str] | None = None, download: bool = True, *,
-                 image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+                 image_shape: tuple[int, int, int] = (1, 28, 28),
+                 value_range: tuple[float, float] = (0.0, 1.0)) -> None:
         channels, height, width = check_image_shape(image_shape)
         if height != width:
             raise ValueError(f"image_shape must be square for FashionMNISTMixing, got {image_shape!r}")
 
+        low, high = value_range
+
         def split(train: bool) -> Callable[[], Tensor]:
             return lambda: data.load("fashion_mnist", train=train, root=root, download=download,
-                                     channels=channels, image_size=height).images
+                                     channels=channels, image_size=height).images * (high - low) + low
 
         super().__init__(schedule, images=split(True), prior_images=split(False), image_shape=image_shape)

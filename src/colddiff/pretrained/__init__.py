@@ -28,6 +28,7 @@ from colddiff.config import (
     build_denoiser,
     build_sampler,
     check_buildable,
+    to_unit_range,
 )
 from colddiff.denoisers import Denoiser
 from colddiff.samplers import Sampler
@@ -107,7 +108,8 @@ class Pretrained:
         generator = torch.Generator(device).manual_seed(seed)
         sampler = self.sampler()
         x_T = sampler.prior(n, generator=generator)
-        return sampler.sample(x_T, sample_steps or self.config.sample_steps, generator=generator)
+        samples = sampler.sample(x_T, sample_steps or self.config.sample_steps, generator=generator)
+        return to_unit_range(samples, self.config)
 
 
 def load(name: str, device: str | torch.device = "cpu") -> Pretrained:
