@@ -256,3 +256,25 @@ def test_value_range_is_checked_and_part_of_the_model() -> None:
         "value_range: checkpoint has [0.0, 1.0], config has [-1.0, 1.0]"]
     del saved["value_range"]  # a checkpoint written before the option: [0, 1]
     assert model_differences(saved, TrainConfig()) == []
+
+
+def test_animorphosis_mixes_the_training_images_with_any_source(tmp_path: Path, data_dir: Path) -> None:
+    """Bansal's animorphosis with a folder as the source: coloured digits mixed with pictures."""
+    from colddiff import degradations
+    from colddiff.config import TrainConfig
+    from colddiff.training import Trainer
+
+    folder = tmp_path / "pictures"
+    write_colour_folder(folder, 12)
+    mixing = degradations.create("mixing", source=str(folder), image_shape=(3, 16, 16))
+    pictures = data.load(folder, image_size=16).images
+    source = mixing.sample_source(torch.zeros(5, 3, 16, 16), generator=torch.Generator().manual_seed(0))
+    assert source is not None and all(any(torch.equal(s, p) for p in pictures) for s in source)
+    assert all(any(torch.equal(s, p) for p in pictures) for s in mixing.prior(3)), "a folder: its own prior"
+
+    digits = data.load("mnist", limit=64, image_size=16, channels=3).images
+    config = TrainConfig.from_dict({**TINY, "degradation": "mixing", "predict": "x0", "sampler": "cold",
+                                    "degradation_kwargs": {"source": str(folder)}, "sample_every": 0})
+    trainer = Trainer(config, tmp_path / "run", quiet=True, images=digits)
+    trainer.fit()
+    assert trainer.sample(2, 3).shape == (2, 3, 16, 16)

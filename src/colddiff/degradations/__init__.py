@@ -1,7 +1,8 @@
 """Forward processes: the :class:`Degradation` interface, the built-ins and the registry.
 
 Built-in names: ``gaussian`` (:class:`GaussianNoise`), ``fashion_mnist``
-(:class:`FashionMNISTMixing`) and ``blur`` (:class:`Blur`). Third-party packages add their own
+(:class:`FashionMNISTMixing`), ``mixing`` (:class:`DataMixing`, any image source) and ``blur``
+(:class:`Blur`). Third-party packages add their own
 through the ``colddiff.degradations`` entry-point group; see :mod:`colddiff.degradations.registry`.
 """
 
@@ -26,13 +27,14 @@ from colddiff.degradations.registry import (
 
 # Importing the built-ins registers them.
 from colddiff.degradations.gaussian import GaussianNoise  # isort: skip
-from colddiff.degradations.mixing import FashionMNISTMixing, ImageMixing  # isort: skip
+from colddiff.degradations.mixing import DataMixing, FashionMNISTMixing, ImageMixing  # isort: skip
 from colddiff.degradations.blur import Blur  # isort: skip
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "REGISTRY",
     "Blur",
+    "DataMixing",
     "Degradation",
     "DegradationPluginError",
     "FashionMNISTMixing",

@@ -21,7 +21,7 @@ from colddiff.degradations.base import (
 from colddiff.degradations.registry import register
 from colddiff.schedules import Schedule
 
-__all__ = ["FashionMNISTMixing", "ImageMixing"]
+__all__ = ["DataMixing", "FashionMNISTMixing", "ImageMixing"]
 
 
 class ImageMixing(MixingDegradation):
@@ -78,20 +78,58 @@ class ImageMixing(MixingDegradation):
         return random_rows(images, n, generator)
 
 
+@register("mixing")
+class DataMixing(ImageMixing):
+    """Training images mixed with the images of another dataset: Bansal et al.'s
+    "animorphosis" (section 4.4), with any source :func:`colddiff.data.load` reads.
+
+    The source images are converted and resized to the training images' ``image_shape`` and
+    mapped to their ``value_range``, and read on first use. A named dataset gives the sources
+    from its training split and the prior from its test split; a folder gives both from its
+    images.
+
+    Args:
+        schedule: The mixing schedule (default: ``Schedule.preset("default")``).
+        source: A dataset name (``"fashion_mnist"``, ``"mnist"``, ``"cifar10"``) or a folder
+            of images.
+        root: For a named dataset: see :func:`colddiff.data.data_root`.
+        download: For a named dataset: download it when missing.
+        image_shape: ``(C, H, W)`` of the training images (square).
+        value_range: The training images' ``(low, high)``.
+    """
+
+    def __init__(self, schedule: Schedule | None = None, source: str | os.PathLike[str] = "fashion_mnist",
+                 root: str | os.PathLike[str] | None = None, download: bool = True, *,
+                 image_shape: tuple[int, int, int] = (1, 28, 28),
+                 value_range: tuple[float, float] = (0.0, 1.0)) -> None:
+        channels, height, width = check_image_shape(image_shape)
+        if height != width:
+            raise ValueError(f"image_shape must be square for {type(self).__name__}, got {image_shape!r}")
+        self.source = source
+        low, high = value_range
+
+        def split(train: bool) -> Callable[[], Tensor]:
+            return lambda: data.load(source, train=train, root=root, download=download,
+                                     channels=channels, image_size=height).images * (high - low) + low
+
+        named = isinstance(source, str) and source in data.DATASETS
+        super().__init__(schedule, images=split(True), prior_images=split(False) if named else None,
+                         image_shape=image_shape)
+
+
 @register("fashion_mnist")
-class FashionMNISTMixing(ImageMixing):
+class FashionMNISTMixing(DataMixing):
     """The reference study's cold degradation: MNIST digits mixed with Fashion-MNIST images.
 
     Sources come from the Fashion-MNIST training split and the prior from its test split, as in
-    the report (section 3). The files are read on first use.
+    the report (section 3): :class:`DataMixing` with ``source="fashion_mnist"``.
 
     Args:
         schedule: The mixing schedule (default: ``Schedule.preset("default")``).
         root: Folder holding ``FashionMNIST/raw``; see :func:`colddiff.data.data_root`.
         download: Download Fashion-MNIST when it is missing.
         image_shape: ``(C, H, W)`` of the training images; Fashion-MNIST's own are ``(1, 28, 28)``,
-            others get them converted (grey to RGB) and resized (Bansal et al.'s "animorphosis"
-            with clothes).
+            others get them converted (grey to RGB) and resized.
         value_range: The training images' ``(low, high)``; the clothes are mapped from ``[0, 1]``
             to it.
     """
@@ -100,14 +138,5 @@ class FashionMNISTMixing(ImageMixing):
                  root: str | os.PathLike[str] | None = None, download: bool = True, *,
                  image_shape: tuple[int, int, int] = (1, 28, 28),
                  value_range: tuple[float, float] = (0.0, 1.0)) -> None:
-        channels, height, width = check_image_shape(image_shape)
-        if height != width:
-            raise ValueError(f"image_shape must be square for FashionMNISTMixing, got {image_shape!r}")
-
-        low, high = value_range
-
-        def split(train: bool) -> Callable[[], Tensor]:
-            return lambda: data.load("fashion_mnist", train=train, root=root, download=download,
-                                     channels=channels, image_size=height).images * (high - low) + low
-
-        super().__init__(schedule, images=split(True), prior_images=split(False), image_shape=image_shape)
+        super().__init__(schedule, "fashion_mnist", root, download, image_shape=image_shape,
+                         value_range=value_range)
