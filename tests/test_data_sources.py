@@ -278,3 +278,18 @@ def test_animorphosis_mixes_the_training_images_with_any_source(tmp_path: Path, 
     trainer = Trainer(config, tmp_path / "run", quiet=True, images=digits)
     trainer.fit()
     assert trainer.sample(2, 3).shape == (2, 3, 16, 16)
+
+
+def test_a_dataset_object_trains_resumes_and_round_trips_its_config(tmp_path: Path, data_dir: Path) -> None:
+    from colddiff.config import TrainConfig
+    from colddiff.training import Trainer
+
+    digits = data.mnist(limit=64)  # a map-style Dataset of (image, label) pairs
+    config = TrainConfig.from_dict({**TINY, "sample_every": 0, "channels": 3, "image_size": 20})
+    Trainer(config, tmp_path / "run", quiet=True, images=digits).fit()
+    saved = TrainConfig.load(tmp_path / "run" / "config.toml")
+    assert (saved.dataset, saved.channels, saved.image_size) == ("memory", 3, 20)
+    assert saved.image_shape == (3, 20, 20)
+    resumed = Trainer(saved.replace(epochs=2), tmp_path / "run", quiet=True, images=digits)
+    resumed.fit(resume=True)
+    assert resumed.epoch == 2 and resumed.sample(2, 3).shape == (2, 3, 20, 20)
