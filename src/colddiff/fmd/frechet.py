@@ -7,12 +7,12 @@ The hard term is ``tr sqrt(S_1 S_2)``. pytorch-fid takes ``scipy.linalg.sqrtm`` 
 non-symmetric product, which is slow at ``d = 1024`` and can return complex or negative values.
 Here, instead:
 
-* **Full rank** (both sides have at least ``d`` samples): ``S_1 S_2`` is similar to the
+* **Full rank** (both sides have more than ``d`` samples): ``S_1 S_2`` is similar to the
   symmetric ``sqrt(S_1) S_2 sqrt(S_1)`` (and, with the Cholesky factor ``S_1 = L L^T``, to
   ``L^T S_2 L``), so ``tr sqrt(S_1 S_2)`` is the sum of the square roots of the eigenvalues of a
   symmetric matrix (``torch.linalg.eigvalsh``).
-* **Low rank** (a side has ``n < d`` samples, like the reference study's 32 samples in 1024
-  dimensions): with ``S_1 = A^T A`` for the centred, ``1 / sqrt(n_1 - 1)``-scaled feature matrix
+* **Low rank** (a side has ``n <= d`` samples, like the reference study's 32 samples in 1024
+  dimensions, so that its covariance has rank ``n - 1 < d``): with ``S_1 = A^T A`` for the centred, ``1 / sqrt(n_1 - 1)``-scaled feature matrix
   ``A`` (``n_1 x d``), the non-zero eigenvalues of ``S_1 S_2`` are those of the small
   ``A S_2 A^T`` (``n_1 x n_1``); when both sides are small, ``tr sqrt(S_1 S_2)`` is the sum of the
   singular values of ``A B^T`` (``n_1 x n_2``). Both are exact, not approximations.
@@ -211,7 +211,7 @@ def frechet_distance_from_features(features1: Tensor | FeatureStatistics,
     """The Fréchet distance between Gaussians fitted to two feature sets.
 
     Takes ``(n, d)`` tensors or :class:`FeatureStatistics`; uses the exact low-rank form when a
-    side has ``n < d`` samples and its features are at hand.
+    side has ``n <= d`` samples (a singular covariance) and its features are at hand.
 
     Raises:
         ValueError: If a side has fewer than 2 samples, the widths differ, or values are not finite.
@@ -221,8 +221,8 @@ def frechet_distance_from_features(features1: Tensor | FeatureStatistics,
         raise ValueError(f"features1 and features2 must have the same width, got {a.dim} and {b.dim}")
     mean_a, mean_b = a.mean(), b.mean()
     difference = mean_a - mean_b
-    rows_a = a.features if a.count < a.dim else None
-    rows_b = b.features if b.count < b.dim else None
+    rows_a = a.features if a.count <= a.dim else None
+    rows_b = b.features if b.count <= b.dim else None
     if rows_a is not None and rows_b is not None:
         scaled_a, scaled_b = _scaled_centred(rows_a), _scaled_centred(rows_b)
         trace_a, trace_b = (scaled_a**2).sum(), (scaled_b**2).sum()
