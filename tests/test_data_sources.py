@@ -170,7 +170,7 @@ def test_train_resume_and_sample_on_a_folder_of_rgb_images(tmp_path: Path,
     assert drawn.shape == (3, 3, 16, 16) and bool(torch.isfinite(drawn).all())
     capsys.readouterr()
 
-    for bad, message in ((["--data", str(folder)], "image_size is required for a folder of images"),
+    for bad, message in ((["--data", str(folder)], "a folder of images it needs image_size (--image-size)"),
                          (["--data", str(tmp_path / "nowhere"), "--image-size", "8"], "is neither")):
         with pytest.raises(SystemExit):
             main(["train", "--preset", "ddpm-short", *bad, "--out", str(tmp_path / "x"), "--quiet"])
@@ -293,3 +293,45 @@ def test_a_dataset_object_trains_resumes_and_round_trips_its_config(tmp_path: Pa
     resumed = Trainer(saved.replace(epochs=2), tmp_path / "run", quiet=True, images=digits)
     resumed.fit(resume=True)
     assert resumed.epoch == 2 and resumed.sample(2, 3).shape == (2, 3, 20, 20)
+
+
+def test_what_a_newcomer_runs_into(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    """Findings of a newcomer's run through the guide: a Python-trained run samples from the
+    command line, a changed image shape is named, mistakes are named, paths are absolute."""
+    from colddiff import pretrained
+    from colddiff.cli import main
+    from colddiff.config import TrainConfig
+    from colddiff.training import ConfigMismatchError, Trainer
+
+    coloured = data.load("mnist", limit=48, image_size=16, channels=3).images
+    trainer = Trainer(TrainConfig.from_dict({**TINY, "sample_every": 0}), tmp_path / "py", quiet=True,
+                      images=coloured)
+    trainer.fit()
+    assert (trainer.config.channels, trainer.config.image_size) == (3, 16), "recorded in the config"
+    model = pretrained.from_checkpoint(tmp_path / "py" / "checkpoints" / "last.pt")
+    assert model.sample(2, 3).shape == (2, 3, 16, 16)
+
+    with pytest.raises(ConfigMismatchError, match=r"image shape: checkpoint has \(3, 16, 16\), config has "
+                       r"\(3, 8, 8\)"):
+        Trainer(trainer.config.replace(image_size=8, epochs=2), tmp_path / "py", quiet=True,
+                images=coloured).fit(resume=True)
+
+    with pytest.raises(ValueError, match=r"^dataset 'fashion-mnist' is not a dataset name \(mnist, "
+                       r"fashion_mnist, cifar10\); as a folder of images it needs image_size"):
+        TrainConfig(dataset="fashion-mnist")
+    with pytest.raises(ValueError, match=r"looks channels-last, \(N, H, W, C\) = \(2, 8, 8, 3\)"):
+        data.load(torch.rand(2, 8, 8, 3))
+
+    folder = tmp_path / "pictures"
+    write_colour_folder(folder, 20)
+    (folder / "zz-broken.png").write_bytes(b"not a png")
+    monkeypatch.chdir(tmp_path)
+    assert main(["degrade", "--degradation", "blur", "--data", "pictures", "--image-size", "8",
+                 "-n", "2", "--on-error", "skip", "--out", str(tmp_path / "f.png")]) == 0
+    with pytest.warns(UserWarning, match="zz-broken"):
+        assert main(["train", "--preset", "ddpm-short", "--data", "pictures", "--image-size", "8",
+                     "--on-error", "skip", "--epochs", "1", "--batch-size", "8", "--sample-every", "0",
+                     "--net", "cnn", "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert TrainConfig.load(tmp_path / "cli" / "config.toml").dataset == str(folder.resolve())
+    capsys.readouterr()

@@ -213,7 +213,8 @@ def test_any_feature_extractor_scores_any_images_with_the_shared_frechet_maths()
     assert fmd.distance(reference, reference, features=extractor) == pytest.approx(0.0, abs=1e-9)
 
     not_digits = r"^samples must have shape \(N, 1, 28, 28\) for the MNIST classifier, got \(40, 3, 8, 8\); "
-    with pytest.raises(ValueError, match=not_digits + "to compare other images pass features="):
+    with pytest.raises(ValueError, match=not_digits + r"to compare other images use fmd\.distance\(samples, "
+                       r"reference, features=\.\.\.\)"):
         fmd.check_images(samples, "samples")
     with pytest.raises(ValueError, match="for the MNIST classifier"):
         fmd.distance(samples, reference)

@@ -245,12 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     degrade.add_argument("--degradation", required=True)
     degrade.add_argument("--schedule", choices=_SCHEDULES, default="default")
     degrade.add_argument("-n", "--n", type=_POSITIVE, default=4, dest="n",
-                         help="digits, one row each (4; -n as for sample, --n kept for old scripts)")
+                         help="images, one row each (4; -n as for sample, --n kept for old scripts)")
     degrade.add_argument("--frames", type=_number(int, 2), default=11)
     degrade.add_argument("--data", default="mnist", metavar="NAME|FOLDER",
                          help="mnist (default), fashion_mnist, cifar10 or a folder of images")
     degrade.add_argument("--image-size", type=_POSITIVE, metavar="PIXELS")
     degrade.add_argument("--channels", type=int, choices=[1, 3])
+    degrade.add_argument("--on-error", choices=["raise", "skip"], default="raise",
+                         help="an image file that cannot be decoded stops (raise) or is skipped")
     degrade.add_argument("--seed", type=_COUNT, default=0)
     degrade.add_argument("--out", type=_image_file, required=True)
 
@@ -359,6 +361,7 @@ def _schedule_spec(name: str, current: dict[str, Any] | None = None) -> dict[str
 def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[TrainConfig, Path]:
     from colddiff import degradations
     from colddiff.config import PRESETS, TrainConfig, check_buildable
+    from colddiff.data import DATASETS
     from colddiff.training import resolve_device
 
     subparser: argparse.ArgumentParser = args.subparser
@@ -399,6 +402,8 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             overrides["schedule"] = _schedule_spec(args.schedule, config.schedule)
         config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
         _check_data_source(config.dataset)
+        if config.dataset not in (*DATASETS, "memory"):  # a folder: resumable from anywhere
+            config = config.replace(dataset=str(Path(config.dataset).expanduser().resolve()))
         degradations.get(config.degradation)
         check_buildable(config)
         resolve_device(args.device)
@@ -415,7 +420,7 @@ def _check_data_source(dataset: str) -> None:
 
     if dataset not in (*DATASETS, "memory") and not Path(dataset).expanduser().is_dir():
         raise ValueError(f"--data must be one of {', '.join(DATASETS)} or a folder of images; "
-                         f"{dataset!r} is neither")
+                         f"{dataset!r} is neither (no such folder)")
 
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -506,7 +511,8 @@ def _degrade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ValueError as error:
         args.subparser.error(" ".join(str(error).split()))
     # Missing or broken files are runtime errors (exit 1), reported by main().
-    x0 = data.load(args.data, image_size=args.image_size, channels=args.channels, limit=args.n).images
+    x0 = data.load(args.data, image_size=args.image_size, channels=args.channels, limit=args.n,
+                   on_error=args.on_error).images
     deg = build_degradation(config, tuple(x0.shape[1:]))  # type: ignore[arg-type]
     generator = torch.Generator().manual_seed(args.seed)
     source = deg.sample_source(x0, generator=generator)

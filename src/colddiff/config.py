@@ -159,8 +159,9 @@ class TrainConfig:
             raise ValueError(f"dataset must be a dataset name ({', '.join(data.DATASETS)}), a folder "
                              f"or 'memory', got {self.dataset!r}")
         if self.image_size is None and self.dataset not in (*data.DATASETS, "memory"):
-            raise ValueError(f"image_size is required for a folder of images ({self.dataset}): the "
-                             "networks are built for one size (e.g. image_size = 32, --image-size 32)")
+            raise ValueError(f"dataset {self.dataset!r} is not a dataset name ({', '.join(data.DATASETS)}); "
+                             "as a folder of images it needs image_size (--image-size), the size the "
+                             "networks are built for")
         _choice("channels", self.channels, (None, 1, 3))
         if not isinstance(self.value_range, (list, tuple)) or list(self.value_range) not in ([0, 1], [-1, 1]):
             raise ValueError(f"value_range must be [0, 1] or [-1, 1], got {self.value_range!r}")
@@ -331,8 +332,16 @@ def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
     """The model-defining fields where a saved config differs from ``current``, described."""
     now = current.to_dict()
     saved = {"value_range": [0.0, 1.0], **in_current_spelling(saved)}  # runs before value_range: [0, 1]
-    return [f"{name}: checkpoint has {saved.get(name)!r}, config has {now.get(name)!r}"
-            for name in MODEL_FIELDS if saved.get(name) != now.get(name)]
+    differences = [f"{name}: checkpoint has {saved.get(name)!r}, config has {now.get(name)!r}"
+                   for name in MODEL_FIELDS if saved.get(name) != now.get(name)]
+    try:
+        saved_shape = TrainConfig.from_dict(saved).image_shape
+    except ValueError:  # a config this version cannot read says so when it is loaded
+        saved_shape = None
+    if saved_shape is not None and current.image_shape is not None and saved_shape != current.image_shape:
+        differences.append(f"image shape: checkpoint has {saved_shape}, config has {current.image_shape} "
+                           "(dataset, image_size, channels)")
+    return differences
 
 
 def check_buildable(config: TrainConfig) -> None:

@@ -335,6 +335,8 @@ def load(source: str | os.PathLike[str] | Tensor | Dataset[object], *, train: bo
         pairs = [(item[0], item[1]) if isinstance(item, (tuple, list)) else (item, None)
                  for item in (source[i] for i in range(count))]
         pictures = [_item_tensor(picture, index) for index, (picture, _) in enumerate(pairs)]
+        if channels is None and len({picture.shape[0] for picture in pictures}) > 1:
+            channels = 3  # a mix of grey and colour images: colour, as for a folder
         if channels is not None:
             pictures = [_convert_channels(picture[None], channels)[0] for picture in pictures]
         if image_size is not None:
@@ -402,6 +404,9 @@ def _as_images(name: str, images: Tensor) -> Tensor:
     """``images`` checked to be a non-empty float ``(N, C, H, W)`` batch in ``[0, 1]``."""
     if images.ndim == 3:
         images = images[:, None]
+    if images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        raise ValueError(f"{name} looks channels-last, (N, H, W, C) = {tuple(images.shape)}; give "
+                         "(N, C, H, W), e.g. images.permute(0, 3, 1, 2)")
     if images.ndim != 4 or images.shape[0] == 0 or not images.is_floating_point():
         raise ValueError(f"{name} must be a non-empty float tensor (N, C, H, W) in [0, 1], got shape "
                          f"{tuple(images.shape)} and dtype {images.dtype}")

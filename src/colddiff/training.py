@@ -218,6 +218,10 @@ class Trainer:
         if images is not None:
             config = config.replace(dataset="memory")
             self._given = _training_set(config, images)
+            channels, height, width = self._given.images.shape[1:]
+            # Recorded, so that sampling and export rebuild the model from the config alone.
+            config = config.replace(channels=channels if channels in (1, 3) else config.channels,
+                                    image_size=height if height == width else config.image_size)
         elif config.dataset == "memory":
             _training_set(config)  # raises, saying what to pass
         self.config = config
@@ -349,7 +353,8 @@ class Trainer:
             if batches_per_epoch < 1:
                 raise ValueError(
                     f"batch_size {self.config.batch_size} x {self.processes.world_size} process(es) "
-                    f"exceeds the {len(images)} training images; lower batch_size or raise limit_train"
+                    f"exceeds the {len(images)} training images; lower batch_size (--batch-size)"
+                    + (" or raise limit_train (--limit-train)" if self.config.limit_train else "")
                 )
             if self.processes.main:
                 self.out.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,9 @@ Here, instead:
   ``L^T S_2 L``), so ``tr sqrt(S_1 S_2)`` is the sum of the square roots of the eigenvalues of a
   symmetric matrix (``torch.linalg.eigvalsh``).
 * **Low rank** (a side has ``n <= d`` samples, like the reference study's 32 samples in 1024
-  dimensions, so that its covariance has rank ``n - 1 < d``): with ``S_1 = A^T A`` for the centred, ``1 / sqrt(n_1 - 1)``-scaled feature matrix
-  ``A`` (``n_1 x d``), the non-zero eigenvalues of ``S_1 S_2`` are those of the small
+  dimensions, so that its covariance has rank ``n - 1 < d``): with ``S_1 = A^T A`` for the
+  centred, ``1 / sqrt(n_1 - 1)``-scaled feature matrix ``A`` (``n_1 x d``), the non-zero
+  eigenvalues of ``S_1 S_2`` are those of the small
   ``A S_2 A^T`` (``n_1 x n_1``); when both sides are small, ``tr sqrt(S_1 S_2)`` is the sum of the
   singular values of ``A B^T`` (``n_1 x n_2``). Both are exact, not approximations.
 

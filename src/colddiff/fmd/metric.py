@@ -54,8 +54,8 @@ def check_images(images: Tensor, name: str = "images", mnist: bool = True) -> Te
         if mnist and isinstance(images, Tensor) and images.ndim == 4:
             raise ValueError(
                 f"{name} must have shape (N, 1, 28, 28) for the MNIST classifier, got {shape}; to "
-                "compare other images pass features= (any nn.Module mapping images to vectors, such "
-                "as an Inception network: see the FMD guide)")
+                "compare other images use fmd.distance(samples, reference, features=...) with any "
+                "nn.Module mapping images to vectors, such as an Inception network (see the FMD guide)")
         raise ValueError(f"{name} must have shape {'(N, 1, 28, 28)' if mnist else '(N, C, H, W)'}, "
                          f"got {shape}")
     if images.shape[0] < 2:
