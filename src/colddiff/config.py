@@ -362,9 +362,10 @@ def build_degradation(config: TrainConfig, image_shape: tuple[int, int, int] | N
                       ) -> Degradation:
     """The configured degradation, with its schedule and, if it takes one and
     ``degradation_kwargs`` does not set it, the images' ``image_shape`` (default: the config's)."""
-    kwargs = _with_data_options(degradations.get(config.degradation), config.degradation_kwargs,
-                         image_shape=image_shape or config.image_shape,
-                         value_range=None if config.value_range == [0.0, 1.0] else tuple(config.value_range))
+    kwargs = _with_data_options(
+        degradations.get(config.degradation), config.degradation_kwargs,
+        image_shape=image_shape or config.image_shape,
+        value_range=None if config.value_range == [0.0, 1.0] else tuple(config.value_range))
     return degradations.create(config.degradation, schedule=Schedule.from_spec(config.schedule), **kwargs)
 
 
@@ -377,8 +378,8 @@ def build_denoiser(config: TrainConfig, degradation: Degradation | None = None) 
     degradation = degradation if degradation is not None else build_degradation(config)
     shape = degradation.image_shape or config.image_shape
     kwargs = _with_data_options(nets.get(config.net), config.net_kwargs,
-                         in_channels=shape[0] if shape else None,
-                         image_size=tuple(shape[1:]) if shape else None)
+                                in_channels=shape[0] if shape else None,
+                                image_size=tuple(shape[1:]) if shape else None)
     net = nets.create(config.net, **kwargs)
     return Denoiser(net, degradation, predict=config.predict)  # type: ignore[arg-type]
 

@@ -20,12 +20,15 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 __all__ = [
     "DATASETS",
@@ -246,9 +249,7 @@ class ImageFolder(Dataset[Tensor]):
                 converted = image.convert("L" if self.channels == 1 else "RGB")
         except (OSError, UnidentifiedImageError, ValueError) as error:
             raise DatasetCorruptError(f"image file {file} cannot be decoded: {error}") from error
-        pixels = torch.frombuffer(bytearray(converted.tobytes()), dtype=torch.uint8)
-        tensor = pixels.view(converted.height, converted.width, self.channels).permute(2, 0, 1)
-        tensor = tensor.to(torch.float32).div_(255)
+        tensor = _pil_to_tensor(converted)
         return resize(tensor[None], self.image_size)[0] if self.image_size else tensor
 
 
@@ -393,11 +394,14 @@ def _item_tensor(picture: object, index: int) -> Tensor:
     from PIL import Image
 
     if isinstance(picture, Image.Image):
-        mode = "L" if picture.mode in ("1", "L", "I", "I;16", "F") else "RGB"
-        converted = picture.convert(mode)
-        pixels = torch.frombuffer(bytearray(converted.tobytes()), dtype=torch.uint8)
-        return pixels.view(converted.height, converted.width, -1).permute(2, 0, 1).float().div(255)
+        return _pil_to_tensor(picture.convert("L" if picture.mode in ("1", "L", "I", "I;16", "F") else "RGB"))
     raise ValueError(f"data item {index} is a {type(picture).__name__}, not an image tensor or a PIL image")
+
+
+def _pil_to_tensor(image: PILImage) -> Tensor:
+    """A Pillow image in mode ``L`` or ``RGB`` as a ``(C, H, W)`` float tensor in ``[0, 1]``."""
+    pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    return pixels.view(image.height, image.width, -1).permute(2, 0, 1).to(torch.float32).div_(255)
 
 
 def _as_images(name: str, images: Tensor) -> Tensor:

@@ -306,8 +306,9 @@ class Trainer:
         """
         sample_steps = renamed("Trainer.sample", "steps", steps, "sample_steps", sample_steps)
         images = self._training_images()
-        ensure_prior(self.degradation, self.config,
-                     _some_images(images, PRIOR_IMAGES, self.config, self.device))
+        if not self.degradation.prior_fitted:  # checked first: a folder's images are decoded for it
+            ensure_prior(self.degradation, self.config,
+                         _some_images(images, PRIOR_IMAGES, self.config, self.device))
         generator = torch.Generator(self.device).manual_seed(self.config.seed if seed is None else seed)
         sampler = self.sampler()
         try:
@@ -454,12 +455,13 @@ class Trainer:
             num_replicas=self.processes.world_size, rank=self.processes.rank, shuffle=True,
             seed=self.config.seed, drop_last=True)
         order.set_epoch(epoch)
-        index = torch.tensor(list(order), device=self.device)
+        order_list = list(order)
+        index = torch.tensor(order_list, device=self.device)
         size = self.config.batch_size
         first = self._batch_in_epoch
         read: Iterator[Tensor] | None = None
         if isinstance(images, data.ImageFolder):  # the same batches, decoded by workers
-            read = iter(DataLoader(images, batch_sampler=[index[b * size:(b + 1) * size].tolist()
+            read = iter(DataLoader(images, batch_sampler=[order_list[b * size:(b + 1) * size]
                                                           for b in range(first, batches)],
                                    num_workers=self.config.data_workers,
                                    pin_memory=self.device.type == "cuda"))

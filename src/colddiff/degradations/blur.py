@@ -118,9 +118,8 @@ class Blur(Degradation):
         """
         x0 = as_image_tensor("images", images)
         n, size = x0.shape[0], math.prod(x0.shape[1:])
-        blurred = torch.cat([self.degrade(chunk.to(torch.float64), self.num_timesteps).flatten(1)
-                             for chunk in torch.split(x0, 1024)]) if size <= self.EXACT_PRIOR_SIZE else None
-        if blurred is not None:
+        if size <= self.EXACT_PRIOR_SIZE:
+            blurred = torch.cat([self._fully_blurred(chunk) for chunk in torch.split(x0, 1024)])
             mean = blurred.mean(0)
             centred = blurred - mean
             covariance = centred.T @ centred / max(n - 1, 1)
@@ -130,13 +129,13 @@ class Blur(Degradation):
             total = torch.zeros(size, dtype=torch.float64)
             squares = torch.zeros(size, dtype=torch.float64)
             for chunk in torch.split(x0, 1024):  # the mean and each value's variance over all images
-                flat = self.degrade(chunk.to(torch.float64), self.num_timesteps).flatten(1)
+                flat = self._fully_blurred(chunk)
                 total += flat.sum(0)
                 squares += (flat**2).sum(0)
             mean = total / n
             variance = (squares - n * mean**2).clamp(min=0) / max(n - 1, 1)
             picks = torch.linspace(0, n - 1, min(n, self.PRIOR_FIT_IMAGES)).round().long()
-            centred = self.degrade(x0[picks].to(torch.float64), self.num_timesteps).flatten(1) - mean
+            centred = self._fully_blurred(x0[picks]) - mean
             # Principal directions from the small Gram matrix (picks x picks), not the D x D one.
             eigenvalues, eigenvectors = torch.linalg.eigh(centred @ centred.T)
             rank = min(self.PRIOR_RANK, len(picks) - 1, size)
@@ -147,6 +146,10 @@ class Blur(Degradation):
             self._prior_scale, self._prior_residual = factor, residual.sqrt()
         self._prior_mean = mean.view(x0.shape[1:])
         return self
+
+    def _fully_blurred(self, images: Tensor) -> Tensor:
+        """``D(x_0, T)`` of ``images`` in float64, one flattened row per image."""
+        return self.degrade(images.to(torch.float64), self.num_timesteps).flatten(1)
 
     def prior(self, n: int, *, generator: torch.Generator | None = None,
               device: torch.device | str | None = None) -> Tensor:
