@@ -1,8 +1,12 @@
-"""Run the benchmark suite: ``python -m benchmarks [--quick] [--json FILE] [--cases ...]``."""
+"""Run the benchmark suite: ``python -m benchmarks [--quick] [--json FILE] [--cases ...] [--device D]``.
+
+``--device`` is passed to the cases that take one (``train_throughput``); the others run on the CPU.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -15,11 +19,11 @@ from benchmarks.data import blur_prior, folder_loading
 from benchmarks.fmd import fmd_features, fmd_stream_memory
 from benchmarks.frechet import frechet_cases
 from benchmarks.sampling import sampler_overhead, sampling_throughput
-from benchmarks.training import train_step_overhead
+from benchmarks.throughput import train_throughput
 
-CASES: dict[str, Callable[[bool], list[Result]]] = {
+CASES: dict[str, Callable[..., list[Result]]] = {
     "sampler_overhead": sampler_overhead,
-    "train_step_overhead": train_step_overhead,
+    "train_throughput": train_throughput,
     "frechet": frechet_cases,
     "fmd_features": fmd_features,
     "fmd_stream_memory": fmd_stream_memory,
@@ -34,13 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: checks the cases run")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--device", default="cpu", help="for the cases that take one: cpu, cuda, auto")
     args = parser.parse_args(argv)
 
     results: list[Result] = []
     start = time.perf_counter()
     for name in args.cases:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        results.extend(CASES[name](args.quick))
+        takes_device = "device" in inspect.signature(CASES[name]).parameters
+        results.extend(CASES[name](args.quick, **({"device": args.device} if takes_device else {})))
     print(f"{'case':<30} {'ours':>12} {'peer':>12} {'ratio':>8}  unit / peer")
     for r in results:
         print(f"{r.case:<30} {r.ours:>12.4g} {r.peer:>12.4g} {r.ratio:>8.3f}  {r.unit} / {r.peer_name}"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from colddiff import __version__, presets
+from colddiff import __version__, precision, presets
 
 if TYPE_CHECKING:
     from colddiff.config import TrainConfig
@@ -120,6 +120,14 @@ def _add_sampler_options(group: argparse._ActionsContainer, default: str) -> Non
                        help="any other sampler option (a plugin's), VALUE read as TOML (repeatable)")
 
 
+def _add_speed_options(group: argparse._ActionsContainer) -> None:
+    group.add_argument("--precision", choices=precision.PRECISIONS,
+                       help="the network's arithmetic: fp32, or bf16/fp16 autocast (default: the run's)")
+    group.add_argument("--compile", nargs="?", const="default", choices=presets.COMPILE_MODES,
+                       metavar="MODE", help="torch.compile the network; MODE: "
+                       + ", ".join(presets.COMPILE_MODES) + " (default when given without one: default)")
+
+
 def _sampler_changes(args: argparse.Namespace, current: TrainConfig) -> dict[str, Any]:
     """``{"sampler": ..., "sampler_kwargs": ...}`` for the sampler options given on the command
     line, relative to ``current`` (a new sampler starts from no options); ``{}`` if none."""
@@ -207,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-checkpoints", action="store_true", default=None,
                      help="keep checkpoints/epoch-NNN.pt")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_speed_options(run)
+    run.add_argument("--channels-last", action="store_true", default=None,
+                     help="channels-last memory layout for the network and the images")
     sampling = train.add_argument_group("samples during training")
     sampling.add_argument("--sample-every", type=_COUNT, metavar="K", help="every K epochs (0: never)")
     sampling.add_argument("--sample-n", type=_POSITIVE, metavar="N")
@@ -236,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also save the raw tensor (written first)")
     sample.add_argument("--seed", type=_COUNT, default=0)
     sample.add_argument("--device", default="auto")
+    _add_speed_options(sample)
 
     degrade = commands.add_parser("degrade", help="show the forward process on some images",
                                   description="Degrade the first N training images (MNIST unless "
@@ -316,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     scorer.add_argument("--protocol", choices=["report", "full"], default="full")
     scorer.add_argument("--json", action="store_true", help="print the result as JSON")
     scorer.add_argument("--device", default="auto")
+    scorer.add_argument("--precision", choices=precision.PRECISIONS, default="fp32",
+                        help="the classifier's arithmetic (fp32)")
     trainer = fmd_commands.add_parser(
         "train-classifier", help="train the feature classifier (reproduces the shipped weights)",
         description="Train an MNIST classifier and write its weights and a JSON card beside them.")
@@ -395,6 +409,7 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             "keep_checkpoints": args.keep_checkpoints, "warmup": args.warmup,
             "max_minutes": args.max_minutes,
             "fmd_every": args.fmd_every, "fmd_n": args.fmd_n,
+            "precision": args.precision, "compile": args.compile, "channels_last": args.channels_last,
         }
         if args.net is not None and args.net != config.net:
             overrides["net_kwargs"] = {}  # the other network's defaults, not this one's sizes
@@ -476,6 +491,10 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.sample_steps is not None and args.sample_steps > total:
         subparser.error(f"--sample-steps must be at most the model's T = {total}, got {args.sample_steps}")
     ensure_prior(model.denoiser.degradation, model.config)
+    if args.precision is not None:
+        model.denoiser.precision = args.precision
+    if args.compile not in (None, "off"):
+        model.denoiser.compile(mode=args.compile)
     try:
         sampler = model.sampler(**_sampler_changes(args, model.config))
     except ValueError as error:
@@ -597,7 +616,7 @@ def _fmd(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if args.fmd_command == "score":
         result = fmd.score(fmd.load_samples(args.samples), protocol=args.protocol,
-                           device=resolve_device(args.device))
+                           device=resolve_device(args.device), precision=args.precision)
         if args.json:
             print(json.dumps(result.to_dict(), indent=2))
         else:

@@ -23,6 +23,8 @@ from colddiff import checkpoints, data, degradations, nets, presets, samplers
 from colddiff._compat import renamed_key
 from colddiff.degradations import Degradation
 from colddiff.denoisers import Denoiser
+from colddiff.precision import PRECISIONS
+from colddiff.presets import COMPILE_MODES
 from colddiff.registry import PluginError
 from colddiff.samplers import Sampler
 from colddiff.schedules import Schedule
@@ -33,6 +35,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = [
+    "COMPILE_MODES",
     "MODEL_FIELDS",
     "PRESETS",
     "TrainConfig",
@@ -99,6 +102,15 @@ class TrainConfig:
         max_minutes: Stop once training (over all sessions, sampling excluded) has taken this many
             minutes of wall time, mid-epoch if need be, with a checkpoint (``None``: no limit).
         keep_checkpoints: Keep ``epoch-NNN.pt`` beside ``last.pt``.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the arithmetic of the network's
+            forward pass in training and sampling (:mod:`colddiff.precision`; weights, optimiser
+            and EMA stay float32, and ``"fp16"`` scales the gradients).
+        compile: ``"off"``, or a :func:`torch.compile` mode for the network in training and
+            sampling: ``"default"``, ``"reduce-overhead"`` (CUDA graphs, for the fixed shapes
+            of training) or ``"max-autotune"``. The first steps of each session then compile;
+            their time is reported apart (``compile_time_s``), not in ``images_per_s``.
+        channels_last: Keep the network's weights and the images in the channels-last memory
+            layout (faster convolutions on some GPUs under reduced precision).
         fmd_every: Score samples with FMD every this many epochs (0: never; MNIST only).
         fmd_n: Samples per FMD evaluation.
         fmd_protocol: ``"report"`` or ``"full"`` (see :func:`colddiff.fmd.score`).
@@ -133,6 +145,9 @@ class TrainConfig:
     checkpoint_every: int = 0
     max_minutes: float | None = None
     keep_checkpoints: bool = False
+    precision: str = "fp32"
+    compile: str = "off"
+    channels_last: bool = False
     fmd_every: int = 0
     fmd_n: int = 32
     fmd_protocol: str = "report"
@@ -169,6 +184,8 @@ class TrainConfig:
         _choice("on_error", self.on_error, ("raise", "skip"))
         _choice("predict", self.predict, ("eps", "x0", "v"))
         _choice("fmd_protocol", self.fmd_protocol, ("report", "full"))
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("compile", self.compile, COMPILE_MODES)
         if not isinstance(self.sampler, str) or self.sampler not in samplers.available():
             known = ", ".join(samplers.available())
             raise ValueError(f"unknown sampler {self.sampler!r}; available: {known}")
@@ -193,8 +210,9 @@ class TrainConfig:
         for name in ("degradation_kwargs", "schedule", "net_kwargs", "sampler_kwargs"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a table (dict), got {getattr(self, name)!r}")
-        if not isinstance(self.clip_x0, bool) or not isinstance(self.keep_checkpoints, bool):
-            raise ValueError("clip_x0 and keep_checkpoints must be true or false")
+        for name in ("clip_x0", "keep_checkpoints", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     @property
     def image_shape(self) -> tuple[int, int, int] | None:
@@ -381,7 +399,7 @@ def build_denoiser(config: TrainConfig, degradation: Degradation | None = None) 
                                 in_channels=shape[0] if shape else None,
                                 image_size=tuple(shape[1:]) if shape else None)
     net = nets.create(config.net, **kwargs)
-    return Denoiser(net, degradation, predict=config.predict)  # type: ignore[arg-type]
+    return Denoiser(net, degradation, predict=config.predict, precision=config.precision)  # type: ignore[arg-type]
 
 
 def to_unit_range(images: Tensor, config: TrainConfig) -> Tensor:

@@ -14,6 +14,7 @@ from colddiff.degradations.base import (
     check_images,
     check_timesteps,
 )
+from colddiff.precision import Precision, autocast, check_precision
 
 __all__ = ["Denoiser", "Target"]
 
@@ -31,19 +32,28 @@ class Denoiser(nn.Module):
     2022, for mixing degradations). :meth:`predict_x0` and :meth:`predict_source` convert between
     them where the degradation allows it.
 
+    With ``precision="bf16"`` or ``"fp16"`` the network runs under :func:`torch.autocast`
+    (:mod:`colddiff.precision`) and its output is returned in the input's dtype, so the loss and
+    every sampler's arithmetic stay float32; the time ``t / T`` is always computed in float32
+    (in bfloat16 the steps 998, 999 and 1000 of 1000 would all be 1.0).
+
     Args:
         net: The network, e.g. :class:`colddiff.nets.CNN`.
         degradation: The forward process it is trained to invert.
         predict: ``"eps"``, ``"x0"`` or ``"v"``.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the arithmetic of the network's
+            forward pass.
 
     Raises:
         ValueError: If ``net`` is not an ``nn.Module`` with parameters, ``predict`` is unknown,
             is ``"eps"`` for a degradation whose clean image
             cannot be recovered from its source (a deterministic one such as blur), or is ``"v"``
-            for one that is not a :class:`~colddiff.degradations.MixingDegradation`.
+            for one that is not a :class:`~colddiff.degradations.MixingDegradation`, or
+            ``precision`` is unknown.
     """
 
-    def __init__(self, net: nn.Module, degradation: Degradation, predict: Target = "eps") -> None:
+    def __init__(self, net: nn.Module, degradation: Degradation, predict: Target = "eps",
+                 precision: Precision = "fp32") -> None:
         super().__init__()
         if not isinstance(net, nn.Module) or next(net.parameters(), None) is None:
             kind = "an nn.Module without parameters" if isinstance(net, nn.Module) else type(net).__name__
@@ -67,6 +77,7 @@ class Denoiser(nn.Module):
         self.net = net
         self.degradation = degradation
         self.predict: Target = predict
+        self.precision: Precision = check_precision(precision)
 
     @property
     def num_timesteps(self) -> int:
@@ -82,14 +93,16 @@ class Denoiser(nn.Module):
             ValueError: If the network's output is not shaped like ``x_t`` (it would otherwise
                 broadcast silently in the loss and the samplers).
         """
-        output = self.net(x_t, t.to(x_t.dtype) / self.degradation.num_timesteps)
+        time = t.to(torch.promote_types(x_t.dtype, torch.float32)) / self.degradation.num_timesteps
+        with autocast(x_t.device, self.precision):
+            output = self.net(x_t, time)
         if not isinstance(output, Tensor) or output.shape != x_t.shape:
             got = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
             raise ValueError(
                 f"the network must return a tensor shaped like its input x_t {tuple(x_t.shape)}, "
                 f"got {got}; check its output channels"
             )
-        return output
+        return output.to(x_t.dtype)
 
     def loss(self, x0: Tensor, *, generator: torch.Generator | None = None,
              t: Tensor | None = None) -> Tensor:
@@ -144,4 +157,5 @@ class Denoiser(nn.Module):
         return self.degradation.source_from_x0(x_t, t, self.predict_x0(x_t, t))
 
     def extra_repr(self) -> str:
-        return f"predict={self.predict!r}, degradation={self.degradation!r}"
+        precision = f", precision={self.precision!r}" if self.precision != "fp32" else ""
+        return f"predict={self.predict!r}, degradation={self.degradation!r}{precision}"

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SCHEDULES", "TRAINING"]
+__all__ = ["COMPILE_MODES", "SCHEDULES", "TRAINING"]
+
+#: ``TrainConfig.compile`` values: ``"off"``, or a :func:`torch.compile` mode.
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 #: The linear schedules of the reference study: ``(beta_start, beta_end, num_timesteps)``.
 SCHEDULES: dict[str, tuple[float, float, int]] = {

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import torch
 import torch.distributed as dist
@@ -42,7 +42,7 @@ from torch.utils.data.distributed import DistributedSampler
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
-from colddiff import __version__, checkpoints, data
+from colddiff import __version__, checkpoints, data, precision
 from colddiff._compat import renamed
 from colddiff.config import (
     TrainConfig,
@@ -76,6 +76,15 @@ to that epoch's ``metrics.jsonl`` line (e.g. ``{"fmd": 12.3}``)."""
 #: Sampling steps of the per-epoch sample grid when ``sample_steps`` is not set (strided: the
 #: grid is a progress picture, and all ``T`` steps would cost more than a small epoch).
 PREVIEW_STEPS = 50
+
+#: On CUDA the loss is read back to the host (and checked for NaN and infinity) every this many
+#: steps, so that the GPU runs ahead of Python instead of waiting for each step; on the CPU,
+#: where reading it costs nothing, after every step.
+CUDA_LOSS_CHECK_EVERY = 50
+
+#: Under ``compile`` the first steps of each session compile the network (and, for CUDA graphs,
+#: record them); their time is reported as ``compile_time_s`` and left out of ``images_per_s``.
+COMPILE_WARMUP_STEPS = 3
 
 #: What a run folder holds; ``overwrite=True`` removes these and nothing else.
 RUN_FILES = ("config.toml", "metrics.jsonl", "checkpoints", "samples")
@@ -244,13 +253,13 @@ class Trainer:
         self.degradation = build_degradation(config, shape)  # type: ignore[arg-type]
         self.denoiser = build_denoiser(config, self.degradation).to(device)
         self.net = self.denoiser.net
-        train_net: torch.nn.Module = self.net
-        if self.processes.world_size > 1:
-            train_net = DistributedDataParallel(
-                self.net, device_ids=[device.index] if device.type == "cuda" else None)
-        self._train_denoiser = Denoiser(train_net, self.degradation, predict=self.denoiser.predict)
+        if config.channels_last:
+            self.net.to(memory_format=torch.channels_last)
         build_sampler(config, self.denoiser)  # a sampler that cannot work fails now, not after an epoch
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        # Fused Adam: one kernel for all parameters on CUDA (on the CPU the default is as fast).
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr,
+                                          fused=True if device.type == "cuda" else None)
+        self.scaler = precision.grad_scaler(device, config.precision)  # type: ignore[arg-type]
         if config.fmd_every:
             from colddiff.fmd import FMDHook
 
@@ -262,6 +271,16 @@ class Trainer:
         if config.ema is not None:
             ema_update = get_ema_multi_avg_fn(config.ema)  # type: ignore[no-untyped-call]
             self.ema = AveragedModel(self.net, multi_avg_fn=ema_update, use_buffers=True)
+        if config.compile != "off":  # in place: the modules and their state_dict keys stay the same
+            for module in (self.net, self.ema.module if self.ema is not None else None):
+                if module is not None:
+                    module.compile(mode=config.compile)
+        train_net: torch.nn.Module = self.net
+        if self.processes.world_size > 1:
+            train_net = DistributedDataParallel(
+                self.net, device_ids=[device.index] if device.type == "cuda" else None)
+        self._train_denoiser = Denoiser(train_net, self.degradation, predict=self.denoiser.predict,
+                                        precision=self.denoiser.precision)
         self.generator = torch.Generator(device).manual_seed(config.seed + self.processes.rank)
 
         self.epoch = 0            # completed epochs
@@ -272,6 +291,10 @@ class Trainer:
         self._untimed_batches = 0  # batches of it whose time is unknown (resumed from an old checkpoint)
         self._wall_time = 0.0     # seconds of training over all sessions (wall clock)
         self._cpu_time = 0.0      # seconds of process CPU time spent training, over all sessions
+        self._compile_time = 0.0  # seconds of compile warm-up steps, over all sessions
+        #: Steps between reads of the loss back to the host (:data:`CUDA_LOSS_CHECK_EVERY` on CUDA).
+        self.loss_check_every = CUDA_LOSS_CHECK_EVERY if device.type == "cuda" else 1
+        self._warmup_left = 0 if config.compile == "off" else COMPILE_WARMUP_STEPS  # this session's
         self._images: Tensor | data.ImageFolder | None = None
 
     # ------------------------------------------------------------------ paths
@@ -290,7 +313,8 @@ class Trainer:
         """The denoiser used for sampling: the EMA weights when EMA is on and has started."""
         if self.ema is None or self.step < self.config.ema_start:
             return self.denoiser
-        return Denoiser(self.ema.module, self.degradation, predict=self.denoiser.predict)
+        return Denoiser(self.ema.module, self.degradation, predict=self.denoiser.predict,
+                        precision=self.denoiser.precision)
 
     def sampler(self) -> Sampler:
         """The configured sampler over :meth:`sampling_denoiser`."""
@@ -470,42 +494,51 @@ class Trainer:
                    leave=False, unit="step")
         start, cpu_start = time.perf_counter(), time.process_time()
         session_start = self._epoch_seconds
+        check_every = self.loss_check_every
+        pending = torch.zeros((), dtype=torch.float64, device=self.device)  # losses not yet checked
+        pending_from = first  # the first batch they cover
+        warmup_here = 0  # compile warm-up steps of this epoch not yet booked
         for batch in range(first, batches):
             if read is not None:  # decoded in [0, 1] by the workers
                 x0 = from_unit_range(next(read).to(self.device, non_blocking=True), self.config)
             else:
                 x0 = cast(Tensor, images)[index[batch * size:(batch + 1) * size]]
+            if self.config.channels_last:
+                x0 = x0.contiguous(memory_format=torch.channels_last)
             loss = self._train_denoiser.loss(x0, generator=self.generator)
-            value = loss.item()
-            if not math.isfinite(value):
-                bar.close()
-                kept = (f"the last good checkpoint {self.checkpoint_path} is kept"
-                        if self.checkpoint_path.exists() else "no checkpoint was written")
-                raise NonFiniteLossError(
-                    f"training stopped: the loss is {value} at epoch {epoch}, step {self.step + 1} "
-                    f"(batch {batch + 1} of the epoch); {kept}. Try a lower lr."
-                )
+            pending += loss.detach()
+            due = (batch + 1 - first) % check_every == 0 or batch + 1 == batches
+            checkpoint_due = (self.config.checkpoint_every > 0 and batch + 1 < batches
+                              and (self.step + 1) % self.config.checkpoint_every == 0)
+            if due or checkpoint_due:  # checked before this step changes the weights
+                mean = self._add_checked_losses(pending, epoch, pending_from, batch, bar)
+                pending_from = batch + 1
+                elapsed = self._epoch_seconds - session_start + time.perf_counter() - start
+                images_per_s = (batch + 1 - first) * size * self.processes.world_size / elapsed
+                bar.set_postfix(loss=f"{mean:.4f}", img_s=f"{images_per_s:.0f}")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
+            self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             if self.config.warmup:
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.config.lr * min(1.0, (self.step + 1) / self.config.warmup)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             if self.ema is not None and self.step + 1 >= self.config.ema_start:
-                if self.step + 1 == self.config.ema_start:
-                    self.ema.n_averaged.zero_()  # the next update copies the current weights
-                self.ema.update_parameters(self.net)
+                self._update_ema()
             self.step += 1
             self._batch_in_epoch = batch + 1
-            self._epoch_loss_sum += value
-            elapsed = self._epoch_seconds - session_start + time.perf_counter() - start
-            bar.set_postfix(loss=f"{value:.4f}",
-                            img_s=f"{(batch + 1 - first) * size * self.processes.world_size / elapsed:.0f}")
             bar.update()
+            if self._warmup_left:
+                self._warmup_left -= 1
+                warmup_here += 1
+            if warmup_here and (not self._warmup_left or checkpoint_due or batch + 1 == batches):
+                start, cpu_start = self._book_warmup(start, cpu_start, warmup_here)
+                warmup_here = 0
             if self._out_of_time(time.perf_counter() - start):  # the totals hold the rest
+                if pending_from <= batch:
+                    self._add_checked_losses(pending, epoch, pending_from, batch, bar)
                 break
-            if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0 \
-                    and batch + 1 < batches:
+            if checkpoint_due:
                 self._epoch_seconds += self._account(start, cpu_start)
                 self.save_checkpoint(epoch_done=False)
                 start, cpu_start = time.perf_counter(), time.process_time()
@@ -525,6 +558,8 @@ class Trainer:
         record = {"epoch": epoch, "step": self.step, "loss": mean_loss,
                   "images_per_s": round(images_per_s, 2), "epoch_time_s": round(epoch_seconds, 3),
                   "wall_time_s": round(self._wall_time, 3), "cpu_time_s": round(self._cpu_time, 3)}
+        if self.config.compile != "off":
+            record["compile_time_s"] = round(self._compile_time, 3)
         if done < batches:  # stopped by the time budget: the epoch stays open
             return {**record, "partial": True, "batches": done}
         self.epoch = epoch
@@ -533,6 +568,67 @@ class Trainer:
         self._epoch_seconds = 0.0
         self._untimed_batches = 0
         return record
+
+    def _add_checked_losses(self, pending: Tensor, epoch: int, first_batch: int, last_batch: int,
+                            bar: tqdm[Any]) -> float:
+        """Add the summed losses of batches ``first_batch..last_batch`` (0-based, ``pending``, on
+        the device) to the epoch's sum, zero ``pending`` and return their mean; the one read
+        back to the host in between.
+
+        Raises:
+            NonFiniteLossError: If the sum is NaN or infinite.
+        """
+        total = pending.item()
+        mean = total / (last_batch + 1 - first_batch)
+        if not math.isfinite(mean):
+            bar.close()
+            self._stop_on_non_finite(mean, epoch, first_batch, last_batch)
+        self._epoch_loss_sum += total
+        pending.zero_()
+        return mean
+
+    def _stop_on_non_finite(self, value: float, epoch: int, first_batch: int, last_batch: int) -> NoReturn:
+        """Raise :class:`NonFiniteLossError` for a NaN or infinite loss in batches
+        ``first_batch..last_batch`` (0-based) of the epoch, saying which checkpoint is kept."""
+        kept = (f"the last good checkpoint {self.checkpoint_path} is kept"
+                if self.checkpoint_path.exists() else "no checkpoint was written")
+        steps = last_batch - first_batch
+        where = (f"step {self.step + 1} (batch {last_batch + 1} of the epoch)" if steps == 0 else
+                 f"one of the steps {self.step + 1 - steps}-{self.step + 1} (batches "
+                 f"{first_batch + 1}-{last_batch + 1} of the epoch)")
+        raise NonFiniteLossError(f"training stopped: the loss is {value} at epoch {epoch}, {where}; "
+                                 f"{kept}. Try a lower lr.")
+
+    def _update_ema(self) -> None:
+        """One step of the weights' moving average, ``average += (1 - decay) (current - average)``
+        over parameters and buffers, as :func:`torch.optim.swa_utils.get_ema_multi_avg_fn` does.
+
+        Written out because :meth:`AveragedModel.update_parameters` reads its counter back to the
+        host (a device sync per step); here the first update, which copies the current weights,
+        is known from the step count.
+        """
+        assert self.ema is not None
+        average = [*self.ema.module.parameters(), *self.ema.module.buffers()]
+        current = [*self.net.parameters(), *self.net.buffers()]
+        with torch.no_grad():
+            if self.step + 1 == max(self.config.ema_start, 1):  # the average (re)starts here
+                torch._foreach_copy_(average, current)
+                self.ema.n_averaged.fill_(1)
+                return
+            floating = [(a, c) for a, c in zip(average, current, strict=True) if a.is_floating_point()]
+            torch._foreach_lerp_([a for a, _ in floating], [c for _, c in floating],
+                                 1.0 - cast(float, self.config.ema))
+            self.ema.n_averaged += 1
+
+    def _book_warmup(self, start: float, cpu_start: float, steps: int) -> tuple[float, float]:
+        """Book the time since ``start`` of ``steps`` compile warm-up steps as ``compile_time_s``
+        instead of training time (they do not count in ``images_per_s``); return the new starts
+        of the wall and CPU timing."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self._compile_time += self._account(start, cpu_start)
+        self._untimed_batches += steps
+        return time.perf_counter(), time.process_time()
 
     def _out_of_time(self, elapsed: float) -> bool:
         """Whether ``max_minutes`` of training (over all sessions) is used up; all ranks agree."""
@@ -587,10 +683,13 @@ class Trainer:
             "epoch_time_s": self._epoch_seconds,
             "wall_time_s": self._wall_time,
             "cpu_time_s": self._cpu_time,
+            "compile_time_s": self._compile_time,
+            "untimed_batches": self._untimed_batches,
             "world_size": self.processes.world_size,
             "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            "grad_scaler": self.scaler.state_dict(),
             "rng": rng,
         }
 
@@ -626,6 +725,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
+        if state.get("grad_scaler") and self.scaler.is_enabled():  # an fp16 run's loss scale
+            self.scaler.load_state_dict(state["grad_scaler"])
         self.generator.set_state(state["rng"]["generator"].cpu())
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if "cuda" in state["rng"] and self.device.type == "cuda":
@@ -635,7 +736,11 @@ class Trainer:
         self._batch_in_epoch = int(state["batch_in_epoch"])
         self._epoch_loss_sum = float(state["epoch_loss_sum"])
         self._epoch_seconds = float(state.get("epoch_time_s", 0.0))
-        self._untimed_batches = 0 if "epoch_time_s" in state else self._batch_in_epoch
+        # Batches whose time is not in epoch_time_s: compile warm-up, or all before a resume from
+        # a checkpoint of colddiff 0.1, which saved no epoch time.
+        self._untimed_batches = int(state.get("untimed_batches",
+                                              0 if "epoch_time_s" in state else self._batch_in_epoch))
+        self._compile_time = float(state.get("compile_time_s", 0.0))
         self._wall_time = float(state["wall_time_s"])
         self._cpu_time = float(state.get("cpu_time_s", 0.0))
         if self.processes.main and self.metrics_path.exists():

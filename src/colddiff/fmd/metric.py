@@ -17,6 +17,7 @@ from colddiff import checkpoints, data
 from colddiff._compat import renamed, renamed_alias
 from colddiff.fmd.classifier import FEATURE_DIM, MNISTClassifier, load_classifier
 from colddiff.fmd.frechet import FeatureStatistics, frechet_distance_from_features
+from colddiff.precision import Precision, autocast, check_precision
 
 __all__ = [
     "FMD",
@@ -89,6 +90,8 @@ class FMD:
             callable) mapping ``(N, C, H, W)`` images in ``[0, 1]`` to ``(N, d)`` vectors (other
             shapes are flattened; a list or tuple output gives its first element). Images of
             any shape are then accepted.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the arithmetic of the feature
+            extractor's forward pass (:mod:`colddiff.precision`); the statistics stay float64.
 
     Attributes:
         real: The statistics of the real (reference) side.
@@ -102,8 +105,10 @@ class FMD:
 
     def __init__(self, classifier: MNISTClassifier | None = None, version: str = "mnist-v1",
                  device: str | torch.device = "cpu", batch_size: int = 1000, *,
-                 across_processes: bool = True, features: Callable[[Tensor], Any] | None = None) -> None:
+                 across_processes: bool = True, features: Callable[[Tensor], Any] | None = None,
+                 precision: Precision = "fp32") -> None:
         self.device = torch.device(device)
+        self.precision = check_precision(precision)
         if features is not None and classifier is not None:
             raise ValueError("give classifier (an MNISTClassifier) or features (any extractor), not both")
         self.extractor = features
@@ -134,13 +139,14 @@ class FMD:
         parts = []
         for i in range(0, len(images), self.batch_size):
             batch = images[i:i + self.batch_size].to(self.device)
-            if self.extractor is None:
-                assert self.classifier is not None
-                parts.append(self.classifier.features(batch).cpu())
-                continue
-            output = self.extractor(batch)
-            output = output[0] if isinstance(output, (list, tuple)) else output
-            parts.append(torch.as_tensor(output).flatten(1).to("cpu", torch.float64))
+            with autocast(self.device, self.precision):
+                output = (self.classifier.features(batch) if self.classifier is not None
+                          else self.extractor(batch))  # type: ignore[misc]
+            if self.classifier is not None:
+                parts.append(output.float().cpu())
+            else:
+                output = output[0] if isinstance(output, (list, tuple)) else output
+                parts.append(torch.as_tensor(output).flatten(1).to("cpu", torch.float64))
         return torch.cat(parts)
 
     def update(self, images: Tensor, real: bool) -> None:
@@ -166,7 +172,8 @@ class FMD:
 
 
 def distance(samples: Tensor, reference: Tensor, *, features: Callable[[Tensor], Any] | None = None,
-             device: str | torch.device = "cpu", batch_size: int = 1000) -> float:
+             device: str | torch.device = "cpu", batch_size: int = 1000,
+             precision: Precision = "fp32") -> float:
     """The Fréchet distance between two image sets under a feature extractor, on this process.
 
     With the default (the shipped MNIST classifier) this is the FMD of ``(N, 1, 28, 28)`` digits;
@@ -180,11 +187,13 @@ def distance(samples: Tensor, reference: Tensor, *, features: Callable[[Tensor],
         features: The feature extractor (default: the MNIST classifier).
         device: Where features are computed.
         batch_size: Images per forward pass.
+        precision: The extractor's arithmetic (see :class:`FMD`).
 
     Raises:
         ValueError: For bad images (non-MNIST shapes without ``features`` say what to pass).
     """
-    metric = FMD(features=features, device=device, batch_size=batch_size, across_processes=False)
+    metric = FMD(features=features, device=device, batch_size=batch_size, across_processes=False,
+                 precision=precision)
     metric.update(reference, real=True)
     metric.update(samples, real=False)
     return metric.compute()
@@ -255,7 +264,8 @@ def cache_dir() -> Path:
 
 def _reference(metric: FMD, version: str, split: str, name: str, images: Tensor) -> FeatureStatistics:
     """Feature statistics of a named real image set, cached on disk by version, split and count."""
-    path = cache_dir() / f"{version}-{split}-{name}-n{len(images)}.pt"
+    arithmetic = "" if metric.precision == "fp32" else f"-{metric.precision}"
+    path = cache_dir() / f"{version}-{split}-{name}-n{len(images)}{arithmetic}.pt"
     if path.is_file():
         try:
             return FeatureStatistics.from_state_dict(
@@ -284,7 +294,7 @@ def _spread(values: list[float]) -> tuple[float, float]:
 
 def score(samples: Tensor, reference: str = "mnist-test", protocol: Protocol = "full", *,
           classifier: MNISTClassifier | None = None, version: str = "mnist-v1",
-          device: str | torch.device = "cpu", seed: int = 0) -> FMDResult:
+          device: str | torch.device = "cpu", seed: int = 0, precision: Precision = "fp32") -> FMDResult:
     """Score generated digits against MNIST with the report or the full protocol.
 
     ``protocol="report"`` reproduces the reference study: batches of 32 samples against the
@@ -306,6 +316,8 @@ def score(samples: Tensor, reference: str = "mnist-test", protocol: Protocol = "
         version: Shipped weights to use.
         device: Where features are computed.
         seed: Seed of the random baseline draws (fixed for comparable numbers).
+        precision: The classifier's arithmetic (see :class:`FMD`); the reference statistics are
+            computed (and cached) in the same precision.
 
     Raises:
         ValueError: For bad samples, an unknown protocol or reference.
@@ -315,7 +327,7 @@ def score(samples: Tensor, reference: str = "mnist-test", protocol: Protocol = "
     if reference != "mnist-test":
         raise ValueError(f"reference must be 'mnist-test', got {reference!r}")
     samples = check_images(samples, "samples")
-    metric = FMD(classifier, version=version, device=device, across_processes=False)
+    metric = FMD(classifier, version=version, device=device, across_processes=False, precision=precision)
     version = getattr(metric.classifier, "version", "custom")
     test = data.mnist(train=False).images
     generator = torch.Generator().manual_seed(seed)
@@ -350,8 +362,8 @@ def score(samples: Tensor, reference: str = "mnist-test", protocol: Protocol = "
     black_fmd = _distance(metric, ref, black)
     classifier = metric.classifier
     assert classifier is not None
-    with torch.no_grad():
-        probabilities = torch.cat([classifier(samples[i:i + 1000].to(metric.device)).softmax(1).cpu()
+    with torch.no_grad(), autocast(metric.device, metric.precision):
+        probabilities = torch.cat([classifier(samples[i:i + 1000].to(metric.device)).float().softmax(1).cpu()
                                    for i in range(0, n, 1000)])
     confidence = float(probabilities.max(1).values.mean())
     histogram = torch.bincount(probabilities.argmax(1), minlength=10).tolist()
@@ -405,7 +417,8 @@ class FMDHook:
             return None
         seed = trainer.config.seed
         samples = sample_in_batches(trainer, self.n, self.sample_steps, seed + epoch)
-        result = score(samples, protocol=self.protocol)
+        speed = {"device": trainer.device, "precision": trainer.config.precision}  # as the training's
+        result = score(samples, protocol=self.protocol, **speed)
         if self.keep is not None:
             checkpoints.save({"samples": samples, "epoch": epoch}, self.keep / f"epoch-{epoch:03d}.pt")
         values: dict[str, Any] = {
@@ -416,7 +429,7 @@ class FMDHook:
             values["fmd_ratio"] = result.fmd_ratio
         if self.full_every and (epoch % self.full_every == 0 or last):
             full = score(sample_in_batches(trainer, self.full_n, self.sample_steps, seed + 40_000 + epoch),
-                         protocol="full")
+                         protocol="full", **speed)
             self.last_full = (epoch, full)
             values.update(fmd_full=full.fmd, fmd_full_ratio=full.fmd_ratio,
                           fmd_full_train_baseline=full.train_baseline, fmd_full_n=full.n_samples)

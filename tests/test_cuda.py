@@ -1,0 +1,96 @@
+"""The same results on a CUDA GPU as on the CPU (skipped without CUDA; benchmarks/gpu_check.sh
+runs them).
+
+Tolerances: the GPU may run float32 convolutions in TF32 (cuDNN's default, 10-bit mantissa),
+so network outputs agree to about 1e-3 relative, not bit for bit; random draws differ between
+the devices' generators, so comparisons feed both devices the same inputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from colddiff import DDPMSampler, checkpoints, data, fmd, pretrained
+from colddiff.config import TrainConfig
+from colddiff.training import Trainer
+
+pytestmark = pytest.mark.cuda
+
+#: Relative tolerance of one network evaluation, CUDA (TF32 convolutions) against the CPU.
+NET_RTOL = 1e-2
+
+
+def test_the_loss_and_its_gradients_are_the_cpus(tmp_path: Path, data_dir: Path) -> None:
+    config = TrainConfig.preset("mnist-unet", net_kwargs={"channels": 16, "blocks": 1, "attention": True},
+                                limit_train=64, batch_size=64, epochs=1, sample_every=0, warmup=0)
+    results = {}
+    for device in ("cpu", "cuda"):
+        trainer = Trainer(config, tmp_path / device, device=device, quiet=True)
+        x0 = data.mnist(train=True, limit=64).images.to(device)
+        t = torch.arange(1, 1000, 1000 // 64)[:64].to(device)
+        torch.manual_seed(0)
+        noise = torch.randn(x0.shape).to(device)
+        trainer.degradation.sample_source = lambda x, generator=None, noise=noise: noise  # type: ignore[method-assign]
+        loss = trainer.denoiser.loss(x0, t=t)
+        loss.backward()  # type: ignore[no-untyped-call]
+        results[device] = (loss.item(), {name: p.grad.cpu() for name, p in trainer.net.named_parameters()
+                                         if p.grad is not None})
+    assert results["cuda"][0] == pytest.approx(results["cpu"][0], rel=NET_RTOL)
+    assert results["cuda"][1].keys() == results["cpu"][1].keys()
+    for name, gradient in results["cpu"][1].items():
+        difference = (results["cuda"][1][name] - gradient).norm()
+        assert difference <= NET_RTOL * gradient.norm() + 1e-8, name
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_training_on_the_gpu_runs_in_every_precision(tmp_path: Path, data_dir: Path, precision: str) -> None:
+    config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [8, 8]}, limit_train=2048,
+                                batch_size=256, epochs=2, sample_every=1, sample_n=4, sample_steps=5,
+                                ema=0.9, precision=precision, checkpoint_every=3)
+    trainer = Trainer(config, tmp_path, device="cuda", quiet=True)
+    history = trainer.fit()
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in history)
+    assert history[-1]["loss"] < history[0]["loss"]
+    state = checkpoints.load(trainer.checkpoint_path)  # read back on the CPU
+    assert {v.dtype for v in state["model"].values() if v.is_floating_point()} == {torch.float32}
+
+
+def test_a_compiled_gpu_run_trains(tmp_path: Path, data_dir: Path) -> None:
+    config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [8, 8]}, limit_train=2048,
+                                batch_size=256, epochs=1, sample_every=0, precision="bf16",
+                                compile="reduce-overhead")
+    record, = Trainer(config, tmp_path, device="cuda", quiet=True).fit()
+    assert record["compile_time_s"] > 0 and torch.isfinite(torch.tensor(record["loss"]))
+
+
+def test_sampling_on_the_gpu_follows_the_cpus_trajectory() -> None:
+    """Deterministic 10-step DDIM from the same start, on both devices: the same images."""
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = pretrained.load("mnist-ddpm", device)
+        sampler = model.sampler(sampler="ddim")
+        x_T = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
+        results[device] = sampler.sample(x_T, 10).cpu()
+    # Ten network calls, each within NET_RTOL; images in [0, 1].
+    assert (results["cuda"] - results["cpu"]).abs().mean() < 0.01
+
+
+def test_ancestral_sampling_in_bf16_on_the_gpu_gives_digits() -> None:
+    model = pretrained.load("mnist-ddpm", "cuda")
+    model.denoiser.precision = "bf16"
+    samples = model.sample(256, sample_steps=50).clamp(0, 1).cpu()
+    result = fmd.score(samples, protocol="full", device="cuda")
+    assert result.fmd_ratio is not None and result.fmd_ratio < 3  # the card: 1.19 at 1,000 samples
+    assert isinstance(model.sampler(), DDPMSampler)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fmd_on_the_gpu_is_the_cpus(data_dir: Path, precision: str) -> None:
+    images = data.mnist(train=True, limit=512).images
+    cpu = fmd.score(images, protocol="full", device="cpu")
+    gpu = fmd.score(images, protocol="full", device="cuda", precision=precision)
+    assert gpu.fmd == pytest.approx(cpu.fmd, rel=0.02 if precision == "bf16" else 1e-3)
+    assert gpu.class_histogram == pytest.approx(cpu.class_histogram, abs=3)

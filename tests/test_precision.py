@@ -1,0 +1,254 @@
+"""Reduced precision, compilation, channels-last and a training step without per-step syncs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from colddiff import Schedule, checkpoints, nets
+from colddiff.config import TrainConfig
+from colddiff.degradations import GaussianNoise
+from colddiff.denoisers import Denoiser
+from colddiff.precision import autocast, check_precision, grad_scaler
+from colddiff.training import COMPILE_WARMUP_STEPS, NonFiniteLossError, Trainer
+
+TINY = {"net_kwargs": {"channels": [4, 4]}, "limit_train": 128, "batch_size": 16,
+        "sample_every": 0, "epochs": 2}
+
+
+def tiny(**changes: object) -> TrainConfig:
+    return TrainConfig.preset("ddpm-short", **{**TINY, **changes})
+
+
+class Recorder(nn.Module):
+    """Returns zeros; remembers the time input and whether autocast was on, and in which type."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(()))
+        self.times: list[Tensor] = []
+        self.autocast: list[torch.dtype | None] = []
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        self.times.append(t)
+        enabled = torch.is_autocast_enabled(x.device.type)
+        self.autocast.append(torch.get_autocast_dtype(x.device.type) if enabled else None)
+        return (x * self.weight).to(torch.bfloat16 if enabled else x.dtype)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+@pytest.mark.parametrize("input_dtype", [torch.float32, torch.bfloat16])
+def test_the_time_input_keeps_its_resolution(precision: str, input_dtype: torch.dtype) -> None:
+    net = Recorder()
+    denoiser = Denoiser(net, GaussianNoise(Schedule.preset("default")), precision=precision)  # type: ignore[arg-type]
+    x_t = torch.zeros(3, 1, 4, 4, dtype=input_dtype)
+    denoiser(x_t, torch.tensor([998, 999, 1000]))
+    # In bfloat16, 998/1000, 999/1000 and 1000/1000 are all 1.0; the network must see three times.
+    assert torch.bfloat16 != net.times[0].dtype and net.times[0].dtype == torch.float32
+    assert net.times[0].tolist() == torch.tensor([0.998, 0.999, 1.0]).tolist()
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("fp32", None), ("bf16", torch.bfloat16),
+                                                  ("fp16", torch.float16)])
+def test_the_network_runs_under_autocast_and_returns_the_input_dtype(precision: str,
+                                                                      dtype: torch.dtype | None) -> None:
+    net = Recorder()
+    denoiser = Denoiser(net, GaussianNoise(Schedule.preset("short")), precision=precision)  # type: ignore[arg-type]
+    output = denoiser(torch.ones(2, 1, 4, 4), torch.tensor([1, 2]))
+    assert net.autocast == [dtype]
+    assert output.dtype == torch.float32  # the loss and the samplers' arithmetic stay float32
+    assert ("precision" in repr(denoiser)) == (precision != "fp32")
+
+
+def test_bf16_predictions_are_the_fp32_ones_to_bf16_accuracy() -> None:
+    torch.manual_seed(0)
+    degradation = GaussianNoise(Schedule.preset("short"))
+    net = nets.CNN(channels=[8, 8])
+    x_t, t = torch.rand(4, 1, 28, 28), torch.tensor([1, 50, 120, 200])
+    full = Denoiser(net, degradation)(x_t, t)
+    reduced = Denoiser(net, degradation, precision="bf16")(x_t, t)
+    assert not torch.equal(full, reduced)  # the reduced arithmetic did run
+    # bfloat16 keeps 8 significant bits: relative error ~2^-8 per operation.
+    torch.testing.assert_close(reduced, full, rtol=0.05, atol=0.05 * full.abs().max().item())
+
+
+@pytest.mark.parametrize("bad", ["fp64", "half", None, 16])
+def test_an_unknown_precision_is_named(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"precision must be one of \['fp32', 'bf16', 'fp16'\]"):
+        check_precision(bad)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Denoiser(nets.CNN(channels=[4]), GaussianNoise(), precision=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="precision must be one of"):
+        tiny(precision=bad)
+
+
+def test_config_names_bad_compile_and_layout_values() -> None:
+    with pytest.raises(ValueError, match=r"compile must be one of \['off', 'default', 'reduce-overhead'"):
+        tiny(compile=True)
+    with pytest.raises(ValueError, match="channels_last must be true or false, got 'yes'"):
+        tiny(channels_last="yes")
+
+
+def test_autocast_and_scaler_follow_the_precision() -> None:
+    with autocast("cpu", "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast("cpu", "bf16"):
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    assert grad_scaler("cpu", "fp16").is_enabled()
+    assert not grad_scaler("cpu", "bf16").is_enabled()
+
+
+def _fp32_everywhere(state: dict[str, object]) -> None:
+    for part in ("model", "ema"):
+        tensors = state[part]
+        assert isinstance(tensors, dict)
+        assert {v.dtype for v in tensors.values() if v.is_floating_point()} == {torch.float32}, part
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_training_keeps_fp32_weights_and_resumes_exactly(
+        tmp_path: Path, data_dir: Path, precision: str) -> None:
+    config = tiny(precision=precision, ema=0.9, epochs=3)
+    straight = Trainer(config, tmp_path / "straight", quiet=True)
+    history = straight.fit()
+    assert all(torch.isfinite(torch.tensor(r["loss"])) and r["loss"] > 0 for r in history)
+    assert {p.dtype for p in straight.net.parameters()} == {torch.float32}
+    state = checkpoints.load(straight.checkpoint_path)
+    _fp32_everywhere(state)
+    assert state["config"]["precision"] == precision
+    assert bool(state["grad_scaler"]) == (precision == "fp16")  # fp16's loss scale is kept
+
+    Trainer(config.replace(epochs=1), tmp_path / "resumed", quiet=True).fit()
+    Trainer(config, tmp_path / "resumed", quiet=True).fit(resume=True)
+    resumed = checkpoints.load(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    for part in ("model", "ema"):
+        for key, value in state[part].items():
+            assert torch.equal(value, resumed[part][key]), (part, key)
+    metrics = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["loss"] for line in metrics] == [r["loss"] for r in history]
+
+
+def test_an_fp16_runs_loss_scale_is_restored_on_resume(tmp_path: Path, data_dir: Path) -> None:
+    config = tiny(precision="fp16", epochs=1)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    trainer.fit()
+    state = checkpoints.load(trainer.checkpoint_path)
+    assert state["grad_scaler"]["scale"] == trainer.scaler.get_scale()
+    state["grad_scaler"]["scale"] = 512.0  # as after overflows had lowered it
+    checkpoints.save(state, trainer.checkpoint_path)
+    resumed = Trainer(config.replace(epochs=2), tmp_path, quiet=True)
+    resumed.resume()
+    assert resumed.scaler.get_scale() == 512.0
+
+
+def test_the_moving_average_matches_averaged_models_own_update(data_dir: Path) -> None:
+    """The Trainer updates the EMA without reading its counter back (no device sync); the
+    result must be exactly ``AveragedModel.update_parameters``'s, including the restart at
+    ``ema_start``."""
+    trainer = Trainer(tiny(ema=0.8, ema_start=3), "unused", quiet=True)
+    assert trainer.ema is not None
+    reference = AveragedModel(trainer.net, multi_avg_fn=get_ema_multi_avg_fn(0.8), use_buffers=True)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(7):
+        with torch.no_grad():
+            for parameter in trainer.net.parameters():
+                parameter.add_(torch.randn(parameter.shape, generator=generator))
+        if step + 1 >= 3:
+            trainer._update_ema()
+            if step + 1 == 3:
+                reference.n_averaged.zero_()
+            reference.update_parameters(trainer.net)
+        trainer.step += 1
+        for ours, theirs in zip(trainer.ema.state_dict().values(), reference.state_dict().values(),
+                                strict=True):
+            assert torch.equal(ours, theirs), step
+
+
+def test_losses_read_back_every_k_steps_give_the_same_run(tmp_path: Path, data_dir: Path) -> None:
+    every_step = Trainer(tiny(), tmp_path / "a", quiet=True)
+    deferred = Trainer(tiny(), tmp_path / "b", quiet=True)
+    deferred.loss_check_every = 3  # as on CUDA (every 50), here on the CPU
+    assert [r["loss"] for r in every_step.fit()] == pytest.approx([r["loss"] for r in deferred.fit()],
+                                                                  rel=1e-12)
+    for a, b in zip(every_step.net.parameters(), deferred.net.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+class NaNAtCall(nn.Module):
+    """A tiny CNN whose output becomes NaN from its ``n``-th call on."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.net, self.n, self.calls = nets.CNN(channels=[4]), n, 0
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        self.calls += 1
+        out: Tensor = self.net(x, t)
+        return out * float("nan") if self.calls >= self.n else out
+
+
+@pytest.mark.parametrize(("every", "message"), [
+    (1, "at epoch 1, step 6 (batch 6 of the epoch); no checkpoint was written"),
+    (4, "at epoch 1, one of the steps 5-8 (batches 5-8 of the epoch); no checkpoint was written"),
+])
+def test_a_non_finite_loss_is_caught_at_the_next_read_back(tmp_path: Path, data_dir: Path,
+                                                           every: int, message: str) -> None:
+    trainer = Trainer(tiny(), tmp_path, quiet=True)
+    trainer.loss_check_every = every
+    faulty = NaNAtCall(6)
+    trainer._train_denoiser = Denoiser(faulty, trainer.degradation)
+    with pytest.raises(NonFiniteLossError, match=r"the loss is nan " + message.replace("(", r"\(")
+                       .replace(")", r"\)")):
+        trainer.fit()
+    assert trainer.step == (5 if every == 1 else 7)  # the step that read the NaN is not taken
+
+
+def test_channels_last_trains_like_the_default_layout(tmp_path: Path, data_dir: Path) -> None:
+    default = Trainer(tiny(epochs=1), tmp_path / "a", quiet=True)
+    last = Trainer(tiny(epochs=1, channels_last=True), tmp_path / "b", quiet=True)
+    conv = next(m for m in last.net.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert [r["loss"] for r in default.fit()] == pytest.approx([r["loss"] for r in last.fit()], rel=1e-4)
+    state = checkpoints.load(last.checkpoint_path)
+    nets.CNN(channels=[4, 4]).load_state_dict(state["model"])  # loads into a plain network
+
+
+def test_a_compiled_run_books_its_warm_up_apart_and_saves_plain_weights(tmp_path: Path,
+                                                                        data_dir: Path) -> None:
+    eager = Trainer(tiny(epochs=1, limit_train=96), tmp_path / "eager", quiet=True)
+    compiled = Trainer(tiny(epochs=1, limit_train=96, compile="default"), tmp_path / "compiled",
+                       quiet=True)
+    eager_record, = eager.fit()
+    record, = compiled.fit()
+    assert record["compile_time_s"] > 0 and "compile_time_s" not in eager_record
+    # images/s counts the 3 steps after the warm-up only, over their time only.
+    timed_images = (96 // 16 - COMPILE_WARMUP_STEPS) * 16
+    assert record["images_per_s"] == pytest.approx(timed_images / record["epoch_time_s"], rel=0.05)
+    state = checkpoints.load(compiled.checkpoint_path)
+    assert state["untimed_batches"] == 0  # the epoch is done; its warm-up was booked apart
+    assert state["compile_time_s"] == pytest.approx(record["compile_time_s"], abs=1e-3)
+    assert state["model"].keys() == eager.net.state_dict().keys()  # no "_orig_mod." prefixes
+    assert record["loss"] == pytest.approx(eager_record["loss"], rel=1e-4)
+    for key, value in eager.net.state_dict().items():
+        torch.testing.assert_close(state["model"][key], value, rtol=1e-4, atol=1e-5)
+    assert COMPILE_WARMUP_STEPS < 96 // 16
+
+
+def test_the_command_line_sets_the_speed_options(tmp_path: Path, data_dir: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import run_cli
+
+    status, _, err = run_cli(capsys, "train", "--preset", "ddpm-short", "--limit-train", "32",
+                             "--batch-size", "16", "--epochs", "1", "--sample-every", "0",
+                             "--precision", "bf16", "--channels-last", "--out", str(tmp_path),
+                             "--quiet", "--device", "cpu")
+    assert status == 0, err
+    config = TrainConfig.load(tmp_path / "config.toml")
+    assert (config.precision, config.channels_last, config.compile) == ("bf16", True, "off")
+    status, _, err = run_cli(capsys, "train", "--preset", "ddpm-short", "--precision", "fp64")
+    assert status == 2 and "--precision: invalid choice: 'fp64'" in err
