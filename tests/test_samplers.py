@@ -229,3 +229,56 @@ def test_a_degradation_without_an_image_shape_takes_starts_of_any_size() -> None
     with pytest.raises(ValueError, match=r"x_T must have shape \(B, 3, 6, 6\)"):
         shaped = Blur(num_timesteps=4, image_shape=(3, 6, 6))
         ColdSampler(Denoiser(X0Oracle(x0), shaped, predict="x0")).sample(x0)
+
+
+def _recorded(sampler: ColdSampler | DDPMSampler, x_T: Tensor, **options: object) -> dict[int, Tensor]:
+    """``{t: x_t}`` of every step a run visits, and ``{0: result}``."""
+    seen: dict[int, Tensor] = {}
+    result = sampler.sample(x_T, callback=lambda i, t, x_t, x0_hat: seen.__setitem__(t, x_t.clone()),
+                            **options)  # type: ignore[arg-type]
+    return {**seen, 0: result}
+
+
+@pytest.mark.parametrize("t_start", [1, 17, 50])
+def test_starting_part_way_follows_the_tail_of_the_full_trajectory(t_start: int) -> None:
+    """Deterministic samplers (DDIM, Algorithm 2 on blur) started at ``t_start`` from the state a
+    full run had there visit the same states as the rest of that run, step by step."""
+    torch.manual_seed(0)
+    gaussian = GaussianNoise(Schedule.linear(1e-4, 0.2, 50), image_shape=SHAPE)
+    blur = Blur(num_timesteps=50)
+    for degradation in (gaussian, blur):
+        sampler = ColdSampler(Denoiser(nets.CNN(channels=[4], image_size=(6, 6)).double(), degradation,
+                                       predict="x0"), algorithm=2,
+                              source="estimate" if degradation is gaussian else "fixed")
+        full = _recorded(sampler, clean_batch(1).clone())
+        part = _recorded(sampler, full[t_start], t_start=t_start)
+        assert sorted(part) == list(range(t_start + 1))
+        for t in part:
+            torch.testing.assert_close(part[t], full[t], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("t_start", [1, 5, 120, 200])
+def test_a_perfect_denoiser_restores_from_any_step(t_start: int) -> None:
+    x0 = clean_batch(2)
+    blur = Blur(num_timesteps=200)
+    x_t = blur.degrade(x0, t_start)
+    restored = ColdSampler(Denoiser(X0Oracle(x0), blur, predict="x0")).sample(x_t, t_start=t_start)
+    torch.testing.assert_close(restored, x0, rtol=0, atol=1e-12)
+    deg = GaussianNoise(Schedule.preset("short"), image_shape=SHAPE)
+    point = clean_batch(3, n=1)
+    noisy = deg.degrade(point.expand(4, -1, -1, -1), t_start, torch.randn(4, *SHAPE, dtype=torch.float64))
+    sampler = DDPMSampler(Denoiser(EpsOracle(deg, point), deg, predict="eps"))
+    restored = sampler.sample(noisy, 10 if t_start >= 10 else None, t_start=t_start,
+                              generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(restored, point.expand_as(restored), rtol=0, atol=1e-9)
+
+
+def test_strided_steps_from_a_start_cover_it_evenly() -> None:
+    sampler = ColdSampler(Denoiser(X0Oracle(clean_batch()), Blur(num_timesteps=1000), predict="x0"))
+    assert sampler.timesteps(4, t_start=100) == [100, 75, 50, 25, 0]
+    assert sampler.timesteps(t_start=3) == [3, 2, 1, 0]
+    for bad in (0, 1001, 2.5, True):
+        with pytest.raises(ValueError, match=r"t_start must be an integer in \[1, 1000\] \(T\) or None"):
+            sampler.timesteps(t_start=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"sample_steps must be an integer in \[1, 100\]"):
+        sampler.timesteps(101, t_start=100)

@@ -2,10 +2,12 @@
 
 Every sampler shares one call, in the style of k-diffusion::
 
-    x0 = sampler.sample(x_T, sample_steps=None, generator=None, callback=None)
+    x0 = sampler.sample(x_T, sample_steps=None, generator=None, callback=None, t_start=None)
 
 ``sample_steps`` visits ``K <= T`` of the time steps (``T = t_K > ... > t_0 = 0``, evenly spaced and
-rounded; ``None`` visits all ``T``). At each step the denoiser predicts the clean image
+rounded; ``None`` visits all ``T``). ``t_start`` starts part-way, from an image degraded to that
+step (restoration: Bansal et al.'s "sampled" reconstruction); the visited steps then run from
+``t_start`` down to 0. At each step the denoiser predicts the clean image
 ``x0_hat`` (clamped to ``data_range`` when ``clip_x0`` is on, like diffusers' ``clip_sample``),
 ``callback(i, t, x_t, x0_hat)`` sees it, and the sampler's :meth:`~Sampler.step` moves ``x_t`` to
 the next step. Sampling runs under :func:`torch.inference_mode` with the denoiser in eval mode.
@@ -87,15 +89,22 @@ class Sampler(ABC):
                 device = next(self.denoiser.parameters(), torch.empty(0)).device
         return self.degradation.prior(n, generator=generator, device=device)
 
-    def timesteps(self, sample_steps: int | None = None, *, steps: int | None = None) -> list[int]:
-        """The visited steps ``[t_K = T, ..., t_0 = 0]``, ``K = sample_steps`` (all ``T`` when
-        ``None``; ``steps`` is its deprecated old name).
+    def timesteps(self, sample_steps: int | None = None, *, t_start: int | None = None,
+                  steps: int | None = None) -> list[int]:
+        """The visited steps ``[t_K = t_start, ..., t_0 = 0]``, ``K = sample_steps`` (all
+        ``t_start`` when ``None``; ``t_start`` defaults to ``T``; ``steps`` is the deprecated old
+        name of ``sample_steps``).
 
         Raises:
-            ValueError: If ``sample_steps`` is not an integer in ``[1, T]``.
+            ValueError: If ``t_start`` is not an integer in ``[1, T]`` or ``sample_steps`` not one
+                in ``[1, t_start]``.
         """
         sample_steps = renamed("Sampler.timesteps", "steps", steps, "sample_steps", sample_steps)
         total = self.degradation.num_timesteps
+        if t_start is not None:
+            if isinstance(t_start, bool) or not isinstance(t_start, int) or not 1 <= t_start <= total:
+                raise ValueError(f"t_start must be an integer in [1, {total}] (T) or None, got {t_start!r}")
+            total = t_start
         if sample_steps is None:
             sample_steps = total
         if (isinstance(sample_steps, bool) or not isinstance(sample_steps, int)
@@ -159,15 +168,20 @@ class Sampler(ABC):
 
     def sample(self, x_T: Tensor, sample_steps: int | None = None, *,
                generator: torch.Generator | None = None,
-               callback: Callback | None = None, steps: int | None = None) -> Tensor:
+               callback: Callback | None = None, t_start: int | None = None,
+               steps: int | None = None) -> Tensor:
         """Run the reverse process from ``x_T``.
 
         Args:
-            x_T: Starting batch ``(B, C, H, W)``, e.g. from :meth:`prior`.
-            sample_steps: Number of steps ``K`` (strided sampling); ``None`` for all ``T``.
+            x_T: Starting batch ``(B, C, H, W)``, e.g. from :meth:`prior`, or images degraded to
+                step ``t_start``.
+            sample_steps: Number of steps ``K`` (strided sampling); ``None`` for every step from
+                ``t_start``.
             generator: Random generator for stochastic samplers; on ``x_T``'s device. The same
                 seed gives bit-identical samples on the same machine.
             callback: Called as ``callback(i, t, x_t, x0_hat)`` before each step.
+            t_start: The step ``x_T`` is degraded to (default ``T``): restore degraded images
+                by starting part-way.
             steps: Deprecated: the old name of ``sample_steps``.
 
         Returns:
@@ -175,7 +189,7 @@ class Sampler(ABC):
         """
         sample_steps = renamed("Sampler.sample", "steps", steps, "sample_steps", sample_steps)
         self.check_start(x_T)
-        times = self.timesteps(sample_steps)
+        times = self.timesteps(sample_steps, t_start=t_start)
         batch = x_T.shape[0]
         was_training = self.denoiser.training
         self.denoiser.eval()
