@@ -1,8 +1,8 @@
 """Forward processes: the :class:`Degradation` interface, the built-ins and the registry.
 
 Built-in names: ``gaussian`` (:class:`GaussianNoise`), ``fashion_mnist``
-(:class:`FashionMNISTMixing`), ``mixing`` (:class:`DataMixing`, any image source) and ``blur``
-(:class:`Blur`). Third-party packages add their own
+(:class:`FashionMNISTMixing`), ``mixing`` (:class:`DataMixing`, any image source), ``blur``
+(:class:`Blur`) and ``superres`` (:class:`SuperResolution`). Third-party packages add their own
 through the ``colddiff.degradations`` entry-point group; see :mod:`colddiff.degradations.registry`.
 """
 
@@ -29,6 +29,7 @@ from colddiff.degradations.registry import (
 from colddiff.degradations.gaussian import GaussianNoise  # isort: skip
 from colddiff.degradations.mixing import DataMixing, FashionMNISTMixing, ImageMixing  # isort: skip
 from colddiff.degradations.blur import Blur  # isort: skip
+from colddiff.degradations.superres import SuperResolution  # isort: skip
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -42,6 +43,7 @@ __all__ = [
     "ImageMixing",
     "MixingDegradation",
     "PriorUnavailableError",
+    "SuperResolution",
     "available",
     "check_image_shape",
     "check_images",
