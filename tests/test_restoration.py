@@ -14,7 +14,7 @@ from torch import Tensor
 
 from colddiff import ColdSampler, Denoiser, data, degradations, metrics
 from colddiff.config import TrainConfig
-from colddiff.degradations import SuperResolution
+from colddiff.degradations import Blur, SuperResolution
 from colddiff.training import Trainer
 
 
@@ -83,3 +83,43 @@ def test_a_super_resolution_model_trains_and_samples_from_degraded_digits(tmp_pa
     trainer.fit()
     samples = trainer.sample(4)
     assert samples.shape == (4, 1, 32, 32) and bool(torch.isfinite(samples).all())
+
+
+def test_noisy_blur_adds_its_noise_on_every_degraded_step() -> None:
+    x0 = torch.rand(3, 1, 8, 8, dtype=torch.float64)
+    plain, noisy = Blur(num_timesteps=10), Blur(num_timesteps=10, noise=0.05)
+    assert not plain.has_source and noisy.has_source and plain.sample_source(x0) is None
+    z = noisy.sample_source(x0, generator=torch.Generator().manual_seed(0))
+    assert z is not None and z.shape == x0.shape
+    t = torch.tensor([0, 4, 10])
+    noisy_steps = torch.tensor([0.0, 1.0, 1.0], dtype=x0.dtype).view(3, 1, 1, 1)
+    expected = plain.degrade(x0, t) + 0.05 * z * noisy_steps
+    torch.testing.assert_close(noisy.degrade(x0, t, z), expected, rtol=0, atol=1e-15)
+    torch.testing.assert_close(noisy.source_from_x0(noisy.degrade(x0, 7, z), 7, x0), z, rtol=0, atol=1e-12)
+    with pytest.raises(NotImplementedError):
+        plain.source_from_x0(x0, 7, x0)
+    with pytest.raises(ValueError, match=r"noise must be a finite number >= 0, got -0\.1"):
+        Blur(noise=-0.1)
+
+
+@pytest.mark.parametrize("t_start", [None, 1, 13])
+def test_a_perfect_restorer_undoes_noisy_blur_from_any_step(t_start: int | None) -> None:
+    x0 = torch.rand(4, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    deg = Blur(num_timesteps=20, noise=0.1)
+    z = deg.sample_source(x0, generator=torch.Generator().manual_seed(2))
+    x_t = deg.degrade(x0, t_start or 20, z)
+    sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), algorithm=2, source="estimate")
+    restored = sampler.sample(x_t, 5 if t_start is None else None, t_start=t_start)
+    torch.testing.assert_close(restored, x0, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"source='fixed' takes the start x_T as the source, .* use "
+                                         r"source='estimate'"):
+        ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), source="fixed")
+
+
+def test_the_noisy_blur_prior_is_the_plain_one_plus_its_noise(data_dir: Path) -> None:
+    images = data.mnist(train=True, limit=512).images
+    plain, noisy = Blur(noise=0.0).fit_prior(images), Blur(noise=0.2).fit_prior(images)
+    a = plain.prior(2000, generator=torch.Generator().manual_seed(0))
+    b = noisy.prior(2000, generator=torch.Generator().manual_seed(0))  # the same blur draws first
+    assert float((b - a).std()) == pytest.approx(0.2, rel=0.02)
+    assert float((b - a).mean()) == pytest.approx(0.0, abs=0.002)

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from colddiff._compat import renamed
-from colddiff.degradations.base import check_images
+from colddiff.degradations.base import Degradation, MixingDegradation, check_images
 from colddiff.degradations.gaussian import GaussianNoise
 from colddiff.denoisers import Denoiser
 from colddiff.registry import PluginError, Registry
@@ -372,10 +372,16 @@ class ColdSampler(Sampler):
         if source not in ("fixed", "estimate"):
             raise ValueError(f"source must be 'fixed' or 'estimate', got {source!r}")
         deg = self.degradation
-        if source == "estimate" and deg.has_source and not deg.invertible:
+        recovers_source = deg.invertible or type(deg).source_from_x0 is not Degradation.source_from_x0
+        if source == "estimate" and deg.has_source and not recovers_source:
             raise ValueError(
                 f"source='estimate' needs a degradation that can recover its source; "
                 f"{type(deg).__name__} cannot, use source='fixed'"
+            )
+        if source == "fixed" and deg.has_source and not isinstance(deg, MixingDegradation):
+            raise ValueError(
+                f"source='fixed' takes the start x_T as the source, which holds for mixing "
+                f"degradations only; {deg!r} has another source (noise), use source='estimate'"
             )
         self.algorithm = algorithm
         self.source = source

@@ -67,7 +67,7 @@ class Degradation(ABC):
         invertible: Whether :meth:`x0_from_source` and :meth:`source_from_x0` are implemented.
     """
 
-    has_source: ClassVar[bool] = False
+    has_source: bool = False  # a class attribute; an instance may set its own (noisy blur)
     invertible: ClassVar[bool] = False
     default_num_timesteps: ClassVar[int] = 1000
     num_timesteps: int

@@ -40,12 +40,26 @@ class Blur(Degradation):
     :attr:`PRIOR_RANK` principal directions of at most :attr:`PRIOR_FIT_IMAGES` images plus a
     per-value residual variance, so that memory grows linearly, not quadratically, with the size.
 
+    **Noisy ("hot") blur.** Deterministic blur generates nearly the same image from nearby
+    starts: its reverse process has no randomness after ``x_T``. Bansal et al. (section 5.2)
+    break the symmetry with a little Gaussian noise; with ``noise > 0`` every degraded image
+    carries ``noise * z`` (``z ~ N(0, I)``, the degradation's source, drawn per image)::
+
+        x_t = G(sigma_t) * x_0 + noise * z    (t >= 1; x_0 stays clean)
+
+    in training and in :meth:`prior`. Sample it with the ``cold`` sampler and
+    ``source="estimate"``: each step re-estimates ``z = (x_t - G(sigma_t) * x0_hat) / noise``
+    from the prediction (:meth:`source_from_x0`), so the noise of the start is carried down to
+    ``t = 1`` and removed at the last step.
+
     Args:
         schedule: If given and ``num_timesteps`` is not, its step count is ``T``, so that
             ``create("blur", schedule=...)`` works like every other degradation.
         num_timesteps: ``T`` (default 20 without a schedule).
         sigma_max: The blur width at ``t = T``, in pixels.
         image_shape: ``(C, H, W)`` of the images, or ``None`` for any.
+        noise: Standard deviation of the Gaussian noise on every degraded image (0: plain,
+            deterministic blur).
         steps: Deprecated: the old name of ``num_timesteps``.
     """
 
@@ -59,12 +73,16 @@ class Blur(Degradation):
 
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
                  sigma_max: float = 6.0, image_shape: tuple[int, int, int] | None = None,
-                 steps: int | None = None) -> None:
+                 noise: float = 0.0, steps: int | None = None) -> None:
         num_timesteps = renamed(type(self).__name__, "steps", steps, "num_timesteps", num_timesteps)
         super().__init__(schedule, num_timesteps=num_timesteps, image_shape=image_shape)
         if not (math.isfinite(sigma_max) and sigma_max > 0):
             raise ValueError(f"sigma_max must be a finite number > 0, got {sigma_max!r}")
         self.sigma_max = float(sigma_max)
+        if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+            raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+        self.noise = float(noise)
+        self.has_source = self.noise > 0
         t_over_T = torch.arange(self.num_timesteps + 1, dtype=torch.float64) / self.num_timesteps
         self.sigma = self.sigma_max * torch.sqrt(t_over_T)
         self._matrices: dict[tuple[int, torch.device, torch.dtype], Tensor] = {}
@@ -87,12 +105,32 @@ class Blur(Degradation):
         return self._matrices[key]
 
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
-        """Blur each image of ``x0`` to its step ``t`` (``source`` is ignored)."""
+        """Blur each image of ``x0`` to its step ``t``, plus ``noise * source`` where ``t >= 1``
+        (the source is ignored, and may be ``None``, for plain blur; ``None`` adds no noise)."""
         check_images("x0", x0)
         t = check_timesteps(t, x0, self.num_timesteps)
         rows = self.blur_matrices(x0.shape[-2], x0)[t]
         cols = self.blur_matrices(x0.shape[-1], x0)[t]
-        return torch.einsum("bij,bcjk,blk->bcil", rows, x0, cols)
+        blurred = torch.einsum("bij,bcjk,blk->bcil", rows, x0, cols)
+        if self.noise == 0 or source is None:
+            return blurred
+        return blurred + self.noise * (t > 0).to(x0.dtype).view(-1, 1, 1, 1) * source
+
+    def sample_source(self, x0: Tensor, *, generator: torch.Generator | None = None) -> Tensor | None:
+        """Standard normal noise shaped like ``x0`` for noisy blur; ``None`` for plain blur."""
+        if self.noise == 0:
+            return None
+        return torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+
+    def source_from_x0(self, x_t: Tensor, t: Tensor | int, x0: Tensor) -> Tensor:
+        """The noise ``(x_t - G(sigma_t) * x0) / noise`` of noisy blur (``t >= 1``).
+
+        Raises:
+            NotImplementedError: For plain blur, which has no source.
+        """
+        if self.noise == 0:
+            return super().source_from_x0(x_t, t, x0)
+        return (x_t - self.degrade(x0, t)) / self.noise
 
     @property
     def prior_fitted(self) -> bool:
@@ -173,7 +211,12 @@ class Blur(Degradation):
             residual = self._prior_residual.to(z.device)
             samples += torch.randn((n, len(residual)), generator=generator, device=z.device,
                                    dtype=torch.float64) * residual
-        return samples.view(n, *self._prior_mean.shape).to(torch.float32)
+        samples = samples.view(n, *self._prior_mean.shape)
+        if self.noise > 0:
+            samples += self.noise * torch.randn(samples.shape, generator=generator, device=z.device,
+                                                dtype=torch.float64)
+        return samples.to(torch.float32)
 
     def __repr__(self) -> str:
-        return f"Blur(num_timesteps={self.num_timesteps}, sigma_max={self.sigma_max})"
+        noise = f", noise={self.noise}" if self.noise else ""
+        return f"Blur(num_timesteps={self.num_timesteps}, sigma_max={self.sigma_max}{noise})"
