@@ -28,6 +28,7 @@ from torch import Tensor
 from benchmarks.common import Result
 from colddiff import data, precision
 from colddiff.config import TrainConfig, build_denoiser
+from colddiff.presets import COMPILE_MODES
 from colddiff.training import COMPILE_WARMUP_STEPS, Trainer, resolve_device
 
 #: The networks measured: the report's CNN and the shipped mnist-ddpm recipe's U-Net.
@@ -116,6 +117,9 @@ def measure(settings: list[Setting], steps: int, repeats: int, device: torch.dev
     results = []
     for setting in settings:
         images = data.mnist(train=True, limit=steps * setting.batch_size).images
+        if len(images) < steps * setting.batch_size:  # the bare loop would run short batches
+            raise ValueError(f"{steps} steps of batch {setting.batch_size} need "
+                             f"{steps * setting.batch_size} images; MNIST has {len(images)}: lower --steps")
         print(f"  {setting.label()} ...", file=sys.stderr, flush=True)
         ours, bare = [], []
         for _ in range(repeats):
@@ -152,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--nets", nargs="+", choices=list(NETS), default=list(NETS))
     parser.add_argument("--precisions", nargs="+", choices=precision.PRECISIONS, default=["fp32"])
-    parser.add_argument("--compile", nargs="+", choices=["off", "default", "reduce-overhead", "max-autotune"],
-                        default=["off"])
+    parser.add_argument("--compile", nargs="+", choices=COMPILE_MODES, default=["off"])
     parser.add_argument("--channels-last", nargs="+", choices=["off", "on"], default=["off"])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from colddiff import ColdSampler, Denoiser, data, degradations, metrics
 from colddiff.config import TrainConfig
-from colddiff.degradations import Blur, SuperResolution
+from colddiff.degradations import Blur, Inpaint, SuperResolution
 from colddiff.training import Trainer
 
 
@@ -111,9 +111,11 @@ def test_a_perfect_restorer_undoes_noisy_blur_from_any_step(t_start: int | None)
     sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), algorithm=2, source="estimate")
     restored = sampler.sample(x_t, 5 if t_start is None else None, t_start=t_start)
     torch.testing.assert_close(restored, x0, rtol=0, atol=1e-12)
+    fixed = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), source="fixed")
     with pytest.raises(ValueError, match=r"source='fixed' takes the start x_T as the source, .* use "
-                                         r"source='estimate'"):
-        ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), source="fixed")
+                                         r"source='estimate' if it can be re-estimated"):
+        fixed.sample(x_t, t_start=t_start)
+    torch.testing.assert_close(fixed.sample(x_t, t_start=t_start, source=z), x0, rtol=0, atol=1e-12)
 
 
 def test_the_noisy_blur_prior_is_the_plain_one_plus_its_noise(data_dir: Path) -> None:
@@ -123,3 +125,82 @@ def test_the_noisy_blur_prior_is_the_plain_one_plus_its_noise(data_dir: Path) ->
     b = noisy.prior(2000, generator=torch.Generator().manual_seed(0))  # the same blur draws first
     assert float((b - a).std()) == pytest.approx(0.2, rel=0.02)
     assert float((b - a).mean()) == pytest.approx(0.0, abs=0.002)
+
+
+def test_inpainting_masks_by_hand() -> None:
+    deg = Inpaint(num_timesteps=3, center="middle", beta_start=1.0, beta_step=0.5)
+    like = torch.zeros(1, 1, 5, 5, dtype=torch.float64)
+    assert torch.equal(deg.masks(0, like), torch.ones_like(like))
+    rows, cols = torch.meshgrid(torch.arange(5.0), torch.arange(5.0), indexing="ij")
+    squared = ((rows - 2) ** 2 + (cols - 2) ** 2).double()
+    z = [1 - torch.exp(-squared / (2 * beta**2)) for beta in (1.0, 1.5, 2.0)]
+    torch.testing.assert_close(deg.masks(1, like)[0, 0], z[0], rtol=0, atol=1e-15)
+    torch.testing.assert_close(deg.masks(3, like)[0, 0], z[0] * z[1] * z[2], rtol=0, atol=1e-15)
+    assert deg.masks(2, like)[0, 0, 2, 2] == 0  # the centre is gone from the first step on
+    # Masked pixels fade to the middle of the value range.
+    white = torch.ones_like(like)
+    assert deg.degrade(white, 3)[0, 0, 2, 2] == 0.5
+    signed = Inpaint(num_timesteps=3, center="middle", value_range=(-1.0, 1.0))
+    assert signed.degrade(white, 3)[0, 0, 2, 2] == 0.0
+    # A random centre is each image's source.
+    centred = Inpaint(num_timesteps=3, beta_start=1.0, beta_step=0.5)
+    corner = centred.masks(1, like, torch.tensor([[0.0, 4.0]], dtype=torch.float64))[0, 0]
+    torch.testing.assert_close(corner, 1 - torch.exp(-((rows - 0) ** 2 + (cols - 4) ** 2).double() / 2),
+                               rtol=0, atol=1e-15)
+
+
+def test_bansals_mnist_inpainting_is_the_default() -> None:
+    deg = degradations.create("inpaint")
+    assert deg.num_timesteps == 50 and deg.center == "random"
+    torch.testing.assert_close(deg.beta, 0.1 * (torch.arange(50, dtype=torch.float64) + 11))
+    centres = deg.sample_source(torch.zeros(1000, 1, 28, 28), generator=torch.Generator().manual_seed(0))
+    assert centres is not None and centres.min() == 0 and centres.max() == 27
+    assert torch.equal(centres, centres.floor())
+
+
+@given(index=st.integers(0, 63), center=st.sampled_from(["middle", "random"]))
+def test_inpainting_removes_more_of_the_digit_step_by_step(data_dir: Path, index: int, center: str) -> None:
+    clean = digits(64)[index:index + 1]
+    deg = Inpaint(center=center)  # type: ignore[arg-type]
+    centres = deg.sample_source(clean, generator=torch.Generator().manual_seed(index))
+    similarity = [float(metrics.ssim(deg.degrade(clean, t, centres), clean)) for t in range(0, 51, 10)]
+    assert similarity[0] == pytest.approx(1.0)
+    assert all(later < earlier for earlier, later in itertools.pairwise(similarity))
+
+
+@pytest.mark.parametrize("t_start", [1, 20, 50])
+def test_a_perfect_restorer_undoes_inpainting_from_any_step(data_dir: Path, t_start: int) -> None:
+    clean = digits(4).double()
+    for center in ("middle", "random"):
+        deg = Inpaint(center=center, image_shape=(1, 32, 32))  # type: ignore[arg-type]
+        centres = deg.sample_source(clean, generator=torch.Generator().manual_seed(0))
+        sampler = ColdSampler(Denoiser(X0Oracle(clean), deg, predict="x0"), algorithm=2)
+        restored = sampler.sample(deg.degrade(clean, t_start, centres), 10 if t_start >= 10 else None,
+                                  t_start=t_start, source=centres)
+        torch.testing.assert_close(restored, clean, rtol=0, atol=1e-12)
+
+
+def test_inpainting_asks_for_its_centres() -> None:
+    deg = Inpaint()
+    x0 = torch.rand(2, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"needs the mask centres: pass the source \(B, 2\)"):
+        deg.degrade(x0, 3)
+    with pytest.raises(ValueError, match=r"the mask centres must have shape \(2, 2\), got \(3, 2\)"):
+        deg.degrade(x0, 3, torch.zeros(3, 2))
+    sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"))
+    with pytest.raises(ValueError, match=r"has another source: pass it \(sample\(\.\.\., source=\.\.\.\)\)"):
+        sampler.sample(deg.degrade(x0, 50, deg.sample_source(x0)))
+    with pytest.raises(ValueError, match="source='estimate' needs a degradation that can recover its source"):
+        ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), source="estimate")
+    with pytest.raises(ValueError, match=r"center must be one of \['random', 'middle'\], got 'edge'"):
+        Inpaint(center="edge")  # type: ignore[arg-type]
+
+
+def test_an_inpainting_model_trains_and_samples_from_masked_digits(tmp_path: Path, data_dir: Path) -> None:
+    config = TrainConfig(degradation="inpaint", predict="x0", sampler="cold", net_kwargs={"channels": [4, 4]},
+                         limit_train=64, batch_size=32, epochs=1, sample_every=0)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    assert trainer.degradation.num_timesteps == 50
+    trainer.fit()
+    samples = trainer.sample(4, sample_steps=10)  # from masked training digits, with their centres
+    assert samples.shape == (4, 1, 28, 28) and bool(torch.isfinite(samples).all())

@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep checkpoints/epoch-NNN.pt")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     _add_speed_options(run)
-    run.add_argument("--channels-last", action="store_true", default=None,
+    run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                      help="channels-last memory layout for the network and the images")
     sampling = train.add_argument_group("samples during training")
     sampling.add_argument("--sample-every", type=_COUNT, metavar="K", help="every K epochs (0: never)")

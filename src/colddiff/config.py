@@ -35,7 +35,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = [
-    "COMPILE_MODES",
     "MODEL_FIELDS",
     "PRESETS",
     "TrainConfig",

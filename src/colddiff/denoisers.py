@@ -102,7 +102,9 @@ class Denoiser(nn.Module):
                 f"the network must return a tensor shaped like its input x_t {tuple(x_t.shape)}, "
                 f"got {got}; check its output channels"
             )
-        return output.to(x_t.dtype)
+        # A copy in the input's dtype: a network compiled with CUDA graphs overwrites its output
+        # at the next call, and samplers keep predictions across calls.
+        return output.to(x_t.dtype, copy=True)
 
     def loss(self, x0: Tensor, *, generator: torch.Generator | None = None,
              t: Tensor | None = None) -> Tensor:

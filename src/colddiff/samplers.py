@@ -2,15 +2,19 @@
 
 Every sampler shares one call, in the style of k-diffusion::
 
-    x0 = sampler.sample(x_T, sample_steps=None, generator=None, callback=None, t_start=None)
+    x0 = sampler.sample(x_T, sample_steps=None, generator=None, callback=None, t_start=None,
+                        source=None)
 
 ``sample_steps`` visits ``K <= T`` of the time steps (``T = t_K > ... > t_0 = 0``, evenly spaced and
 rounded; ``None`` visits all ``T``). ``t_start`` starts part-way, from an image degraded to that
 step (restoration: Bansal et al.'s "sampled" reconstruction); the visited steps then run from
-``t_start`` down to 0. At each step the denoiser predicts the clean image
-``x0_hat`` (clamped to ``data_range`` when ``clip_x0`` is on, like diffusers' ``clip_sample``),
-``callback(i, t, x_t, x0_hat)`` sees it, and the sampler's :meth:`~Sampler.step` moves ``x_t`` to
-the next step. Sampling runs under :func:`torch.inference_mode` with the denoiser in eval mode.
+``t_start`` down to 0. ``source`` is the source ``x_T`` was degraded with, where it is known
+and a sampler needs it (the mask centres of inpainting, for the cold sampler).
+
+At each step the denoiser predicts the clean image ``x0_hat`` (clamped to ``data_range`` when
+``clip_x0`` is on, like diffusers' ``clip_sample``), ``callback(i, t, x_t, x0_hat)`` sees it, and
+the sampler's :meth:`~Sampler.step` moves ``x_t`` to the next step. Sampling runs under
+:func:`torch.inference_mode` with the denoiser in eval mode.
 
 Samplers by name (:func:`create`, ``TrainConfig.sampler``, ``--sampler``), with their options:
 
@@ -37,7 +41,7 @@ import torch
 from torch import Tensor
 
 from colddiff._compat import renamed
-from colddiff.degradations.base import Degradation, MixingDegradation, check_images
+from colddiff.degradations.base import MixingDegradation, check_images
 from colddiff.degradations.gaussian import GaussianNoise
 from colddiff.denoisers import Denoiser
 from colddiff.registry import PluginError, Registry
@@ -75,6 +79,8 @@ class Sampler(ABC):
         self.degradation = denoiser.degradation
         self.clip_x0 = clip_x0
         self.data_range = (float(low), float(high))
+        #: The source given to the current :meth:`sample` call (``None`` when not given).
+        self.start_source: Tensor | None = None
 
     def prior(self, n: int, *, generator: torch.Generator | None = None,
               device: torch.device | str | None = None) -> Tensor:
@@ -169,7 +175,7 @@ class Sampler(ABC):
     def sample(self, x_T: Tensor, sample_steps: int | None = None, *,
                generator: torch.Generator | None = None,
                callback: Callback | None = None, t_start: int | None = None,
-               steps: int | None = None) -> Tensor:
+               source: Tensor | None = None, steps: int | None = None) -> Tensor:
         """Run the reverse process from ``x_T``.
 
         Args:
@@ -182,6 +188,8 @@ class Sampler(ABC):
             callback: Called as ``callback(i, t, x_t, x0_hat)`` before each step.
             t_start: The step ``x_T`` is degraded to (default ``T``): restore degraded images
                 by starting part-way.
+            source: The source ``x_T`` was degraded with, when known (see
+                :meth:`Degradation.sample_source`); kept in :attr:`start_source` for the steps.
             steps: Deprecated: the old name of ``sample_steps``.
 
         Returns:
@@ -190,6 +198,7 @@ class Sampler(ABC):
         sample_steps = renamed("Sampler.sample", "steps", steps, "sample_steps", sample_steps)
         self.check_start(x_T)
         times = self.timesteps(sample_steps, t_start=t_start)
+        self.start_source = source
         batch = x_T.shape[0]
         was_training = self.denoiser.training
         self.denoiser.eval()
@@ -372,31 +381,43 @@ class ColdSampler(Sampler):
         if source not in ("fixed", "estimate"):
             raise ValueError(f"source must be 'fixed' or 'estimate', got {source!r}")
         deg = self.degradation
-        recovers_source = deg.invertible or type(deg).source_from_x0 is not Degradation.source_from_x0
-        if source == "estimate" and deg.has_source and not recovers_source:
+        if source == "estimate" and deg.has_source and not deg.recovers_source:
             raise ValueError(
                 f"source='estimate' needs a degradation that can recover its source; "
                 f"{type(deg).__name__} cannot, use source='fixed'"
-            )
-        if source == "fixed" and deg.has_source and not isinstance(deg, MixingDegradation):
-            raise ValueError(
-                f"source='fixed' takes the start x_T as the source, which holds for mixing "
-                f"degradations only; {deg!r} has another source (noise), use source='estimate'"
             )
         self.algorithm = algorithm
         self.source = source
         self._fixed_source: Tensor | None = None
 
     def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
-        """Remember the start image as the fixed source."""
-        self._fixed_source = x_T if self.degradation.has_source else None
+        """Fix the source: the one given to :meth:`sample`, else (mixing degradations) the start.
+
+        Raises:
+            ValueError: For ``source="fixed"`` with a degradation whose source is not its start
+                (noisy blur, inpainting's centres) when none was given.
+        """
+        deg = self.degradation
+        self._fixed_source = None
+        if not deg.has_source or self.source == "estimate":
+            return
+        if self.start_source is not None:
+            self._fixed_source = self.start_source
+        elif isinstance(deg, MixingDegradation):
+            self._fixed_source = x_T
+        else:
+            raise ValueError(
+                f"source='fixed' takes the start x_T as the source, which holds for mixing "
+                f"degradations only; {deg!r} has another source: pass it "
+                f"(sample(..., source=...)) or use source='estimate' if it can be re-estimated"
+            )
 
     def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
              s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
         """One step of Algorithm 1 or 2 from ``t`` to ``s``."""
         deg = self.degradation
         source = self._fixed_source
-        if source is not None and self.source == "estimate":
+        if deg.has_source and self.source == "estimate":
             source = deg.source_from_x0(x_t, t_batch, x0_hat)
         if self.algorithm == 1:
             return deg.degrade(x0_hat, s_batch, source)

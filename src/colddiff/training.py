@@ -288,10 +288,12 @@ class Trainer:
         self._batch_in_epoch = 0  # steps of the current epoch done before a mid-epoch checkpoint
         self._epoch_loss_sum = 0.0
         self._epoch_seconds = 0.0  # training time of the current epoch, over all sessions
-        self._untimed_batches = 0  # batches of it whose time is unknown (resumed from an old checkpoint)
+        self._untimed_batches = 0  # batches of it not in _epoch_seconds (compile warm-up, 0.1 checkpoints)
         self._wall_time = 0.0     # seconds of training over all sessions (wall clock)
         self._cpu_time = 0.0      # seconds of process CPU time spent training, over all sessions
         self._compile_time = 0.0  # seconds of compile warm-up steps, over all sessions
+        self._ema_started = False  # the average holds weights (host-side: no device read per step)
+        self._epoch_first_step = 0  # self.step before the current epoch's first batch
         #: Steps between reads of the loss back to the host (:data:`CUDA_LOSS_CHECK_EVERY` on CUDA).
         self.loss_check_every = CUDA_LOSS_CHECK_EVERY if device.type == "cuda" else 1
         self._warmup_left = 0 if config.compile == "off" else COMPILE_WARMUP_STEPS  # this session's
@@ -335,13 +337,15 @@ class Trainer:
                          _some_images(images, PRIOR_IMAGES, self.config, self.device))
         generator = torch.Generator(self.device).manual_seed(self.config.seed if seed is None else seed)
         sampler = self.sampler()
+        source = None
         try:
             x_T = sampler.prior(n, generator=generator)
         except PriorUnavailableError:  # e.g. super-resolution: start from degraded real images
             x0 = _some_images(images, n, self.config, self.device, spread=False)
-            x_T = self.degradation.degrade(x0, self.degradation.num_timesteps,
-                                           self.degradation.sample_source(x0, generator=generator))
-        return to_unit_range(sampler.sample(x_T, sample_steps, generator=generator), self.config)
+            source = self.degradation.sample_source(x0, generator=generator)
+            x_T = self.degradation.degrade(x0, self.degradation.num_timesteps, source)
+        return to_unit_range(sampler.sample(x_T, sample_steps, generator=generator, source=source),
+                             self.config)
 
     # ------------------------------------------------------------------ training
     def _training_images(self) -> Tensor | data.ImageFolder:
@@ -498,6 +502,9 @@ class Trainer:
         pending = torch.zeros((), dtype=torch.float64, device=self.device)  # losses not yet checked
         pending_from = first  # the first batch they cover
         warmup_here = 0  # compile warm-up steps of this epoch not yet booked
+        warmed = 0  # compile warm-up steps of this session's part of the epoch (not in img/s)
+        self._epoch_first_step = self.step - first
+        several = self.processes.world_size > 1
         for batch in range(first, batches):
             if read is not None:  # decoded in [0, 1] by the workers
                 x0 = from_unit_range(next(read).to(self.device, non_blocking=True), self.config)
@@ -514,7 +521,8 @@ class Trainer:
                 mean = self._add_checked_losses(pending, epoch, pending_from, batch, bar)
                 pending_from = batch + 1
                 elapsed = self._epoch_seconds - session_start + time.perf_counter() - start
-                images_per_s = (batch + 1 - first) * size * self.processes.world_size / elapsed
+                timed = batch + 1 - first - warmed - warmup_here
+                images_per_s = timed * size * self.processes.world_size / max(elapsed, 1e-9)
                 bar.set_postfix(loss=f"{mean:.4f}", img_s=f"{images_per_s:.0f}")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
@@ -531,10 +539,13 @@ class Trainer:
             if self._warmup_left:
                 self._warmup_left -= 1
                 warmup_here += 1
-            if warmup_here and (not self._warmup_left or checkpoint_due or batch + 1 == batches):
+            # Under torchrun the budget check is a collective: only where the loss is read anyway.
+            over = (due or checkpoint_due or not several) and self._out_of_time(time.perf_counter() - start)
+            if warmup_here and (not self._warmup_left or checkpoint_due or over or batch + 1 == batches):
                 start, cpu_start = self._book_warmup(start, cpu_start, warmup_here)
+                warmed += warmup_here
                 warmup_here = 0
-            if self._out_of_time(time.perf_counter() - start):  # the totals hold the rest
+            if over:  # the totals hold the rest
                 if pending_from <= batch:
                     self._add_checked_losses(pending, epoch, pending_from, batch, bar)
                 break
@@ -554,6 +565,8 @@ class Trainer:
         # Both over the whole epoch, including the parts run before a resume (checkpoints from
         # before epoch times were saved only time the batches of this session).
         timed = done - self._untimed_batches
+        if timed == 0:  # every step was compile warm-up: count them, over their time
+            timed, epoch_seconds = done, epoch_seconds + self._compile_time
         images_per_s = timed * size * self.processes.world_size / max(epoch_seconds, 1e-9)
         record = {"epoch": epoch, "step": self.step, "loss": mean_loss,
                   "images_per_s": round(images_per_s, 2), "epoch_time_s": round(epoch_seconds, 3),
@@ -580,7 +593,12 @@ class Trainer:
         """
         total = pending.item()
         mean = total / (last_batch + 1 - first_batch)
-        if not math.isfinite(mean):
+        finite = math.isfinite(mean)
+        if self.processes.world_size > 1:  # all processes stop together, or none does
+            flag = torch.tensor([float(finite)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = bool(flag.item())
+        if not finite:
             bar.close()
             self._stop_on_non_finite(mean, epoch, first_batch, last_batch)
         self._epoch_loss_sum += total
@@ -592,32 +610,38 @@ class Trainer:
         ``first_batch..last_batch`` (0-based) of the epoch, saying which checkpoint is kept."""
         kept = (f"the last good checkpoint {self.checkpoint_path} is kept"
                 if self.checkpoint_path.exists() else "no checkpoint was written")
-        steps = last_batch - first_batch
-        where = (f"step {self.step + 1} (batch {last_batch + 1} of the epoch)" if steps == 0 else
-                 f"one of the steps {self.step + 1 - steps}-{self.step + 1} (batches "
+        first_step, last_step = (self._epoch_first_step + batch + 1 for batch in (first_batch, last_batch))
+        where = (f"step {last_step} (batch {last_batch + 1} of the epoch)" if first_step == last_step else
+                 f"one of the steps {first_step}-{last_step} (batches "
                  f"{first_batch + 1}-{last_batch + 1} of the epoch)")
         raise NonFiniteLossError(f"training stopped: the loss is {value} at epoch {epoch}, {where}; "
                                  f"{kept}. Try a lower lr.")
 
     def _update_ema(self) -> None:
         """One step of the weights' moving average, ``average += (1 - decay) (current - average)``
-        over parameters and buffers, as :func:`torch.optim.swa_utils.get_ema_multi_avg_fn` does.
+        over the floating-point parameters and buffers, as
+        :func:`torch.optim.swa_utils.get_ema_multi_avg_fn` does; integer buffers (such as
+        BatchNorm's counter) are copied.
 
         Written out because :meth:`AveragedModel.update_parameters` reads its counter back to the
-        host (a device sync per step); here the first update, which copies the current weights,
-        is known from the step count.
+        host (a device sync per step); here whether the average has started, so that this update
+        copies the current weights, is known on the host.
         """
         assert self.ema is not None
         average = [*self.ema.module.parameters(), *self.ema.module.buffers()]
         current = [*self.net.parameters(), *self.net.buffers()]
         with torch.no_grad():
-            if self.step + 1 == max(self.config.ema_start, 1):  # the average (re)starts here
+            if self.step + 1 == self.config.ema_start or not self._ema_started:  # (re)start here
                 torch._foreach_copy_(average, current)
                 self.ema.n_averaged.fill_(1)
+                self._ema_started = True
                 return
             floating = [(a, c) for a, c in zip(average, current, strict=True) if a.is_floating_point()]
             torch._foreach_lerp_([a for a, _ in floating], [c for _, c in floating],
                                  1.0 - cast(float, self.config.ema))
+            for a, c in zip(average, current, strict=True):
+                if not a.is_floating_point():
+                    a.copy_(c)
             self.ema.n_averaged += 1
 
     def _book_warmup(self, start: float, cpu_start: float, steps: int) -> tuple[float, float]:
@@ -722,9 +746,14 @@ class Trainer:
                 f"and {self.config.ema!r} here"
             )
         self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        # A saved optimizer state carries its groups' options, fused among them: keep this
+        # device's choice (fused on CUDA), whatever the device that saved it.
+        fused = self.optimizer.param_groups[0]["fused"]
+        self.optimizer.load_state_dict({**state["optimizer"], "param_groups": [
+            {**group, "fused": fused} for group in state["optimizer"]["param_groups"]]})
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
+            self._ema_started = int(self.ema.n_averaged) > 0
         if state.get("grad_scaler") and self.scaler.is_enabled():  # an fp16 run's loss scale
             self.scaler.load_state_dict(state["grad_scaler"])
         self.generator.set_state(state["rng"]["generator"].cpu())

@@ -2,7 +2,8 @@
 
 Built-in names: ``gaussian`` (:class:`GaussianNoise`), ``fashion_mnist``
 (:class:`FashionMNISTMixing`), ``mixing`` (:class:`DataMixing`, any image source), ``blur``
-(:class:`Blur`) and ``superres`` (:class:`SuperResolution`). Third-party packages add their own
+(:class:`Blur`, also noisy), ``superres`` (:class:`SuperResolution`) and ``inpaint``
+(:class:`Inpaint`). Third-party packages add their own
 through the ``colddiff.degradations`` entry-point group; see :mod:`colddiff.degradations.registry`.
 """
 
@@ -30,6 +31,7 @@ from colddiff.degradations.gaussian import GaussianNoise  # isort: skip
 from colddiff.degradations.mixing import DataMixing, FashionMNISTMixing, ImageMixing  # isort: skip
 from colddiff.degradations.blur import Blur  # isort: skip
 from colddiff.degradations.superres import SuperResolution  # isort: skip
+from colddiff.degradations.inpaint import Inpaint  # isort: skip
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -41,6 +43,7 @@ __all__ = [
     "FashionMNISTMixing",
     "GaussianNoise",
     "ImageMixing",
+    "Inpaint",
     "MixingDegradation",
     "PriorUnavailableError",
     "SuperResolution",

@@ -135,6 +135,12 @@ class Degradation(ABC):
         )
 
     @property
+    def recovers_source(self) -> bool:
+        """Whether :meth:`source_from_x0` is implemented, so that a sampler can re-estimate the
+        source from a predicted clean image (every :attr:`invertible` degradation can)."""
+        return self.invertible
+
+    @property
     def prior_fitted(self) -> bool:
         """Whether :meth:`prior` is ready (``False`` until :meth:`fit_prior` for a learned prior)."""
         return True

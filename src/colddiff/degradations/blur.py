@@ -122,6 +122,11 @@ class Blur(Degradation):
             return None
         return torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
 
+    @property
+    def recovers_source(self) -> bool:
+        """Noisy blur recovers its noise from a clean image (:meth:`source_from_x0`)."""
+        return self.noise > 0
+
     def source_from_x0(self, x_t: Tensor, t: Tensor | int, x0: Tensor) -> Tensor:
         """The noise ``(x_t - G(sigma_t) * x0) / noise`` of noisy blur (``t >= 1``).
 
