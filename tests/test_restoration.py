@@ -204,3 +204,81 @@ def test_an_inpainting_model_trains_and_samples_from_masked_digits(tmp_path: Pat
     trainer.fit()
     samples = trainer.sample(4, sample_steps=10)  # from masked training digits, with their centres
     assert samples.shape == (4, 1, 28, 28) and bool(torch.isfinite(samples).all())
+
+
+@pytest.fixture(scope="module")
+def superres_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny super-resolution model trained for one epoch (its checkpoint)."""
+    out = tmp_path_factory.mktemp("superres")
+    config = TrainConfig(degradation="superres", image_size=32, predict="x0", sampler="cold",
+                         net_kwargs={"channels": [4, 4]}, limit_train=64, batch_size=32, epochs=1,
+                         sample_every=0)
+    Trainer(config, out, quiet=True).fit()
+    return out / "checkpoints" / "last.pt"
+
+
+def _grid_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_restore_from_the_test_set_writes_four_rows_and_scores_them(
+        superres_run: Path, tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import run_cli
+
+    status, out, err = run_cli(capsys, "restore", "--checkpoint", str(superres_run), "--from-test-set", "5",
+                               "--t", "2", "--out", str(tmp_path / "grid.png"), "--save-tensor",
+                               str(tmp_path / "restored.pt"), "--device", "cpu")
+    assert status == 0, err
+    assert _grid_size(tmp_path / "grid.png") == (5 * 34 + 2, 4 * 34 + 2)  # clean, degraded, direct, sampled
+    for label in ("degraded", "direct", "sampled"):
+        assert f"{label}: SSIM" in out
+    restored = torch.load(tmp_path / "restored.pt", weights_only=True)
+    assert restored.shape == (5, 1, 32, 32) and 0 <= float(restored.min()) <= float(restored.max()) <= 1
+
+
+def test_restore_takes_a_tensor_or_a_folder_and_names_bad_input(
+        superres_run: Path, tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import run_cli
+    from torchvision.utils import save_image
+
+    degraded = SuperResolution().degrade(digits(3), 2)
+    torch.save(degraded, tmp_path / "degraded.pt")
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i, image in enumerate(degraded):
+        save_image(image, folder / f"{i}.png")
+    base = ["restore", "--checkpoint", str(superres_run), "--device", "cpu", "--out", str(tmp_path / "r.png")]
+    for source in (tmp_path / "degraded.pt", folder):
+        status, _, err = run_cli(capsys, *base, "--input", str(source), "--t", "2")
+        assert status == 0, err
+        assert _grid_size(tmp_path / "r.png") == (3 * 34 + 2, 3 * 34 + 2)  # degraded, direct, sampled
+    torch.save(torch.rand(2, 1, 28, 28), tmp_path / "small.pt")
+    status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "small.pt"), "--t", "2")
+    assert status == 2
+    assert "--input holds images of shape (2, 1, 28, 28); this model restores (N, 1, 32, 32)" in err
+    status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "degraded.pt"), "--t", "4")
+    assert status == 2 and "--t must lie in [1, 3] (the model's T), got 4" in err
+    status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "degraded.pt"))
+    assert status == 2 and "--input needs --t" in err
+    (folder / "notes.png").write_text("not an image")
+    status, _, err = run_cli(capsys, *base, "--input", str(folder), "--t", "2")
+    assert status == 1 and "notes.png" in err
+
+
+def test_restoring_random_masks_from_files_asks_for_the_test_set(
+        tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import run_cli
+
+    config = TrainConfig(degradation="inpaint", predict="x0", sampler="cold", net_kwargs={"channels": [4]},
+                         limit_train=32, batch_size=32, epochs=1, sample_every=0)
+    Trainer(config, tmp_path / "run", quiet=True).fit()
+    torch.save(torch.rand(2, 1, 28, 28), tmp_path / "masked.pt")
+    base = ["restore", "--checkpoint", str(tmp_path / "run" / "checkpoints" / "last.pt"), "--device", "cpu",
+            "--out", str(tmp_path / "r.png")]
+    status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "masked.pt"), "--t", "10")
+    assert status == 2 and "needs each degraded image's source (such as its mask centre)" in err
+    status, _, err = run_cli(capsys, *base, "--from-test-set", "2", "--t", "10", "--sample-steps", "5")
+    assert status == 0, err

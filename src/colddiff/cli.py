@@ -21,7 +21,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from colddiff import __version__, precision, presets
 
 if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
     from colddiff.config import TrainConfig
+    from colddiff.pretrained import Pretrained
 
 __all__ = ["build_parser", "main"]
 
@@ -118,6 +122,18 @@ def _add_sampler_options(group: argparse._ActionsContainer, default: str) -> Non
         group.add_argument(f"--{name}", type=kind, choices=choices, help=text)
     group.add_argument("--sampler-arg", action="append", metavar="KEY=VALUE", default=[],
                        help="any other sampler option (a plugin's), VALUE read as TOML (repeatable)")
+
+
+def _add_model_options(command: argparse.ArgumentParser) -> None:
+    """Which trained model, on which device, how: shared by ``sample`` and ``restore``."""
+    model = command.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", type=Path, help="a training checkpoint")
+    model.add_argument("--pretrained", metavar="NAME",
+                       help="a model shipped with colddiff (mnist-ddpm, mnist-fashion-cold)")
+    command.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
+    command.add_argument("--seed", type=_COUNT, default=0)
+    command.add_argument("--device", default="auto")
+    _add_speed_options(command)
 
 
 def _add_speed_options(group: argparse._ActionsContainer) -> None:
@@ -230,24 +246,39 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="draw samples from a trained checkpoint",
                                  description="Draw samples from a checkpoint into a PNG grid.")
     sample.set_defaults(subparser=sample)
-    model = sample.add_mutually_exclusive_group(required=True)
-    model.add_argument("--checkpoint", type=Path, help="a training checkpoint")
-    model.add_argument("--pretrained", metavar="NAME",
-                       help="a model shipped with colddiff (mnist-ddpm, mnist-fashion-cold)")
+    _add_model_options(sample)
     sample.add_argument("-n", type=_POSITIVE, default=64, help="number of samples (64)")
     sample.add_argument("--sample-steps", type=_POSITIVE, metavar="S",
                         help="sampling steps K <= T (default: the model's)")
     sample.add_argument("--steps", type=_POSITIVE, dest="old_steps", metavar="S",
                         help="deprecated spelling of --sample-steps")
     _add_sampler_options(sample, "the model's")
-    sample.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     sample.add_argument("--out", type=_image_file, default=Path("samples.png"),
                         help="the image grid (.png, .jpg, ...; default samples.png)")
     sample.add_argument("--save-tensor", type=_output_file, metavar="FILE.pt",
                         help="also save the raw tensor (written first)")
-    sample.add_argument("--seed", type=_COUNT, default=0)
-    sample.add_argument("--device", default="auto")
-    _add_speed_options(sample)
+
+    restore = commands.add_parser(
+        "restore", help="restore degraded images with a trained model",
+        description="Restore images degraded to step --t, one step at a time with the model's "
+                    "sampler ('sampled') and in one step ('direct'), into a grid with a row each "
+                    "(and the clean images first with --from-test-set, plus SSIM, PSNR, RMSE).")
+    restore.set_defaults(subparser=restore)
+    _add_model_options(restore)
+    given = restore.add_mutually_exclusive_group(required=True)
+    given.add_argument("--input", type=Path, metavar="FILE.pt|FOLDER",
+                       help="degraded images: a tensor (N, C, H, W) in [0, 1] or a folder of images")
+    given.add_argument("--from-test-set", type=_POSITIVE, metavar="N",
+                       help="degrade the first N test images of the model's dataset, then restore them")
+    restore.add_argument("--t", type=_POSITIVE, metavar="T",
+                         help="the step the images are degraded to (with --from-test-set: default T)")
+    restore.add_argument("--sample-steps", type=_POSITIVE, metavar="S",
+                         help="steps of the sampled restoration (default: all t)")
+    _add_sampler_options(restore, "the model's")
+    restore.add_argument("--out", type=_image_file, default=Path("restored.png"),
+                         help="the image grid (default restored.png)")
+    restore.add_argument("--save-tensor", type=_output_file, metavar="FILE.pt",
+                         help="also save the sampled restorations as a tensor (written first)")
 
     degrade = commands.add_parser("degrade", help="show the forward process on some images",
                                   description="Degrade the first N training images (MNIST unless "
@@ -347,8 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        handler = {"train": _train, "sample": _sample, "degrade": _degrade, "list": _list,
-                   "degradations": _list, "fmd": _fmd, "export": _export,
+        handler = {"train": _train, "sample": _sample, "restore": _restore, "degrade": _degrade,
+                   "list": _list, "degradations": _list, "fmd": _fmd, "export": _export,
                    "reproduce": _reproduce}[args.command]
         return handler(args, parser)
     except KeyboardInterrupt:
@@ -454,11 +485,55 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
+
+    from colddiff.config import to_unit_range
+    from colddiff.training import ensure_prior
+
+    subparser: argparse.ArgumentParser = args.subparser
+    model, device = _load_model(args)
+    if args.old_steps is not None:
+        if args.sample_steps is not None:
+            subparser.error("give --sample-steps only (--steps is its deprecated spelling)")
+        print("colddiff sample: --steps is deprecated, use --sample-steps", file=sys.stderr)
+        args.sample_steps = args.old_steps
+    total = model.denoiser.num_timesteps
+    if args.sample_steps is not None and args.sample_steps > total:
+        subparser.error(f"--sample-steps must be at most the model's T = {total}, got {args.sample_steps}")
+    ensure_prior(model.denoiser.degradation, model.config)
+    try:
+        sampler = model.sampler(**_sampler_changes(args, model.config))
+    except ValueError as error:
+        subparser.error(" ".join(str(error).split()))
+    generator = torch.Generator(device).manual_seed(args.seed)
+    sample_steps = args.sample_steps or model.config.sample_steps
+    samples = to_unit_range(sampler.sample(sampler.prior(args.n, generator=generator), sample_steps,
+                                           generator=generator), model.config).cpu()
+    _write(args, samples, samples, nrow=math.ceil(math.sqrt(args.n)))
+    return 0
+
+
+def _write(args: argparse.Namespace, grid: Tensor, tensor: Tensor, nrow: int) -> None:
+    """Save ``tensor`` to ``--save-tensor`` (first: it survives a failing image write) and
+    ``grid`` as the image ``--out``, and say so."""
+    import torch
     from torchvision.utils import save_image
 
+    written = []
+    if args.save_tensor is not None:
+        args.save_tensor.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(tensor, args.save_tensor)
+        written.append(str(args.save_tensor))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid.clamp(0, 1), args.out, nrow=nrow)
+    written.insert(0, str(args.out))
+    print(f"colddiff {args.command}: wrote {' and '.join(written)}")
+
+
+def _load_model(args: argparse.Namespace) -> tuple[Pretrained, torch.device]:
+    """The model of ``--checkpoint`` / ``--pretrained`` on ``--device``, with ``--precision``
+    and ``--compile`` applied; usage errors exit with status 2."""
     from colddiff import pretrained, samplers
-    from colddiff.config import to_unit_range
-    from colddiff.training import ensure_prior, resolve_device
+    from colddiff.training import resolve_device
 
     subparser: argparse.ArgumentParser = args.subparser
     if args.sampler is not None and args.sampler not in samplers.available():
@@ -469,7 +544,7 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                         + (f"; did you mean {hint}?" if hint.is_file() else ""))
     current = pretrained.resolve(args.pretrained, warn=False) if args.pretrained is not None else None
     if current != args.pretrained:
-        print(f"colddiff sample: note: the model {args.pretrained!r} is now called {current!r}",
+        print(f"colddiff {args.command}: note: the model {args.pretrained!r} is now called {current!r}",
               file=sys.stderr)
         args.pretrained = current
     if args.pretrained is not None and args.pretrained not in pretrained.available():
@@ -482,36 +557,75 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         model = pretrained.load(args.pretrained, device)
     else:
         model = pretrained.from_checkpoint(args.checkpoint, device, ema=not args.no_ema)
-    if args.old_steps is not None:
-        if args.sample_steps is not None:
-            subparser.error("give --sample-steps only (--steps is its deprecated spelling)")
-        print("colddiff sample: --steps is deprecated, use --sample-steps", file=sys.stderr)
-        args.sample_steps = args.old_steps
-    total = model.denoiser.num_timesteps
-    if args.sample_steps is not None and args.sample_steps > total:
-        subparser.error(f"--sample-steps must be at most the model's T = {total}, got {args.sample_steps}")
-    ensure_prior(model.denoiser.degradation, model.config)
     if args.precision is not None:
         model.denoiser.precision = args.precision
     if args.compile not in (None, "off"):
         model.denoiser.compile(mode=args.compile)
-    try:
-        sampler = model.sampler(**_sampler_changes(args, model.config))
-    except ValueError as error:
-        subparser.error(" ".join(str(error).split()))
-    generator = torch.Generator(device).manual_seed(args.seed)
-    sample_steps = args.sample_steps or model.config.sample_steps
-    samples = to_unit_range(sampler.sample(sampler.prior(args.n, generator=generator), sample_steps,
-                                           generator=generator), model.config).cpu()
-    written = []
-    if args.save_tensor is not None:  # first: the raw samples survive a failing image write
-        args.save_tensor.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(samples, args.save_tensor)
-        written.append(str(args.save_tensor))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(samples.clamp(0, 1), args.out, nrow=math.ceil(math.sqrt(args.n)))
-    written.insert(0, str(args.out))
-    print(f"colddiff sample: wrote {' and '.join(written)}")
+    return model, device
+
+
+def _restore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import torch
+
+    from colddiff import checkpoints, data, metrics
+    from colddiff.config import from_unit_range, to_unit_range
+    from colddiff.degradations import MixingDegradation
+
+    subparser: argparse.ArgumentParser = args.subparser
+    model, device = _load_model(args)
+    degradation = model.denoiser.degradation
+    total = degradation.num_timesteps
+    if args.t is None and args.input is not None:
+        subparser.error("--input needs --t, the step the images are degraded to")
+    t = args.t if args.t is not None else total
+    if t > total:
+        subparser.error(f"--t must lie in [1, {total}] (the model's T), got {t}")
+    if args.sample_steps is not None and args.sample_steps > t:
+        subparser.error(f"--sample-steps must be at most --t = {t}, got {args.sample_steps}")
+    shape = degradation.image_shape or model.config.image_shape
+    clean = source = None
+    if args.input is not None:
+        if degradation.has_source and not isinstance(degradation, MixingDegradation):
+            subparser.error(f"{degradation!r} needs each degraded image's source (such as its mask "
+                            "centre), which --input cannot give; use --from-test-set, or restore from "
+                            "Python: model.restore(images, t, source=...)")
+        if args.input.is_dir():
+            size = shape[-1] if shape is not None else None
+            degraded = data.load(args.input, image_size=size, channels=shape[0] if shape else None).images
+        elif args.input.is_file():
+            degraded = checkpoints.safe_load(args.input, "cpu", what="--input")
+            if not isinstance(degraded, torch.Tensor):
+                subparser.error(f"--input {args.input} must hold one tensor (N, C, H, W), "
+                                f"got {type(degraded).__name__}")
+        else:
+            subparser.error(f"--input {args.input}: no such file or folder")
+        if degraded.ndim != 4 or (shape is not None and tuple(degraded.shape[1:]) != tuple(shape)):
+            expected = f"(N, {', '.join(map(str, shape))})" if shape is not None else "(N, C, H, W)"
+            subparser.error(f"--input holds images of shape {tuple(degraded.shape)}; this model "
+                            f"restores {expected}")
+        degraded = degraded.float()
+    else:
+        name = model.config.dataset
+        if name not in data.DATASETS:
+            subparser.error(f"--from-test-set needs a model trained on a named dataset "
+                            f"({', '.join(data.DATASETS)}); this one trained on {name!r}: use --input")
+        clean = data.load(name, train=False, image_size=model.config.image_size,
+                          channels=model.config.channels, limit=args.from_test_set).images
+        generator = torch.Generator().manual_seed(args.seed)
+        source = degradation.sample_source(clean, generator=generator)
+        degraded = to_unit_range(degradation.degrade(from_unit_range(clean, model.config), t, source),
+                                 model.config)  # not clamped: noise may leave [0, 1]
+        source = source.to(device) if source is not None else None
+    direct, sampled = model.restore(degraded, t, args.sample_steps, source=source, seed=args.seed,
+                                    **_sampler_changes(args, model.config))
+    rows = [degraded, direct.cpu(), sampled.cpu()]
+    if clean is not None:
+        rows.insert(0, clean)
+        for label, images in zip(("degraded", "direct", "sampled"), rows[1:], strict=True):
+            print(f"{label:>9}: SSIM {float(metrics.ssim(images, clean).mean()):.4f}, "
+                  f"PSNR {float(metrics.psnr(images, clean).mean()):.2f} dB, "
+                  f"RMSE {float(metrics.rmse(images, clean).mean()):.4f}")
+    _write(args, torch.cat(rows), sampled.cpu(), nrow=len(degraded))
     return 0
 
 

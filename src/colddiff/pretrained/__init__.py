@@ -28,6 +28,7 @@ from colddiff.config import (
     build_denoiser,
     build_sampler,
     check_buildable,
+    from_unit_range,
     to_unit_range,
 )
 from colddiff.denoisers import Denoiser
@@ -110,6 +111,43 @@ class Pretrained:
         x_T = sampler.prior(n, generator=generator)
         samples = sampler.sample(x_T, sample_steps or self.config.sample_steps, generator=generator)
         return to_unit_range(samples, self.config)
+
+
+    def restore(self, degraded: Tensor, t: int, sample_steps: int | None = None, *,
+                source: Tensor | None = None, seed: int = 0, **overrides: Any) -> tuple[Tensor, Tensor]:
+        """Restore images degraded to step ``t`` two ways (Bansal et al. 2022, section 4): the
+        one-step "direct" reconstruction ``R(x_t, t)`` and the "sampled" one, the model's sampler
+        run from ``t`` down to 0 (``sample_steps`` of them; default all ``t``).
+
+        Args:
+            degraded: ``(N, C, H, W)`` images on the ``[0, 1]`` scale (noise may leave it),
+                degraded to step ``t``.
+            t: Their step, in ``[1, T]``.
+            sample_steps: Steps of the sampled reconstruction.
+            source: The degradation's source of each image where the sampler needs it (the mask
+                centres of ``inpaint`` with random centres).
+            seed: Seed of a stochastic sampler.
+            overrides: Sampler changes, as for :meth:`sampler`.
+
+        Returns:
+            ``(direct, sampled)``, both in ``[0, 1]``.
+
+        Raises:
+            ValueError: If ``t`` is out of range or the images do not fit the model.
+        """
+        total = self.denoiser.num_timesteps
+        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= total:
+            raise ValueError(f"t must be an integer in [1, {total}] (the model's T), got {t!r}")
+        device = next(self.denoiser.parameters()).device
+        x_t = from_unit_range(degraded.to(device), self.config)
+        sampler = self.sampler(**overrides)
+        sampler.check_start(x_t)
+        with torch.inference_mode():
+            direct = self.denoiser.eval().predict_x0(x_t, torch.full((len(x_t),), t, device=device))
+        generator = torch.Generator(device).manual_seed(seed)
+        sampled = sampler.sample(x_t, sample_steps, t_start=t, source=source, generator=generator)
+        return (to_unit_range(direct, self.config).clamp(0, 1),
+                to_unit_range(sampled, self.config).clamp(0, 1))
 
 
 def load(name: str, device: str | torch.device = "cpu") -> Pretrained:
