@@ -136,6 +136,14 @@ def _add_model_options(command: argparse.ArgumentParser) -> None:
     _add_speed_options(command)
 
 
+def _add_outputs(command: argparse.ArgumentParser, default: str, tensor: str) -> None:
+    """``--out`` (the image grid) and ``--save-tensor`` (``tensor``, as a tensor file)."""
+    command.add_argument("--out", type=_image_file, default=Path(default),
+                         help=f"the image grid (.png, .jpg, ...; default {default})")
+    command.add_argument("--save-tensor", type=_output_file, metavar="FILE.pt",
+                         help=f"also save {tensor} as a tensor (written first)")
+
+
 def _add_speed_options(group: argparse._ActionsContainer) -> None:
     group.add_argument("--precision", choices=precision.PRECISIONS,
                        help="the network's arithmetic: fp32, or bf16/fp16 autocast (default: the run's)")
@@ -253,10 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--steps", type=_POSITIVE, dest="old_steps", metavar="S",
                         help="deprecated spelling of --sample-steps")
     _add_sampler_options(sample, "the model's")
-    sample.add_argument("--out", type=_image_file, default=Path("samples.png"),
-                        help="the image grid (.png, .jpg, ...; default samples.png)")
-    sample.add_argument("--save-tensor", type=_output_file, metavar="FILE.pt",
-                        help="also save the raw tensor (written first)")
+    _add_outputs(sample, "samples.png", "the raw samples")
 
     restore = commands.add_parser(
         "restore", help="restore degraded images with a trained model",
@@ -275,10 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--sample-steps", type=_POSITIVE, metavar="S",
                          help="steps of the sampled restoration (default: all t)")
     _add_sampler_options(restore, "the model's")
-    restore.add_argument("--out", type=_image_file, default=Path("restored.png"),
-                         help="the image grid (default restored.png)")
-    restore.add_argument("--save-tensor", type=_output_file, metavar="FILE.pt",
-                         help="also save the sampled restorations as a tensor (written first)")
+    _add_outputs(restore, "restored.png", "the sampled restorations")
 
     degrade = commands.add_parser("degrade", help="show the forward process on some images",
                                   description="Degrade the first N training images (MNIST unless "
