@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from colddiff import ColdSampler, Denoiser, data, degradations, metrics
+from colddiff import ColdSampler, Denoiser, Schedule, data, degradations, metrics
 from colddiff.config import TrainConfig
-from colddiff.degradations import Blur, Inpaint, SuperResolution
+from colddiff.degradations import Blur, Degradation, ImageMixing, Inpaint, SuperResolution, check_timesteps
 from colddiff.training import Trainer
 
 
@@ -111,11 +111,9 @@ def test_a_perfect_restorer_undoes_noisy_blur_from_any_step(t_start: int | None)
     sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), algorithm=2, source="estimate")
     restored = sampler.sample(x_t, 5 if t_start is None else None, t_start=t_start)
     torch.testing.assert_close(restored, x0, rtol=0, atol=1e-12)
-    fixed = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), source="fixed")
-    with pytest.raises(ValueError, match=r"source='fixed' takes the start x_T as the source, .* use "
-                                         r"source='estimate' if it can be re-estimated"):
-        fixed.sample(x_t, t_start=t_start)
-    torch.testing.assert_close(fixed.sample(x_t, t_start=t_start, source=z), x0, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"is sampled with source='estimate' \(its source, noise, is "
+                                         r"re-estimated at each step; the start is not it\)"):
+        ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), source="fixed")
 
 
 def test_the_noisy_blur_prior_is_the_plain_one_plus_its_noise(data_dir: Path) -> None:
@@ -188,7 +186,8 @@ def test_inpainting_asks_for_its_centres() -> None:
     with pytest.raises(ValueError, match=r"the mask centres must have shape \(2, 2\), got \(3, 2\)"):
         deg.degrade(x0, 3, torch.zeros(3, 2))
     sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"))
-    with pytest.raises(ValueError, match=r"has another source: pass it \(sample\(\.\.\., source=\.\.\.\)\)"):
+    with pytest.raises(ValueError, match=r"needs the source each image was degraded with: pass it, "
+                                         r"sample\(\.\.\., source=\.\.\.\)"):
         sampler.sample(deg.degrade(x0, 50, deg.sample_source(x0)))
     with pytest.raises(ValueError, match="source='estimate' needs a degradation that can recover its source"):
         ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), source="estimate")
@@ -266,6 +265,37 @@ def test_restore_takes_a_tensor_or_a_folder_and_names_bad_input(
     (folder / "notes.png").write_text("not an image")
     status, _, err = run_cli(capsys, *base, "--input", str(folder), "--t", "2")
     assert status == 1 and "notes.png" in err
+    with pytest.warns(UserWarning, match="notes.png cannot be decoded"):
+        status, _, err = run_cli(capsys, *base, "--input", str(folder), "--t", "2", "--on-error", "skip")
+    assert status == 0, err
+    torch.save((degraded * 255).to(torch.uint8), tmp_path / "bytes.pt")
+    status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "bytes.pt"), "--t", "2")
+    assert status == 2 and "floating-point values on the [0, 1] scale, got 3 of dtype torch.uint8" in err
+    torch.save(degraded[:0], tmp_path / "none.pt")
+    status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "none.pt"), "--t", "2")
+    assert status == 2 and "at least one image" in err
+    status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "degraded.pt"), "--t", "2",
+                             "--sampler", "ddim")
+    assert status == 2 and "needs a denoiser for GaussianNoise" in err
+    status, _, err = run_cli(capsys, "sample", "--checkpoint", str(superres_run), "-n", "2",
+                             "--device", "cpu", "--out", str(tmp_path / "s.png"))
+    assert status == 2 and "colddiff restore --from-test-set N degrades test images" in err
+
+
+def test_restore_on_the_command_line_is_pretrained_restore(
+        superres_run: Path, tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import run_cli
+
+    from colddiff import pretrained
+
+    degraded = SuperResolution().degrade(digits(3), 3)
+    torch.save(degraded, tmp_path / "degraded.pt")
+    status, _, err = run_cli(capsys, "restore", "--checkpoint", str(superres_run), "--device", "cpu",
+                             "--input", str(tmp_path / "degraded.pt"), "--t", "3", "--out",
+                             str(tmp_path / "r.png"), "--save-tensor", str(tmp_path / "r.pt"))
+    assert status == 0, err
+    _, sampled = pretrained.from_checkpoint(superres_run).restore(degraded, 3)
+    torch.testing.assert_close(torch.load(tmp_path / "r.pt", weights_only=True), sampled)
 
 
 def test_restoring_random_masks_from_files_asks_for_the_test_set(
@@ -282,3 +312,73 @@ def test_restoring_random_masks_from_files_asks_for_the_test_set(
     assert status == 2 and "needs each degraded image's source (such as its mask centre)" in err
     status, _, err = run_cli(capsys, *base, "--from-test-set", "2", "--t", "10", "--sample-steps", "5")
     assert status == 0, err
+
+
+@pytest.mark.parametrize("t_start", [3, 150])
+def test_a_mixing_model_restored_part_way_estimates_its_fixed_source_once(t_start: int) -> None:
+    """Part-way, x_t is far from its source: the fixed source is estimated from the first
+    prediction, so a perfect restorer recovers the clean image exactly (with x_t as the source
+    it would not)."""
+    x0 = torch.rand(3, 1, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    mixed_in = torch.rand(3, 1, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    deg = ImageMixing(Schedule.preset("short"), mixed_in)
+    x_t = deg.degrade(x0, t_start, mixed_in)
+    sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), algorithm=2, source="fixed")
+    restored = sampler.sample(x_t, min(10, t_start), t_start=t_start)
+    torch.testing.assert_close(restored, x0, rtol=0, atol=1e-12)
+
+
+class _Fade(Degradation):
+    """A plugin-style degradation with a source that is not a MixingDegradation: its start
+    stands in for its source (the default), as before sources of other kinds existed."""
+
+    has_source = True
+
+    def sample_source(self, x0: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        return torch.zeros_like(x0)
+
+    def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
+        steps = check_timesteps(t, x0, self.num_timesteps).to(x0.dtype)
+        weight = (steps / self.num_timesteps).view(-1, 1, 1, 1)
+        assert source is not None
+        return (1 - weight) * x0 + weight * source
+
+
+def test_a_plugin_source_that_its_start_stands_in_for_still_samples_with_a_fixed_source() -> None:
+    x0 = torch.rand(2, 1, 6, 6, dtype=torch.float64)
+    deg = _Fade(num_timesteps=10)
+    sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), source="fixed")
+    torch.testing.assert_close(sampler.sample(deg.degrade(x0, 10, torch.zeros_like(x0))), x0, rtol=0,
+                               atol=1e-12)
+
+
+def test_noisy_blur_is_refused_with_a_fixed_source_before_training(tmp_path: Path, data_dir: Path) -> None:
+    config = TrainConfig.preset("fashion-cold", degradation="blur", degradation_kwargs={"noise": 0.05,
+                                "num_timesteps": 10}, net_kwargs={"channels": [4]}, limit_train=64,
+                                batch_size=32, epochs=1, sample_every=1, sample_n=4)
+    with pytest.raises(ValueError, match="is sampled with source='estimate'"):
+        Trainer(config, tmp_path / "fixed", quiet=True)
+    hot = Trainer(config.replace(sampler_kwargs={"algorithm": 2, "source": "estimate"}), tmp_path / "hot",
+                  quiet=True)
+    hot.fit()
+    assert (tmp_path / "hot" / "samples" / "epoch-001.png").exists()
+
+
+def test_restoring_from_the_test_set_shows_the_restorer_no_hidden_source(
+        tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """For Fashion-MNIST mixing the source is the mixed-in image: the restorer must not see it,
+    so --from-test-set gives what restoring the same degraded images from Python gives."""
+    from conftest import run_cli
+
+    from colddiff import pretrained
+
+    status, _, err = run_cli(capsys, "restore", "--pretrained", "mnist-fashion-cold", "--from-test-set", "4",
+                             "--t", "100", "--sample-steps", "5", "--device", "cpu", "--out",
+                             str(tmp_path / "r.png"), "--save-tensor", str(tmp_path / "r.pt"))
+    assert status == 0, err
+    model = pretrained.load("mnist-fashion-cold")
+    deg = model.denoiser.degradation
+    clean = data.load("mnist", train=False, limit=4).images
+    degraded = deg.degrade(clean, 100, deg.sample_source(clean, generator=torch.Generator().manual_seed(0)))
+    _, sampled = model.restore(degraded, 100, 5)
+    torch.testing.assert_close(torch.load(tmp_path / "r.pt", weights_only=True), sampled)

@@ -282,3 +282,35 @@ def test_strided_steps_from_a_start_cover_it_evenly() -> None:
             sampler.timesteps(t_start=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"sample_steps must be an integer in \[1, 100\]"):
         sampler.timesteps(101, t_start=100)
+
+
+@pytest.mark.parametrize("t_start", [1, 23, 60])
+def test_ancestral_sampling_part_way_follows_the_tail_of_the_full_trajectory(t_start: int) -> None:
+    """With the noise of each step fixed by its time, DDPM started at ``t_start`` from a full
+    run's state there visits the same states as the rest of that run."""
+    torch.manual_seed(0)
+    deg = GaussianNoise(Schedule.linear(1e-4, 0.2, 60), image_shape=SHAPE)
+    sampler = DDPMSampler(Denoiser(nets.CNN(channels=[4], image_size=(6, 6)).double(), deg, predict="eps"))
+    visited: list[int] = []
+
+    def noise_of_the_step(like: Tensor, generator: torch.Generator | None) -> Tensor:
+        step = visited[-1]  # the time of the step being taken, recorded by the callback
+        return torch.randn(like.shape, generator=torch.Generator().manual_seed(step), dtype=like.dtype)
+
+    sampler.noise = noise_of_the_step  # type: ignore[method-assign]
+
+    def run(x_T: Tensor, **options: object) -> dict[int, Tensor]:
+        seen: dict[int, Tensor] = {}
+
+        def record(i: int, t: int, x_t: Tensor, x0_hat: Tensor) -> None:
+            visited.append(t)
+            seen[t] = x_t.clone()
+
+        result = sampler.sample(x_T, callback=record, **options)  # type: ignore[arg-type]
+        return {**seen, 0: result}
+
+    full = run(torch.randn(2, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+    part = run(full[t_start], t_start=t_start)
+    assert sorted(part) == list(range(t_start + 1))
+    for t in part:
+        torch.testing.assert_close(part[t], full[t], rtol=0, atol=0)

@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the step the images are degraded to (with --from-test-set: default T)")
     restore.add_argument("--sample-steps", type=_POSITIVE, metavar="S",
                          help="steps of the sampled restoration (default: all t)")
+    restore.add_argument("--on-error", choices=["raise", "skip"], default="raise",
+                         help="a file in the --input folder that is not an image: stop, or leave it out")
     _add_sampler_options(restore, "the model's")
     _add_outputs(restore, "restored.png", "the sampled restorations")
 
@@ -489,6 +491,7 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
     from colddiff.config import to_unit_range
+    from colddiff.degradations import PriorUnavailableError
     from colddiff.training import ensure_prior
 
     subparser: argparse.ArgumentParser = args.subparser
@@ -508,8 +511,12 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         subparser.error(" ".join(str(error).split()))
     generator = torch.Generator(device).manual_seed(args.seed)
     sample_steps = args.sample_steps or model.config.sample_steps
-    samples = to_unit_range(sampler.sample(sampler.prior(args.n, generator=generator), sample_steps,
-                                           generator=generator), model.config).cpu()
+    try:
+        x_T = sampler.prior(args.n, generator=generator)
+    except PriorUnavailableError as error:
+        subparser.error(f"{' '.join(str(error).split())}; for this model, colddiff restore "
+                        "--from-test-set N degrades test images and restores them")
+    samples = to_unit_range(sampler.sample(x_T, sample_steps, generator=generator), model.config).cpu()
     _write(args, samples, samples, nrow=math.ceil(math.sqrt(args.n)))
     return 0
 
@@ -571,11 +578,19 @@ def _restore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from colddiff import checkpoints, data, metrics
     from colddiff.config import from_unit_range, to_unit_range
-    from colddiff.degradations import MixingDegradation
 
     subparser: argparse.ArgumentParser = args.subparser
-    model, device = _load_model(args)
+    model, _ = _load_model(args)
     degradation = model.denoiser.degradation
+    changes = _sampler_changes(args, model.config)
+    try:
+        sampler = model.sampler(**changes)
+    except ValueError as error:
+        subparser.error(" ".join(str(error).split()))
+    # A source that a restorer is given with the image (inpainting's mask), not one it must not
+    # see (the noise, the mixed-in image).
+    side_information = degradation.has_source and not (degradation.start_is_source
+                                                       or degradation.recovers_source)
     total = degradation.num_timesteps
     if args.t is None and args.input is not None:
         subparser.error("--input needs --t, the step the images are degraded to")
@@ -587,13 +602,14 @@ def _restore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     shape = degradation.image_shape or model.config.image_shape
     clean = source = None
     if args.input is not None:
-        if degradation.has_source and not isinstance(degradation, MixingDegradation):
+        if side_information and getattr(sampler, "source", None) != "estimate":
             subparser.error(f"{degradation!r} needs each degraded image's source (such as its mask "
                             "centre), which --input cannot give; use --from-test-set, or restore from "
                             "Python: model.restore(images, t, source=...)")
         if args.input.is_dir():
             size = shape[-1] if shape is not None else None
-            degraded = data.load(args.input, image_size=size, channels=shape[0] if shape else None).images
+            degraded = data.load(args.input, image_size=size, channels=shape[0] if shape else None,
+                                 on_error=args.on_error).images
         elif args.input.is_file():
             degraded = checkpoints.safe_load(args.input, "cpu", what="--input")
             if not isinstance(degraded, torch.Tensor):
@@ -605,6 +621,11 @@ def _restore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             expected = f"(N, {', '.join(map(str, shape))})" if shape is not None else "(N, C, H, W)"
             subparser.error(f"--input holds images of shape {tuple(degraded.shape)}; this model "
                             f"restores {expected}")
+        if not degraded.is_floating_point() or len(degraded) == 0 or not bool(torch.isfinite(degraded).all()):
+            subparser.error(f"--input must hold at least one image of finite floating-point values on the "
+                            f"[0, 1] scale, got {len(degraded)} of dtype {degraded.dtype}"
+                            + ("" if not degraded.is_floating_point() or len(degraded) == 0
+                               else " with NaN or infinite values"))
         degraded = degraded.float()
     else:
         name = model.config.dataset
@@ -617,9 +638,8 @@ def _restore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         source = degradation.sample_source(clean, generator=generator)
         degraded = to_unit_range(degradation.degrade(from_unit_range(clean, model.config), t, source),
                                  model.config)  # not clamped: noise may leave [0, 1]
-        source = source.to(device) if source is not None else None
-    direct, sampled = model.restore(degraded, t, args.sample_steps, source=source, seed=args.seed,
-                                    **_sampler_changes(args, model.config))
+        source = source if side_information else None  # the restorer does not see the rest
+    direct, sampled = model.restore(degraded, t, args.sample_steps, source=source, seed=args.seed, **changes)
     rows = [degraded, direct.cpu(), sampled.cpu()]
     if clean is not None:
         rows.insert(0, clean)

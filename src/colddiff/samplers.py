@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from colddiff._compat import renamed
-from colddiff.degradations.base import MixingDegradation, check_images
+from colddiff.degradations.base import check_images
 from colddiff.degradations.gaussian import GaussianNoise
 from colddiff.denoisers import Denoiser
 from colddiff.registry import PluginError, Registry
@@ -347,10 +347,14 @@ class ColdSampler(Sampler):
 
     For a degradation with a source (noise, a mixed-in image), ``D`` needs one:
 
-    * ``source="fixed"``: the start image ``x_T`` itself, for the whole run (what the reference
-      study did for Fashion-MNIST mixing: ``alpha_bar_T`` is tiny, so ``x_T`` is nearly the pure
-      source). With a perfect denoiser Algorithm 2 then ends at ``x0 + (1 - sqrt(1 -
-      alpha_bar_T)) x_T - sqrt(alpha_bar_T) x0``, a small constant error.
+    * ``source="fixed"``: one source for the whole run: the one given to :meth:`sample`
+      (inpainting's mask centres); else, for a degradation whose start stands in for its source
+      (:attr:`~colddiff.Degradation.start_is_source`, the mixing ones), the start image ``x_T``
+      itself (what the reference study did for Fashion-MNIST mixing: ``alpha_bar_T`` is tiny, so
+      ``x_T`` is nearly the pure source; with a perfect denoiser Algorithm 2 then ends at ``x0 +
+      (1 - sqrt(1 - alpha_bar_T)) x_T - sqrt(alpha_bar_T) x0``, a small constant error). Started
+      part-way (``t_start < T``), where ``x_t`` is far from its source, the source is instead
+      estimated once, from the first prediction, and kept.
     * ``source="estimate"``: re-estimated at every step from ``x_s`` and ``x0_hat`` as
       ``(x_s - sqrt(alpha_bar_s) x0_hat) / sqrt(1 - alpha_bar_s)`` (Bansal's code). Then
       ``D(x0_hat, s) = x_s``, both algorithms coincide, and for Gaussian noise the step is
@@ -386,9 +390,13 @@ class ColdSampler(Sampler):
                 f"source='estimate' needs a degradation that can recover its source; "
                 f"{type(deg).__name__} cannot, use source='fixed'"
             )
+        if source == "fixed" and deg.has_source and not deg.start_is_source and deg.recovers_source:
+            raise ValueError(f"{deg!r} is sampled with source='estimate' (its source, noise, is "
+                             f"re-estimated at each step; the start is not it), not source='fixed'")
         self.algorithm = algorithm
         self.source = source
         self._fixed_source: Tensor | None = None
+        self._estimate_once = False
 
     def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
         """Fix the source: the one given to :meth:`sample`, else (mixing degradations) the start.
@@ -398,24 +406,28 @@ class ColdSampler(Sampler):
                 (noisy blur, inpainting's centres) when none was given.
         """
         deg = self.degradation
-        self._fixed_source = None
+        self._fixed_source, self._estimate_once = None, False
         if not deg.has_source or self.source == "estimate":
             return
         if self.start_source is not None:
             self._fixed_source = self.start_source
-        elif isinstance(deg, MixingDegradation):
+        elif not deg.start_is_source:
+            raise ValueError(f"{deg!r} needs the source each image was degraded with: pass it, "
+                             f"sample(..., source=...)")
+        elif times[0] == deg.num_timesteps:
             self._fixed_source = x_T
+        elif deg.recovers_source:  # part-way, x_t is far from its source: estimate it once
+            self._estimate_once = True
         else:
-            raise ValueError(
-                f"source='fixed' takes the start x_T as the source, which holds for mixing "
-                f"degradations only; {deg!r} has another source: pass it "
-                f"(sample(..., source=...)) or use source='estimate' if it can be re-estimated"
-            )
+            raise ValueError(f"restoring {deg!r} part-way with source='fixed' needs the source: pass "
+                             f"it, sample(..., source=...)")
 
     def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
              s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
         """One step of Algorithm 1 or 2 from ``t`` to ``s``."""
         deg = self.degradation
+        if self._estimate_once and i == 0:
+            self._fixed_source = deg.source_from_x0(x_t, t_batch, x0_hat)
         source = self._fixed_source
         if deg.has_source and self.source == "estimate":
             source = deg.source_from_x0(x_t, t_batch, x0_hat)

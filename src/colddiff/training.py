@@ -344,6 +344,8 @@ class Trainer:
             x0 = _some_images(images, n, self.config, self.device, spread=False)
             source = self.degradation.sample_source(x0, generator=generator)
             x_T = self.degradation.degrade(x0, self.degradation.num_timesteps, source)
+        if source is None:  # not passed at all: plugin samplers written before it may not take it
+            return to_unit_range(sampler.sample(x_T, sample_steps, generator=generator), self.config)
         return to_unit_range(sampler.sample(x_T, sample_steps, generator=generator, source=source),
                              self.config)
 
@@ -395,6 +397,8 @@ class Trainer:
                     break
                 record = self._train_epoch(epoch, images, batches_per_epoch)
                 partial = record.get("partial", False)
+                # The epoch's weights are safe before its samples and hooks run (they may fail).
+                self.save_checkpoint(epoch_done=not partial)
                 if self.processes.main:
                     if not partial:
                         record.update(self._end_of_epoch(epoch))
@@ -403,7 +407,6 @@ class Trainer:
                               f"{record['images_per_s']:.0f} images/s{budget}")
                     self._log_metrics(record)
                     history.append(record)
-                self.save_checkpoint(epoch_done=not partial)
                 if partial:
                     break
             return history

@@ -64,10 +64,14 @@ class Degradation(ABC):
         default_num_timesteps: ``T`` when neither ``schedule`` nor ``num_timesteps`` is given
             (a subclass that still sets the old ``default_steps`` gets a ``DeprecationWarning``).
         has_source: Whether :meth:`sample_source` returns a tensor (``False``: deterministic).
+        start_is_source: Whether a fully degraded image stands in for its source (true of mixing
+            degradations, where ``x_T`` is nearly all source, and the default); the cold sampler's
+            fixed source is then the start. ``False`` for noisy blur and inpainting.
         invertible: Whether :meth:`x0_from_source` and :meth:`source_from_x0` are implemented.
     """
 
     has_source: bool = False  # a class attribute; an instance may set its own (noisy blur)
+    start_is_source: ClassVar[bool] = True
     invertible: ClassVar[bool] = False
     default_num_timesteps: ClassVar[int] = 1000
     num_timesteps: int

@@ -64,6 +64,7 @@ class Blur(Degradation):
     """
 
     default_num_timesteps = 20
+    start_is_source = False  # noisy blur's source is its noise
     #: Largest ``C * H * W`` whose prior keeps the full covariance (4096 values: 128 MB in float64).
     EXACT_PRIOR_SIZE: ClassVar[int] = 4096
     #: Principal directions of the prior above that size.

@@ -55,6 +55,7 @@ class Inpaint(Degradation):
     """
 
     default_num_timesteps = 50
+    start_is_source = False  # the source is the mask centres
 
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
                  center: Literal["random", "middle"] = "random", beta_start: float = 1.1,
@@ -72,6 +73,7 @@ class Inpaint(Degradation):
         self.center = center
         self.has_source = center == "random"
         self.beta = beta_start + beta_step * torch.arange(self.num_timesteps, dtype=torch.float64)
+        self._beta_cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
         low, high = value_range
         self.fill = (low + high) / 2
 
@@ -81,7 +83,7 @@ class Inpaint(Degradation):
             return None
         height, width = x0.shape[-2:]
         unit = torch.rand((x0.shape[0], 2), generator=generator, device=x0.device, dtype=x0.dtype)
-        return (unit * torch.tensor([height, width], device=x0.device, dtype=x0.dtype)).floor()
+        return torch.stack([unit[:, 0] * height, unit[:, 1] * width], dim=1).floor()
 
     def masks(self, t: Tensor | int, like: Tensor, centers: Tensor | None = None) -> Tensor:
         """The masks ``m_t`` ``(B, 1, H, W)`` for a batch shaped like ``like`` (1 keeps a pixel,
@@ -93,19 +95,26 @@ class Inpaint(Degradation):
             if self.center == "random":
                 raise ValueError("Inpaint(center='random') needs the mask centres: pass the source "
                                  "(B, 2) that sample_source drew")
-            centers = torch.tensor([(height - 1) / 2, (width - 1) / 2], device=like.device,
-                                   dtype=dtype).expand(batch, 2)
+            centers = torch.empty((batch, 2), device=like.device, dtype=dtype)  # filled on the device
+            centers[:, 0], centers[:, 1] = (height - 1) / 2, (width - 1) / 2
         if centers.shape != (batch, 2):
             raise ValueError(f"the mask centres must have shape ({batch}, 2), got {tuple(centers.shape)}")
         rows = torch.arange(height, device=like.device, dtype=dtype)
         cols = torch.arange(width, device=like.device, dtype=dtype)
         squared = ((rows[None, :, None] - centers[:, 0, None, None].to(dtype)) ** 2
                    + (cols[None, None, :] - centers[:, 1, None, None].to(dtype)) ** 2)  # (B, H, W)
-        beta = self.beta.to(like.device, dtype)
+        beta = self._beta_on(like.device, dtype)
         steps = 1 - torch.exp(-squared[:, None] / (2 * beta[None, :, None, None] ** 2))  # (B, T, H, W)
         # m_t = product of the first t masks: a running product, m_0 = 1, picked per image.
         running = torch.cat([torch.ones_like(steps[:, :1]), steps.cumprod(dim=1)], dim=1)
         return running[torch.arange(batch, device=like.device), t][:, None].to(like.dtype)
+
+    def _beta_on(self, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """The widths on ``device`` (copied there once, not at every call)."""
+        key = (device, dtype)
+        if key not in self._beta_cache:
+            self._beta_cache[key] = self.beta.to(device, dtype)
+        return self._beta_cache[key]
 
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
         """Grey out each image of ``x0`` with its mask ``m_t`` (``source``: the centres)."""

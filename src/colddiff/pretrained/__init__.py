@@ -138,8 +138,11 @@ class Pretrained:
         total = self.denoiser.num_timesteps
         if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= total:
             raise ValueError(f"t must be an integer in [1, {total}] (the model's T), got {t!r}")
+        if not isinstance(degraded, Tensor):
+            raise ValueError(f"degraded must be a tensor (N, C, H, W), got {type(degraded).__name__}")
         device = next(self.denoiser.parameters()).device
         x_t = from_unit_range(degraded.to(device), self.config)
+        source = source.to(device) if source is not None else None
         sampler = self.sampler(**overrides)
         sampler.check_start(x_t)
         with torch.inference_mode():
