@@ -491,7 +491,7 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
     from colddiff.config import to_unit_range
-    from colddiff.degradations import PriorUnavailableError
+    from colddiff.degradations import Degradation
     from colddiff.training import ensure_prior
 
     subparser: argparse.ArgumentParser = args.subparser
@@ -511,11 +511,11 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         subparser.error(" ".join(str(error).split()))
     generator = torch.Generator(device).manual_seed(args.seed)
     sample_steps = args.sample_steps or model.config.sample_steps
-    try:
-        x_T = sampler.prior(args.n, generator=generator)
-    except PriorUnavailableError as error:
-        subparser.error(f"{' '.join(str(error).split())}; for this model, colddiff restore "
+    degradation = model.denoiser.degradation
+    if type(degradation).prior is Degradation.prior:  # none at all (missing data is a runtime error)
+        subparser.error(f"{degradation!r} has no prior to sample from; colddiff restore "
                         "--from-test-set N degrades test images and restores them")
+    x_T = sampler.prior(args.n, generator=generator)
     samples = to_unit_range(sampler.sample(x_T, sample_steps, generator=generator), model.config).cpu()
     _write(args, samples, samples, nrow=math.ceil(math.sqrt(args.n)))
     return 0
