@@ -167,7 +167,7 @@ def test_samples_from_tensor_files_and_png_folders(tmp_path: Path, data_dir: Pat
     torch.testing.assert_close(fmd.load_samples(tmp_path / "samples.pt"), images)
     torch.testing.assert_close(fmd.load_samples(folder), images, atol=0.5 / 255, rtol=0)
     (tmp_path / "empty").mkdir()
-    for path, message in [(tmp_path / "empty", "no .png"), (tmp_path / "nothing", "neither")]:
+    for path, message in [(tmp_path / "empty", "no .png"), (tmp_path / "nothing", "no such file or folder")]:
         with pytest.raises(ValueError, match=message):
             fmd.load_samples(path)
 

@@ -62,7 +62,7 @@ def test_a_perfect_restorer_undoes_super_resolution_from_any_step(data_dir: Path
 
 def test_super_resolution_says_which_sizes_work() -> None:
     with pytest.raises(ValueError, match=r"needs image sides divisible by 2\^T = 8, got 28x28; resize "
-                                         r"the images \(image_size, e.g. 24\) or lower num_timesteps"):
+                                         r"the images \(--image-size 32\) or use fewer halvings"):
         SuperResolution(image_shape=(1, 28, 28))
     deg = SuperResolution(num_timesteps=2)
     deg.degrade(torch.rand(1, 1, 28, 28), 2)  # 28 -> 14 -> 7

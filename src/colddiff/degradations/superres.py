@@ -64,8 +64,9 @@ class SuperResolution(Degradation):
         if height % largest or width % largest:
             raise ValueError(
                 f"superres with T = {self.num_timesteps} halvings needs image sides divisible by "
-                f"2^T = {largest}, got {height}x{width}; resize the images (image_size, e.g. "
-                f"{max(largest, height // largest * largest)}) or lower num_timesteps")
+                f"2^T = {largest}, got {height}x{width}; resize the images (--image-size "
+                f"{-(-max(height, width) // largest) * largest}) or use fewer halvings "
+                f"(degradation_kwargs num_timesteps)")
 
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
         """Down-sample each image of ``x0`` by ``2^t`` and back (``source`` is ignored)."""

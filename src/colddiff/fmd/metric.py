@@ -466,6 +466,9 @@ def load_samples(path: str | os.PathLike[str]) -> Tensor:
         if sizes != [(28, 28)]:
             raise ValueError(f"samples PNGs must each be one 28x28 image, found sizes {sizes}")
         return torch.from_numpy(np.stack(pixels)).float().unsqueeze(1) / 255
+    if not path.exists():
+        raise ValueError(f"samples {path}: no such file or folder (save samples with colddiff sample "
+                         "--save-tensor FILE.pt)")
     if not path.is_file():
         raise ValueError(f"samples {path} is neither a tensor file nor a folder of PNGs")
     loaded = checkpoints.safe_load(path, "cpu", what="samples file")
