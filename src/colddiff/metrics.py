@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from colddiff.degradations.base import check_images
+
 __all__ = ["psnr", "rmse", "ssim"]
 
 #: The constants of Wang et al. 2004 (eq. 7 and section III.B): ``C1 = (K1 L)^2``, ``C2 = (K2 L)^2``.
@@ -24,10 +26,8 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 def _pair(images: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
     """Both batches, checked to be same-shaped ``(B, C, H, W)`` floats, in a common type of at
     least float32 (the sums of squares lose too much in 16 bits)."""
-    for name, value in (("images", images), ("reference", reference)):
-        if not isinstance(value, Tensor) or value.ndim != 4 or not value.is_floating_point():
-            got = f"{type(value).__name__}{tuple(value.shape) if isinstance(value, Tensor) else ''}"
-            raise ValueError(f"{name} must be a floating-point tensor of shape (B, C, H, W), got {got}")
+    check_images("images", images)
+    check_images("reference", reference)
     if images.shape != reference.shape:
         raise ValueError(f"images and reference must have the same shape, got {tuple(images.shape)} "
                          f"and {tuple(reference.shape)}")

@@ -143,12 +143,12 @@ class Pretrained:
         device = next(self.denoiser.parameters()).device
         x_t = from_unit_range(degraded.to(device), self.config)
         source = source.to(device) if source is not None else None
-        sampler = self.sampler(**overrides)
-        sampler.check_start(x_t)
+        generator = torch.Generator(device).manual_seed(seed)
+        # Sampled first: the sampler checks the batch (shape, dtype, finite) before the network runs.
+        sampled = self.sampler(**overrides).sample(x_t, sample_steps, t_start=t, source=source,
+                                                   generator=generator)
         with torch.inference_mode():
             direct = self.denoiser.eval().predict_x0(x_t, torch.full((len(x_t),), t, device=device))
-        generator = torch.Generator(device).manual_seed(seed)
-        sampled = sampler.sample(x_t, sample_steps, t_start=t, source=source, generator=generator)
         return (to_unit_range(direct, self.config).clamp(0, 1),
                 to_unit_range(sampled, self.config).clamp(0, 1))
 
