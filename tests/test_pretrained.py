@@ -204,3 +204,14 @@ def test_export_refuses_bad_sampler_options_as_usage_errors(tmp_path: Path, data
             main(["export", "--checkpoint", checkpoint, "--name", "x", "--out", str(tmp_path / "w"), *option])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_a_shipped_model_runs_in_float32_whatever_sped_up_its_training(tmp_path: Path,
+                                                                        data_dir: Path) -> None:
+    config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [4, 4]}, limit_train=128, batch_size=64,
+                                epochs=1, sample_every=0, precision="bf16")
+    Trainer(config, tmp_path / "run", quiet=True).fit()
+    card = json.loads(pretrained.export(tmp_path / "run" / "checkpoints" / "last.pt", "fast", tmp_path / "w")
+                      .read_text())
+    assert card["config"]["precision"] == "fp32"
+    assert card["sampling_changes"] == {"precision": {"trained": "bf16", "shipped": "fp32"}}

@@ -35,6 +35,7 @@ __all__ = ["build_parser", "main"]
 _RUNTIME_ERRORS = (ValueError, RuntimeError, OSError, NotImplementedError)
 _SCHEDULES = [*sorted(presets.SCHEDULES), "cosine"]
 _KINDS = ["degradations", "nets", "samplers"]
+_STUDIES = presets.STUDIES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -327,24 +328,37 @@ def build_parser() -> argparse.ArgumentParser:
                              help="import each one and mark those that fail (exit 1 if any does)")
 
     study = commands.add_parser(
-        "reproduce", help="reproduce the reference study: four models, 14 figures, a report",
-        description="Train the reference study's four models, score them with FMD, and write "
-        "figures 1-14, report.md and results.json into OUT.")
+        "reproduce", help="reproduce a study: the reference study, or Bansal et al.'s MNIST restoration",
+        description="--study report (default): train the reference study's four models, score them "
+        "with FMD, and write figures 1-14, report.md and results.json into OUT. --study "
+        "bansal-mnist: train Bansal et al.'s MNIST restoration models (blur, inpaint, superres), "
+        "restore fully degraded test digits directly and with Algorithm 2, and write their FMD, "
+        "SSIM, PSNR and RMSE, a figure per model, report.md and results.json into OUT.")
     study.set_defaults(subparser=study)
+    study.add_argument("--study", choices=_STUDIES, default="report", help="which study (report)")
     study.add_argument("--out", type=Path, required=True)
-    study.add_argument("--epochs", type=_POSITIVE, help="epochs per model (100; --quick: 2)")
-    study.add_argument("--models", nargs="+", choices=["ddpm-default", "ddpm-long", "ddpm-short",
-                                                        "fashion-cold"], help="a subset of the models")
+    study.add_argument("--epochs", type=_POSITIVE,
+                       help="epochs per model (report: 100, --quick 2; bansal-mnist: 20, --quick 1)")
+    study.add_argument("--models", nargs="+", choices=[m for models in _STUDIES.values() for m in models],
+                       help="a subset of the study's models")
     study.add_argument("--quick", action="store_true",
-                       help="1,024 images, 2 epochs, 50 sampling steps, 128 full-protocol samples")
+                       help="CI-sized: report: 1,024 images, 2 epochs, 50 sampling steps, 128 "
+                       "full-protocol samples; bansal-mnist: 512 images, 1 epoch, 64 test digits")
     study.add_argument("--limit-train", type=_POSITIVE, metavar="N")
-    study.add_argument("--eval-every", type=_POSITIVE, metavar="K",
-                       help="report-protocol FMD every K epochs (1)")
-    study.add_argument("--full-every", type=_POSITIVE, metavar="K",
-                       help="full-protocol FMD every K epochs, and after the last "
-                       "(10; --quick: only after the last)")
-    study.add_argument("--sample-steps", type=_POSITIVE, metavar="S", help="(default: all T)")
-    study.add_argument("--full-n", type=_number(int, 2), metavar="N", help="full-protocol samples (1000)")
+    report_only = study.add_argument_group("--study report only")
+    report_only.add_argument("--eval-every", type=_POSITIVE, metavar="K",
+                             help="report-protocol FMD every K epochs (1)")
+    report_only.add_argument("--full-every", type=_POSITIVE, metavar="K",
+                             help="full-protocol FMD every K epochs, and after the last "
+                             "(10; --quick: only after the last)")
+    report_only.add_argument("--sample-steps", type=_POSITIVE, metavar="S", help="(default: all T)")
+    report_only.add_argument("--full-n", type=_number(int, 2), metavar="N",
+                             help="full-protocol samples (1000)")
+    bansal_only = study.add_argument_group("--study bansal-mnist only")
+    bansal_only.add_argument("--n-test", type=_number(int, 2), metavar="N",
+                             help="test digits restored and scored (1000; --quick: 64)")
+    bansal_only.add_argument("--precision", choices=precision.PRECISIONS,
+                             help="training arithmetic (fp32; evaluation is always fp32)")
     study.add_argument("--device", default="auto")
     study.add_argument("--resume", action="store_true", help="continue an interrupted study")
     study.add_argument("--figures-only", action="store_true",
@@ -577,7 +591,6 @@ def _restore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
     from colddiff import checkpoints, data, metrics
-    from colddiff.config import from_unit_range, to_unit_range
 
     subparser: argparse.ArgumentParser = args.subparser
     model, _ = _load_model(args)
@@ -587,10 +600,6 @@ def _restore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         sampler = model.sampler(**changes)
     except ValueError as error:
         subparser.error(" ".join(str(error).split()))
-    # A source that a restorer is given with the image (inpainting's mask), not one it must not
-    # see (the noise, the mixed-in image).
-    side_information = degradation.has_source and not (degradation.start_is_source
-                                                       or degradation.recovers_source)
     total = degradation.num_timesteps
     if args.t is None and args.input is not None:
         subparser.error("--input needs --t, the step the images are degraded to")
@@ -602,7 +611,7 @@ def _restore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     shape = degradation.image_shape or model.config.image_shape
     clean = source = None
     if args.input is not None:
-        if side_information and getattr(sampler, "source", None) != "estimate":
+        if degradation.source_is_given and getattr(sampler, "source", None) != "estimate":
             subparser.error(f"{degradation!r} needs each degraded image's source (such as its mask "
                             "centre), which --input cannot give; use --from-test-set, or restore from "
                             "Python: model.restore(images, t, source=...)")
@@ -634,11 +643,7 @@ def _restore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                             f"({', '.join(data.DATASETS)}); this one trained on {name!r}: use --input")
         clean = data.load(name, train=False, image_size=model.config.image_size,
                           channels=model.config.channels, limit=args.from_test_set).images
-        generator = torch.Generator().manual_seed(args.seed)
-        source = degradation.sample_source(clean, generator=generator)
-        degraded = to_unit_range(degradation.degrade(from_unit_range(clean, model.config), t, source),
-                                 model.config)  # not clamped: noise may leave [0, 1]
-        source = source if side_information else None  # the restorer does not see the rest
+        degraded, source = model.degrade(clean, t, seed=args.seed)
     direct, sampled = model.restore(degraded, t, args.sample_steps, source=source, seed=args.seed, **changes)
     rows = [degraded, direct.cpu(), sampled.cpu()]
     if clean is not None:
@@ -721,28 +726,48 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from colddiff.study import figures, reproduce
+    from colddiff.study import bansal, figures, reproduce
 
     out: Path = args.out
+    if args.figures_only and (out / "results.json").exists():  # the study the folder holds
+        args.study = json.loads((out / "results.json").read_text()).get("study", "report")
+    own = {"report": ("eval_every", "full_every", "sample_steps", "full_n"),
+           "bansal-mnist": ("n_test", "precision")}
+    for study, names in own.items():
+        given = [name for name in names if study != args.study and getattr(args, name) is not None]
+        if given:
+            args.subparser.error(f"--{given[0].replace('_', '-')} is an option of --study {study}, "
+                                 f"not of --study {args.study}")
+    wrong = sorted(set(args.models or ()) - set(_STUDIES[args.study]))
+    if wrong:
+        args.subparser.error(f"--models for --study {args.study} must be among "
+                             f"{', '.join(_STUDIES[args.study])}, got {', '.join(wrong)}")
     if args.figures_only:
         if not (out / "results.json").exists():
             args.subparser.error(f"--figures-only needs a finished study in {out} (no results.json)")
     else:
         if (out / "models").exists() and not args.resume:
             args.subparser.error(f"{out} already holds a study; pass --resume to continue it")
-        changes: dict[str, Any] = {key: value for key, value in (
-            ("epochs", args.epochs), ("limit_train", args.limit_train), ("eval_every", args.eval_every),
-            ("full_every", args.full_every),
-            ("sample_steps", args.sample_steps), ("full_n", args.full_n),
-            ("models", tuple(args.models) if args.models else None)) if value is not None}
+        changes: dict[str, Any] = {key: getattr(args, key) for key in (
+            "epochs", "limit_train", *own[args.study]) if getattr(args, key) is not None}
+        if args.models:
+            changes["models"] = tuple(args.models)
         changes.update(device=args.device, quiet=args.quiet)
-        options = (reproduce.StudyOptions.quick(out, **changes) if args.quick
-                   else reproduce.StudyOptions(out=out, **changes))
-        reproduce.run_study(options)
-    drawn = figures.draw_figures(out)
-    report = reproduce.write_report(out, drawn["written"])
-    print(f"colddiff reproduce: {len(drawn['written'])} figures in {out / 'figures'}, {report}, "
-          f"{out / 'results.json'}" + (f"; skipped {drawn['skipped']}" if drawn["skipped"] else ""))
+        if args.study == "report":
+            reproduce.run_study(reproduce.StudyOptions.quick(out, **changes) if args.quick
+                                else reproduce.StudyOptions(out=out, **changes))
+        else:
+            bansal.run_study(bansal.BansalOptions.quick(out, **changes) if args.quick
+                             else bansal.BansalOptions(out=out, **changes))
+    if args.study == "report":
+        drawn = figures.draw_figures(out)
+        written, skipped = drawn["written"], drawn["skipped"]
+        report = reproduce.write_report(out, written)
+    else:
+        written, skipped = bansal.draw_figures(out), []
+        report = bansal.write_report(out, written)
+    print(f"colddiff reproduce: {len(written)} figures in {out / 'figures'}, {report}, "
+          f"{out / 'results.json'}" + (f"; skipped {skipped}" if skipped else ""))
     return 0
 
 

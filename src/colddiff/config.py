@@ -315,6 +315,10 @@ MODEL_FIELDS = ("degradation", "degradation_kwargs", "schedule", "net", "net_kwa
 #: Fields that only say how a trained model samples (they never change the weights).
 SAMPLING_FIELDS = ("sampler", "sampler_kwargs", "clip_x0", "sample_steps")
 
+#: Fields that only make training fast on some hardware (a shipped model runs with their defaults
+#: unless its user asks otherwise).
+SPEED_FIELDS = ("precision", "compile", "channels_last")
+
 
 def _with_legacy_sampler_keys(sampler: str, kwargs: dict[str, Any], legacy: dict[str, Any], *,
                               legacy_wins: bool) -> dict[str, Any]:

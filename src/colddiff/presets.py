@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["COMPILE_MODES", "SCHEDULES", "TRAINING"]
+__all__ = ["COMPILE_MODES", "RESTORATION", "SCHEDULES", "STUDIES", "TRAINING"]
 
 #: ``TrainConfig.compile`` values: ``"off"``, or a :func:`torch.compile` mode.
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
@@ -32,9 +32,28 @@ def _ddpm(schedule: str) -> dict[str, Any]:
     return {"schedule": _linear(schedule), "degradation": "gaussian", "predict": "eps", "sampler": "ddpm"}
 
 
+def _restoration(degradation: str, num_timesteps: int) -> dict[str, Any]:
+    """A restoration model of Bansal et al.'s MNIST study: colddiff's small U-Net predicting the
+    clean image, sampled with Algorithm 2."""
+    return {"degradation": degradation, "degradation_kwargs": {"num_timesteps": num_timesteps},
+            "net": "unet", "net_kwargs": {"channels": 32, "blocks": 2, "attention": True},
+            "predict": "x0", "lr": 5e-4, "warmup": 500, "ema": 0.999, "ema_start": 500,
+            "sampler": "cold", "sampler_kwargs": {"algorithm": 2}}
+
+
+#: The restoration models of Bansal et al.'s MNIST study (``colddiff reproduce --study
+#: bansal-mnist``), by preset name: ``(degradation, T)``. Blur: 20 steps (Bansal's MNIST
+#: setting); inpainting: 50 (his); super-resolution: 2 halvings (28x28 down to 7x7).
+RESTORATION: dict[str, tuple[str, int]] = {
+    "mnist-deblur": ("blur", 20),
+    "mnist-inpaint": ("inpaint", 50),
+    "mnist-superres": ("superres", 2),
+}
+
+
 #: Training presets by name: the reference study's four models (report sections 2 and 3) and
 #: colddiff's own recipe, ``mnist-unet`` (a small U-Net, cosine schedule, v-prediction, EMA
-#: weights, warm-up, 50-step DDIM sampling).
+#: weights, warm-up, 50-step DDIM sampling), and the restoration models of :data:`RESTORATION`.
 TRAINING: dict[str, dict[str, Any]] = {
     **{f"ddpm-{name}": _ddpm(name) for name in SCHEDULES},
     "fashion-cold": {"schedule": _linear("default"), "degradation": "fashion_mnist",
@@ -47,4 +66,12 @@ TRAINING: dict[str, dict[str, Any]] = {
         "lr": 5e-4, "warmup": 500, "ema": 0.9995, "ema_start": 2000, "sampler": "ddim",
         "sample_steps": 50,
     },
+    **{name: _restoration(*spec) for name, spec in RESTORATION.items()},
+}
+
+#: The studies ``colddiff reproduce --study`` runs, with the presets of their models: the
+#: reference study's four models (report sections 2 and 3) and Bansal et al.'s MNIST restoration.
+STUDIES: dict[str, tuple[str, ...]] = {
+    "report": ("ddpm-default", "ddpm-long", "ddpm-short", "fashion-cold"),
+    "bansal-mnist": tuple(RESTORATION),
 }

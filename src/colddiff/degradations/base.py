@@ -145,6 +145,14 @@ class Degradation(ABC):
         return self.invertible
 
     @property
+    def source_is_given(self) -> bool:
+        """Whether a restorer is given each degraded image's source with it: side information
+        such as inpainting's mask centres. False where there is no source, or where the source is
+        what restoration must undo (the noise, a mixed-in image): its start stands in for it
+        (:attr:`start_is_source`) or a sampler re-estimates it (:attr:`recovers_source`)."""
+        return self.has_source and not (self.start_is_source or self.recovers_source)
+
+    @property
     def prior_fitted(self) -> bool:
         """Whether :meth:`prior` is ready (``False`` until :meth:`fit_prior` for a learned prior)."""
         return True

@@ -24,6 +24,7 @@ from colddiff import checkpoints
 from colddiff._compat import renamed
 from colddiff.config import (
     SAMPLING_FIELDS,
+    SPEED_FIELDS,
     TrainConfig,
     build_denoiser,
     build_sampler,
@@ -112,6 +113,25 @@ class Pretrained:
         samples = sampler.sample(x_T, sample_steps or self.config.sample_steps, generator=generator)
         return to_unit_range(samples, self.config)
 
+
+    def degrade(self, clean: Tensor, t: int, seed: int = 0) -> tuple[Tensor, Tensor | None]:
+        """Degrade clean images to step ``t`` as in training, to try :meth:`restore` on them.
+
+        Args:
+            clean: ``(N, C, H, W)`` images in ``[0, 1]``.
+            t: The step, in ``[0, T]``.
+            seed: Seed of the degradation's source (inpainting's mask centres, noise).
+
+        Returns:
+            ``(degraded, source)``: the images on the ``[0, 1]`` scale (not clamped: noise may
+            leave it), and the source :meth:`restore` is to be given where the degradation's
+            restorer sees it (:attr:`~colddiff.Degradation.source_is_given`), else ``None``.
+        """
+        degradation = self.denoiser.degradation
+        source = degradation.sample_source(clean, generator=torch.Generator().manual_seed(seed))
+        degraded = to_unit_range(degradation.degrade(from_unit_range(clean, self.config), t, source),
+                                 self.config)
+        return degraded, source if degradation.source_is_given else None
 
     def restore(self, degraded: Tensor, t: int, sample_steps: int | None = None, *,
                 source: Tensor | None = None, seed: int = 0, **overrides: Any) -> tuple[Tensor, Tensor]:
@@ -216,7 +236,8 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
             sampled: any of :data:`colddiff.config.SAMPLING_FIELDS` (e.g. ``{"sampler": "ddpm",
             "sampler_kwargs": {"variance": "posterior"}}``). These never change the weights; the
             card records each change as ``{"trained": ..., "shipped": ...}`` under
-            ``sampling_changes``.
+            ``sampling_changes``, as are the speed settings of training (precision, compile,
+            channels-last), which a shipped model leaves at their defaults (fp32, off, off).
 
     Returns:
         The card's path.
@@ -229,11 +250,12 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
         raise ValueError(f"sampling keys must be among {list(SAMPLING_FIELDS)}, got {unknown}")
     state = checkpoints.load(checkpoint)
     trained = TrainConfig.from_dict(state["config"])
-    shipped = trained.replace(**(sampling or {}))
+    defaults = TrainConfig()
+    shipped = trained.replace(**{key: getattr(defaults, key) for key in SPEED_FIELDS}, **(sampling or {}))
     check_buildable(shipped)
     config = shipped.to_dict()
     changes = {key: {"trained": getattr(trained, key), "shipped": getattr(shipped, key)}
-               for key in SAMPLING_FIELDS if getattr(trained, key) != getattr(shipped, key)}
+               for key in SAMPLING_FIELDS + SPEED_FIELDS if getattr(trained, key) != getattr(shipped, key)}
     half = {k: v.half() if v.is_floating_point() else v for k, v in _weights(state, ema=True).items()}
     record = {"name": name, "config": config, "epochs": state["epoch"], "optimiser_steps": state["step"],
               "train_wall_time_s": round(state["wall_time_s"], 1),

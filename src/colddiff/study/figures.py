@@ -51,11 +51,27 @@ def _image(images: Tensor, nrow: int) -> Any:
     return grid.permute(1, 2, 0).numpy()
 
 
-def _show(axis: Any, images: Tensor, nrow: int, title: str = "") -> None:
+def show_images(axis: Any, images: Tensor, nrow: int, title: str = "") -> None:
     axis.imshow(_image(images, nrow), interpolation="nearest")
     axis.set_axis_off()
     if title:
         axis.set_title(title, fontsize=9)
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend.
+
+    Raises:
+        ImportError: If matplotlib is missing (``pip install colddiff[plots]``).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise ImportError("figures need matplotlib: pip install 'colddiff[plots]'") from error
+    return plt
 
 
 def _save(figure: Any, path: Path) -> None:
@@ -87,7 +103,7 @@ def fig01(study: _Study, plt: Any, path: Path) -> None:
 def fig02(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(9, 3.5))
     strip = study.final("ddpm-default")["forward"]
-    _show(axis, strip.flatten(0, 1), strip.shape[1],
+    show_images(axis, strip.flatten(0, 1), strip.shape[1],
           "Figure 2: the forward process (default schedule), t = 0 ... T")
     _save(figure, path)
 
@@ -95,7 +111,7 @@ def fig02(study: _Study, plt: Any, path: Path) -> None:
 def _reverse(study: _Study, plt: Any, path: Path, model: str, title: str) -> None:
     figure, axis = plt.subplots(figsize=(9, 3.5))
     trajectory = study.final(model)["trajectory"]
-    _show(axis, trajectory.flatten(0, 1), trajectory.shape[1], title)
+    show_images(axis, trajectory.flatten(0, 1), trajectory.shape[1], title)
     _save(figure, path)
 
 
@@ -136,9 +152,10 @@ def fig06(study: _Study, plt: Any, path: Path) -> None:
     figure, axes = plt.subplots(len(present), 2, figsize=(14, 2.6 * len(present)), squeeze=False)
     for row, model in zip(axes, present, strict=True):
         final = study.final(model)
-        _show(row[0], final["forward"].flatten(0, 1), final["forward"].shape[1], f"{LABELS[model]}: forward")
+        forward = final["forward"]
+        show_images(row[0], forward.flatten(0, 1), forward.shape[1], f"{LABELS[model]}: forward")
         trajectory = final["trajectory"]
-        _show(row[1], trajectory.flatten(0, 1), trajectory.shape[1], f"{LABELS[model]}: reverse")
+        show_images(row[1], trajectory.flatten(0, 1), trajectory.shape[1], f"{LABELS[model]}: reverse")
     figure.suptitle("Figure 6: encoding and decoding for each schedule")
     _save(figure, path)
 
@@ -185,7 +202,7 @@ def fig08(study: _Study, plt: Any, path: Path) -> None:
         if chosen[-1][0] != evaluations[-1][0]:
             chosen.append(evaluations[-1])
         columns = torch.stack([samples[:4] for _, samples in chosen], dim=1)  # (4, epochs, C, H, W)
-        _show(axis, columns.flatten(0, 1), len(chosen),
+        show_images(axis, columns.flatten(0, 1), len(chosen),
               f"{LABELS[model]}: epochs {', '.join(str(e) for e, _ in chosen)}")
     figure.suptitle("Figure 8: samples every 10th evaluated epoch (left: first, right: last)")
     _save(figure, path)
@@ -195,7 +212,7 @@ def fig09(study: _Study, plt: Any, path: Path) -> None:
     present = [m for m in DDPM if m in study.models]
     figure, axes = plt.subplots(1, len(present), figsize=(4 * len(present), 4.3), squeeze=False)
     for axis, model in zip(axes[0], present, strict=True):
-        _show(axis, study.final(model)["grid"][:36], 6, LABELS[model])
+        show_images(axis, study.final(model)["grid"][:36], 6, LABELS[model])
     figure.suptitle("Figure 9: 36 samples from each model at the final epoch")
     _save(figure, path)
 
@@ -203,7 +220,8 @@ def fig09(study: _Study, plt: Any, path: Path) -> None:
 def fig10(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(9, 3.5))
     strip = study.final("fashion-cold")["forward"]
-    _show(axis, strip.flatten(0, 1), strip.shape[1], "Figure 10: the Fashion-MNIST mixing forward process")
+    show_images(axis, strip.flatten(0, 1), strip.shape[1],
+                "Figure 10: the Fashion-MNIST mixing forward process")
     _save(figure, path)
 
 
@@ -224,14 +242,14 @@ def fig12(study: _Study, plt: Any, path: Path) -> None:
 def fig13(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(9, 2.2))
     trajectory = study.final("fashion-cold")["trajectory"][:2]
-    _show(axis, trajectory.flatten(0, 1), trajectory.shape[1],
+    show_images(axis, trajectory.flatten(0, 1), trajectory.shape[1],
           "Figure 13: decoding two samples (Algorithm 2, fixed source)")
     _save(figure, path)
 
 
 def fig14(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 4.5))
-    _show(axis, study.final("fashion-cold")["grid"][:32], 8,
+    show_images(axis, study.final("fashion-cold")["grid"][:32], 8,
           "Figure 14: 32 samples from the Fashion-MNIST model")
     _save(figure, path)
 
@@ -264,13 +282,7 @@ def draw_figures(folder: str | Path) -> dict[str, list[str]]:
     Raises:
         ImportError: If matplotlib is missing (``pip install colddiff[plots]``).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:
-        raise ImportError("figures need matplotlib: pip install 'colddiff[plots]'") from error
+    plt = pyplot()
     study = _Study(Path(folder))
     out = Path(folder) / "figures"
     out.mkdir(parents=True, exist_ok=True)

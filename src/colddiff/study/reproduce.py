@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from colddiff import __version__, checkpoints, data, fmd
+from colddiff import __version__, checkpoints, data, fmd, presets
 from colddiff.config import TrainConfig
 from colddiff.fmd.metric import FMDHook, sample_in_batches
 from colddiff.training import Trainer
@@ -33,7 +33,7 @@ from colddiff.training import Trainer
 __all__ = ["MODELS", "StudyOptions", "run_study", "write_report"]
 
 #: The reference study's models, in the order of the report.
-MODELS = ("ddpm-default", "ddpm-long", "ddpm-short", "fashion-cold")
+MODELS = presets.STUDIES["report"]
 
 
 @dataclass
