@@ -9,7 +9,7 @@ from a report CNN trained here for half a minute (32 steps, mostly noise) with 5
 ``mnist-fashion-cold`` model (the report's Figure 14) and two of them decoded step by step from their
 Fashion-MNIST start images (its Figure 13), when the package has that model.
 ``study/``: a quick reference study (``colddiff reproduce --quick``), whose figures the
-"Reproducing the reference study" page shows (``--no-study`` skips it).
+"Reproducing the studies" page shows (``--no-study`` skips it).
 Needs MNIST and Fashion-MNIST under ``$COLDDIFF_DATA_DIR`` (or online), and matplotlib.
 """
 

@@ -180,7 +180,7 @@ def draw_figures(folder: str | Path) -> list[str]:
     Raises:
         ImportError: If matplotlib is missing (``pip install colddiff[plots]``).
     """
-    from colddiff.study.figures import pyplot, show_images
+    from colddiff.study.figures import pyplot, save_figure, show_images
 
     plt = pyplot()
     folder = Path(folder)
@@ -198,9 +198,7 @@ def draw_figures(folder: str | Path) -> list[str]:
         figure.suptitle(f"{summary['preset']}: {summary['degradation']}, restored from "
                         f"t = T = {summary['T']}", fontsize=9)
         name = f"bansal-{summary['preset']}.png"
-        figure.tight_layout()
-        figure.savefig(folder / "figures" / name, dpi=120)
-        plt.close(figure)
+        save_figure(figure, folder / "figures" / name)
         written.append(name)
     return written
 

@@ -74,7 +74,7 @@ def pyplot() -> Any:
     return plt
 
 
-def _save(figure: Any, path: Path) -> None:
+def save_figure(figure: Any, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     import matplotlib.pyplot as plt
@@ -97,7 +97,7 @@ def fig01(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 3.5))
     _schedule_axes(axis, ("default",))
     axis.set_title("Figure 1: the default linear schedule")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def fig02(study: _Study, plt: Any, path: Path) -> None:
@@ -105,14 +105,14 @@ def fig02(study: _Study, plt: Any, path: Path) -> None:
     strip = study.final("ddpm-default")["forward"]
     show_images(axis, strip.flatten(0, 1), strip.shape[1],
           "Figure 2: the forward process (default schedule), t = 0 ... T")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def _reverse(study: _Study, plt: Any, path: Path, model: str, title: str) -> None:
     figure, axis = plt.subplots(figsize=(9, 3.5))
     trajectory = study.final(model)["trajectory"]
     show_images(axis, trajectory.flatten(0, 1), trajectory.shape[1], title)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def fig03(study: _Study, plt: Any, path: Path) -> None:
@@ -124,7 +124,7 @@ def fig04(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(7, 4))
     _schedule_axes(axis, ("default", "long", "short"))
     axis.set_title("Figure 4: the three linear schedules")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def _loss_axes(axis: Any, study: _Study, highlight: str | None) -> None:
@@ -144,7 +144,7 @@ def fig05(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 4))
     _loss_axes(axis, study, None)
     axis.set_title("Figure 5: training loss per epoch")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def fig06(study: _Study, plt: Any, path: Path) -> None:
@@ -157,7 +157,7 @@ def fig06(study: _Study, plt: Any, path: Path) -> None:
         trajectory = final["trajectory"]
         show_images(row[1], trajectory.flatten(0, 1), trajectory.shape[1], f"{LABELS[model]}: reverse")
     figure.suptitle("Figure 6: encoding and decoding for each schedule")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def _fmd_axes(axes: Any, study: _Study, highlight: str | None) -> None:
@@ -190,7 +190,7 @@ def fig07(study: _Study, plt: Any, path: Path) -> None:
     figure, axes = plt.subplots(2, 1, figsize=(6, 7))
     _fmd_axes(axes, study, None)
     axes[0].set_title("Figure 7: FMD per epoch (report protocol)")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def fig08(study: _Study, plt: Any, path: Path) -> None:
@@ -205,7 +205,7 @@ def fig08(study: _Study, plt: Any, path: Path) -> None:
         show_images(axis, columns.flatten(0, 1), len(chosen),
               f"{LABELS[model]}: epochs {', '.join(str(e) for e, _ in chosen)}")
     figure.suptitle("Figure 8: samples every 10th evaluated epoch (left: first, right: last)")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def fig09(study: _Study, plt: Any, path: Path) -> None:
@@ -214,7 +214,7 @@ def fig09(study: _Study, plt: Any, path: Path) -> None:
     for axis, model in zip(axes[0], present, strict=True):
         show_images(axis, study.final(model)["grid"][:36], 6, LABELS[model])
     figure.suptitle("Figure 9: 36 samples from each model at the final epoch")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def fig10(study: _Study, plt: Any, path: Path) -> None:
@@ -222,21 +222,21 @@ def fig10(study: _Study, plt: Any, path: Path) -> None:
     strip = study.final("fashion-cold")["forward"]
     show_images(axis, strip.flatten(0, 1), strip.shape[1],
                 "Figure 10: the Fashion-MNIST mixing forward process")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def fig11(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 4))
     _loss_axes(axis, study, "fashion-cold")
     axis.set_title("Figure 11: Fashion-MNIST model loss (DDPM models in grey)")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def fig12(study: _Study, plt: Any, path: Path) -> None:
     figure, axes = plt.subplots(2, 1, figsize=(6, 7))
     _fmd_axes(axes, study, "fashion-cold")
     axes[0].set_title("Figure 12: Fashion-MNIST model FMD (DDPM models in grey)")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def fig13(study: _Study, plt: Any, path: Path) -> None:
@@ -244,14 +244,14 @@ def fig13(study: _Study, plt: Any, path: Path) -> None:
     trajectory = study.final("fashion-cold")["trajectory"][:2]
     show_images(axis, trajectory.flatten(0, 1), trajectory.shape[1],
           "Figure 13: decoding two samples (Algorithm 2, fixed source)")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def fig14(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 4.5))
     show_images(axis, study.final("fashion-cold")["grid"][:32], 8,
           "Figure 14: 32 samples from the Fashion-MNIST model")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 #: File name and drawing function of each figure, and the models it needs.
