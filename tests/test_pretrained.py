@@ -169,7 +169,7 @@ def test_fashion_cold_without_its_dataset_says_where_to_put_it(
     assert "FashionMNIST" in error and str(tmp_path) in error
 
 
-@pytest.mark.parametrize("name", ["mnist-ddpm", "mnist-fashion-cold"])
+@pytest.mark.parametrize("name", ["mnist-ddpm", "mnist-fashion-cold", "mnist-deblur"])
 def test_the_committed_config_trains_and_samples_the_shipped_model(name: str) -> None:
     card = json.loads((pretrained.weights_dir() / f"{name}.json").read_text())
     committed = TrainConfig.load(Path(str(resources.files("colddiff")))
@@ -179,6 +179,10 @@ def test_the_committed_config_trains_and_samples_the_shipped_model(name: str) ->
     if name == "mnist-fashion-cold":  # its card predates sampler_kwargs: the old keys map into it
         assert "source" in card["config"] and "sampler_kwargs" not in card["config"]
         assert (shipped.sampler, shipped.sampler_kwargs) == ("cold", {"algorithm": 2, "source": "estimate"})
+    elif name == "mnist-deblur":  # trained in bf16 for speed, shipped in fp32
+        assert (shipped.sampler, shipped.sampler_kwargs) == ("cold", {"algorithm": 2})
+        assert (committed.precision, shipped.precision) == ("bf16", "fp32")
+        assert model_differences(card["config"], TrainConfig.preset("mnist-deblur")) == []
     else:
         assert (shipped.sampler, shipped.sampler_kwargs) == ("ddpm", {"variance": "posterior"})
         assert card["default_scores"] == "ddpm-posterior-50"
