@@ -96,7 +96,9 @@ def test_a_tiny_study_writes_results_figures_and_report_and_resumes(
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["study"] == "bansal-mnist" and list(results["models"]) == list(bansal.MODELS)
     for preset, summary in results["models"].items():
-        assert summary["n_test"] == 6 and summary["epochs"] == 1 and summary["precision"] == "fp32"
+        trained = (summary["n_test"], summary["seed"], summary["epochs"], summary["limit_train"])
+        assert trained == (6, 0, 1, 128)
+        assert summary["precision"] == "fp32" and summary["ema"] is False  # 1 step < ema_start
         for row in bansal.ROWS:
             assert sorted(summary["scores"][row]) == ["fmd", "psnr", "rmse", "ssim"]
             assert all(math.isfinite(v) for v in summary["scores"][row].values()), (preset, row)
@@ -108,6 +110,7 @@ def test_a_tiny_study_writes_results_figures_and_report_and_resumes(
     for preset in bansal.MODELS:
         assert f"| {preset} |" in report and f"figures/bansal-{preset}.png" in report
     assert "How this differs from Bansal et al." in report and "3 figures" in out
+    assert "| mnist-deblur | 1 | 128 | fp32 | no |" in report
 
     # Not overwritten; --resume keeps finished models; --figures-only finds the study by itself.
     assert run_cli(capsys, *argv)[0] == 2
@@ -118,6 +121,21 @@ def test_a_tiny_study_writes_results_figures_and_report_and_resumes(
     (tmp_path / "figures" / "bansal-mnist-deblur.png").unlink()
     assert run_cli(capsys, "reproduce", "--out", str(tmp_path), "--figures-only")[0] == 0
     assert (tmp_path / "figures" / "bansal-mnist-deblur.png").exists()
+    # The folder's study is inferred, and another one is refused.
+    status, _, err = run_cli(capsys, "reproduce", "--study", "report", "--out", str(tmp_path), "--resume")
+    assert status == 2 and f"{tmp_path} holds a --study bansal-mnist study, not --study report" in err
+
+    # Asked for other digits, a finished model is scored again (not retrained: same epochs).
+    checkpoint = tmp_path / "models" / "mnist-inpaint" / "checkpoints" / "last.pt"
+    trained = checkpoint.stat().st_mtime_ns
+    status, _, err = run_cli(capsys, "reproduce", "--quick", "--resume", "--out", str(tmp_path), "--models",
+                             "mnist-inpaint", "--epochs", "1", "--limit-train", "128", "--n-test", "4",
+                             "--device", "cpu", "--quiet")
+    assert status == 0, err
+    assert checkpoint.stat().st_mtime_ns == trained and final.stat().st_mtime_ns != stamp
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["models"]) == list(bansal.MODELS), "models finished earlier stay in the results"
+    assert [results["models"][name]["n_test"] for name in bansal.MODELS] == [6, 4, 6]
 
 
 def test_a_model_trained_beforehand_by_its_preset_is_evaluated_not_retrained(
@@ -135,6 +153,14 @@ def test_a_model_trained_beforehand_by_its_preset_is_evaluated_not_retrained(
     assert checkpoint.stat().st_mtime_ns == stamp
     assert list(json.loads((tmp_path / "results.json").read_text())["models"]) == ["mnist-superres"]
 
+    # Asked for more epochs, it trains on from its checkpoint and is scored again.
+    status, _, err = run_cli(capsys, "reproduce", "--quick", "--resume", "--out", str(tmp_path), "--epochs",
+                             "2", "--limit-train", "128", "--n-test", "4", "--device", "cpu", "--quiet",
+                             "--models", "mnist-superres")
+    assert status == 0, err
+    summary = json.loads((tmp_path / "results.json").read_text())["models"]["mnist-superres"]
+    assert summary["epochs"] == 2 and summary["optimiser_steps"] == 2
+
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--study", "bansal-mnist", "--full-n", "5"], "--full-n is an option of --study report, not of --study "
@@ -145,9 +171,24 @@ def test_a_model_trained_beforehand_by_its_preset_is_evaluated_not_retrained(
      "ddpm-short"),
     (["--models", "mnist-deblur"], "--models for --study report must be among ddpm-default"),
     (["--study", "bansal"], "argument --study: invalid choice: 'bansal'"),
+    (["--study", "bansal-mnist", "--n-test", "5001"], "argument --n-test: must be >= 2 and < 5001, got 5001"),
 ])
 def test_study_options_are_checked_against_the_study(argv: list[str], message: str, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run_cli(capsys, "reproduce", "--out", str(tmp_path), *argv)
     assert status == 2 and message in err
     assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"models": ("mnist-deblur", "ddpm-short")}, "models must be among"),
+    ({"models": ()}, "models must be among"),
+    ({"n_test": 5001}, r"n_test must be an integer in \[2, 5000\]"),
+    ({"n_test": 1}, r"n_test must be an integer in \[2, 5000\]"),
+    ({"epochs": 0}, "epochs must be a positive integer, got 0"),
+    ({"precision": "fp8"}, "precision must be one of"),
+])
+def test_study_options_from_python_are_checked(changes: dict[str, object], message: str,
+                                               tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=message):
+        bansal.BansalOptions(out=tmp_path, **changes)  # type: ignore[arg-type]

@@ -218,4 +218,5 @@ def test_a_shipped_model_runs_in_float32_whatever_sped_up_its_training(tmp_path:
     card = json.loads(pretrained.export(tmp_path / "run" / "checkpoints" / "last.pt", "fast", tmp_path / "w")
                       .read_text())
     assert card["config"]["precision"] == "fp32"
-    assert card["sampling_changes"] == {"precision": {"trained": "bf16", "shipped": "fp32"}}
+    assert card["speed_changes"] == {"precision": {"trained": "bf16", "shipped": "fp32"}}
+    assert "sampling_changes" not in card

@@ -35,7 +35,6 @@ __all__ = ["build_parser", "main"]
 _RUNTIME_ERRORS = (ValueError, RuntimeError, OSError, NotImplementedError)
 _SCHEDULES = [*sorted(presets.SCHEDULES), "cosine"]
 _KINDS = ["degradations", "nets", "samplers"]
-_STUDIES = presets.STUDIES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -335,12 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
         "restore fully degraded test digits directly and with Algorithm 2, and write their FMD, "
         "SSIM, PSNR and RMSE, a figure per model, report.md and results.json into OUT.")
     study.set_defaults(subparser=study)
-    study.add_argument("--study", choices=_STUDIES, default="report", help="which study (report)")
+    study.add_argument("--study", choices=presets.STUDIES,
+                       help="which study: report or bansal-mnist (default: the one OUT holds, else report)")
     study.add_argument("--out", type=Path, required=True)
     study.add_argument("--epochs", type=_POSITIVE,
                        help="epochs per model (report: 100, --quick 2; bansal-mnist: 20, --quick 1)")
-    study.add_argument("--models", nargs="+", choices=[m for models in _STUDIES.values() for m in models],
-                       help="a subset of the study's models")
+    study.add_argument("--models", nargs="+", help="a subset of the study's models",
+                       choices=[name for names in presets.STUDIES.values() for name in names])
     study.add_argument("--quick", action="store_true",
                        help="CI-sized: report: 1,024 images, 2 epochs, 50 sampling steps, 128 "
                        "full-protocol samples; bansal-mnist: 512 images, 1 epoch, 64 test digits")
@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_only.add_argument("--full-n", type=_number(int, 2), metavar="N",
                              help="full-protocol samples (1000)")
     bansal_only = study.add_argument_group("--study bansal-mnist only")
-    bansal_only.add_argument("--n-test", type=_number(int, 2), metavar="N",
+    bansal_only.add_argument("--n-test", type=_number(int, 2, below=5001), metavar="N",
                              help="test digits restored and scored (1000; --quick: 64)")
     bansal_only.add_argument("--precision", choices=precision.PRECISIONS,
                              help="training arithmetic (fp32; evaluation is always fp32)")
@@ -725,12 +725,23 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _study_in(out: Path) -> str | None:
+    """The study a folder holds: its ``results.json`` says, else its model folders' names do."""
+    if (out / "results.json").exists():
+        return str(json.loads((out / "results.json").read_text()).get("study", "report"))
+    models = {p.name for p in (out / "models").glob("*")}
+    return next((study for study, names in presets.STUDIES.items() if models & set(names)), None)
+
+
 def _reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from colddiff.study import bansal, figures, reproduce
 
     out: Path = args.out
-    if args.figures_only and (out / "results.json").exists():  # the study the folder holds
-        args.study = json.loads((out / "results.json").read_text()).get("study", "report")
+    held = _study_in(out)
+    if args.study is not None and held is not None and args.study != held:
+        args.subparser.error(f"{out} holds a --study {held} study, not --study {args.study}; "
+                             "choose another --out")
+    args.study = args.study or held or "report"
     own = {"report": ("eval_every", "full_every", "sample_steps", "full_n"),
            "bansal-mnist": ("n_test", "precision")}
     for study, names in own.items():
@@ -738,10 +749,10 @@ def _reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         if given:
             args.subparser.error(f"--{given[0].replace('_', '-')} is an option of --study {study}, "
                                  f"not of --study {args.study}")
-    wrong = sorted(set(args.models or ()) - set(_STUDIES[args.study]))
+    wrong = sorted(set(args.models or ()) - set(presets.STUDIES[args.study]))
     if wrong:
         args.subparser.error(f"--models for --study {args.study} must be among "
-                             f"{', '.join(_STUDIES[args.study])}, got {', '.join(wrong)}")
+                             f"{', '.join(presets.STUDIES[args.study])}, got {', '.join(wrong)}")
     if args.figures_only:
         if not (out / "results.json").exists():
             args.subparser.error(f"--figures-only needs a finished study in {out} (no results.json)")

@@ -113,7 +113,6 @@ class Pretrained:
         samples = sampler.sample(x_T, sample_steps or self.config.sample_steps, generator=generator)
         return to_unit_range(samples, self.config)
 
-
     def degrade(self, clean: Tensor, t: int, seed: int = 0) -> tuple[Tensor, Tensor | None]:
         """Degrade clean images to step ``t`` as in training, to try :meth:`restore` on them.
 
@@ -126,9 +125,14 @@ class Pretrained:
             ``(degraded, source)``: the images on the ``[0, 1]`` scale (not clamped: noise may
             leave it), and the source :meth:`restore` is to be given where the degradation's
             restorer sees it (:attr:`~colddiff.Degradation.source_is_given`), else ``None``.
+
+        Raises:
+            ValueError: If ``t`` is out of range or the images do not fit the degradation.
         """
         degradation = self.denoiser.degradation
-        source = degradation.sample_source(clean, generator=torch.Generator().manual_seed(seed))
+        # Drawn on the CPU, so that a seed gives the same source on every device.
+        source = degradation.sample_source(clean.cpu(), generator=torch.Generator().manual_seed(seed))
+        source = source.to(clean.device) if source is not None else None
         degraded = to_unit_range(degradation.degrade(from_unit_range(clean, self.config), t, source),
                                  self.config)
         return degraded, source if degradation.source_is_given else None
@@ -191,13 +195,16 @@ def load(name: str, device: str | torch.device = "cpu") -> Pretrained:
 
 
 def from_checkpoint(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> Pretrained:
-    """A training checkpoint as a :class:`Pretrained` (its EMA weights unless ``ema=False``).
+    """A training checkpoint as a :class:`Pretrained`: its EMA weights unless ``ema=False`` or
+    the average has not started yet (before ``ema_start``), when the raw ones; its card says
+    which (``card["ema"]``).
 
     Raises:
         colddiff.checkpoints.CheckpointError: If the file is not a usable checkpoint.
     """
     path = Path(path)
-    return _model(path.stem, checkpoints.load(path), {}, device, ema=ema)
+    state = checkpoints.load(path)
+    return _model(path.stem, state, {"ema": ema and _ema_started(state)}, device, ema=ema)
 
 
 def _ema_started(state: dict[str, Any]) -> bool:
@@ -236,8 +243,9 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
             sampled: any of :data:`colddiff.config.SAMPLING_FIELDS` (e.g. ``{"sampler": "ddpm",
             "sampler_kwargs": {"variance": "posterior"}}``). These never change the weights; the
             card records each change as ``{"trained": ..., "shipped": ...}`` under
-            ``sampling_changes``, as are the speed settings of training (precision, compile,
-            channels-last), which a shipped model leaves at their defaults (fp32, off, off).
+            ``sampling_changes``. The speed settings of training (precision, compile,
+            channels-last) are left at their defaults (fp32, off, off) in a shipped model, and
+            recorded likewise under ``speed_changes``.
 
     Returns:
         The card's path.
@@ -254,15 +262,16 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
     shipped = trained.replace(**{key: getattr(defaults, key) for key in SPEED_FIELDS}, **(sampling or {}))
     check_buildable(shipped)
     config = shipped.to_dict()
-    changes = {key: {"trained": getattr(trained, key), "shipped": getattr(shipped, key)}
-               for key in SAMPLING_FIELDS + SPEED_FIELDS if getattr(trained, key) != getattr(shipped, key)}
+    changes = {kind: {key: {"trained": getattr(trained, key), "shipped": getattr(shipped, key)}
+                      for key in fields if getattr(trained, key) != getattr(shipped, key)}
+               for kind, fields in (("sampling_changes", SAMPLING_FIELDS), ("speed_changes", SPEED_FIELDS))}
     half = {k: v.half() if v.is_floating_point() else v for k, v in _weights(state, ema=True).items()}
     record = {"name": name, "config": config, "epochs": state["epoch"], "optimiser_steps": state["step"],
               "train_wall_time_s": round(state["wall_time_s"], 1),
               "train_cpu_time_s": round(state.get("cpu_time_s", 0.0), 1),
               "ema": _ema_started(state),
               "colddiff_version": state["colddiff_version"],
-              **({"sampling_changes": changes} if changes else {}),
+              **{kind: fields for kind, fields in changes.items() if fields},
               **(card or {})}
     path = Path(out) / f"{name}.pt"
     checkpoints.save_with_card({"model": half, "config": config}, path, record)

@@ -9,6 +9,6 @@
 studies" guide.
 """
 
-from colddiff.study import bansal, figures, reproduce
+from colddiff.study import bansal, figures, plotting, reproduce
 
-__all__ = ["bansal", "figures", "reproduce"]
+__all__ = ["bansal", "figures", "plotting", "reproduce"]

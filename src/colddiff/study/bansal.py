@@ -30,10 +30,11 @@ from torch import Tensor
 
 from colddiff import __version__, checkpoints, data, fmd, metrics, presets, pretrained
 from colddiff.config import TrainConfig
+from colddiff.precision import check_precision
 from colddiff.training import Trainer
 
-__all__ = ["FIGURE_IMAGES", "MODELS", "ROWS", "BansalOptions", "draw_figures", "evaluate", "run_study",
-           "write_report"]
+__all__ = ["FIGURE_IMAGES", "MAX_TEST", "MODELS", "PROTOCOL", "ROWS", "BansalOptions", "draw_figures",
+           "evaluate", "run_study", "write_report"]
 
 #: The study's models (presets), in the order of the paper's tables.
 MODELS = presets.STUDIES["bansal-mnist"]
@@ -41,6 +42,34 @@ MODELS = presets.STUDIES["bansal-mnist"]
 ROWS = ("degraded", "direct", "sampled")
 #: Test digits shown in each figure.
 FIGURE_IMAGES = 8
+#: Most test digits a study restores: the next as many give the real-image FMD floor.
+MAX_TEST = 5000
+
+#: How this study differs from the paper's, for the report (and the docs).
+PROTOCOL = (
+    "## How this differs from Bansal et al. (2022)",
+    "",
+    "- **FMD, not FID.** The distance is the Fréchet distance of the features of colddiff's MNIST "
+    "classifier (1024-d), not of Inception, so its values are not on FID's scale: compare rows "
+    "with each other and with the real-image floor, not with the paper's FID column. SSIM "
+    "(Wang et al. 2004, 11x11 Gaussian window, valid region) and RMSE are on the same [0, 1] "
+    "scale as the paper's.",
+    "- **Network and training.** colddiff's small U-Net (32 channels, 1.2 M parameters) predicting "
+    "the clean image with a mean-squared-error loss, batch 128, Adam at 5e-4 with 500 warm-up "
+    "steps, EMA 0.999, for the epochs above. The paper's code (arpitbansal297/Cold-Diffusion-Models, "
+    "the MNIST scripts) trains a U-Net of 64 base channels (multipliers 1, 2, 4, 8) with an L1 "
+    "loss, batch 32 with 2 accumulated, Adam at 2e-5, EMA 0.995, for 700,000 steps, on MNIST "
+    "resized to 32x32.",
+    "- **Degradations.** Blur: one Gaussian of width 6 sqrt(t / T) pixels, T = 20, where the "
+    "paper's code applies an 11x11 Gaussian kernel of standard deviation 7 t times (T = 20). "
+    "Inpainting: the paper's growing Gaussian masks with random centres, T = 50; the mask "
+    "centres are given to the restorer. Super-resolution: two halvings of the 28x28 digits "
+    "(down to 7x7), where the paper's code halves 32x32 digits three times (down to 4x4).",
+    "- **Sets.** The first n test digits are restored and scored against themselves, at 28x28.",
+    "- **The paper's numbers.** Bansal et al.'s MNIST rows of Tables 1-3 (FID, SSIM, RMSE) are "
+    "not copied here: they could not be checked against the paper when this study was written. "
+    "Their SSIM and RMSE are on this table's scale and can be set beside it; their FID cannot.",
+)
 
 
 @dataclass
@@ -71,6 +100,18 @@ class BansalOptions:
     seed: int = 0
     quiet: bool = False
 
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.models if name not in MODELS]
+        if not self.models or unknown:
+            raise ValueError(f"models must be among {list(MODELS)}, got {list(self.models)}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        n_test = self.n_test
+        if isinstance(n_test, bool) or not isinstance(n_test, int) or not 2 <= n_test <= MAX_TEST:
+            raise ValueError(f"n_test must be an integer in [2, {MAX_TEST}] (the next n_test test digits "
+                             f"give the real-image floor), got {self.n_test!r}")
+        check_precision(self.precision)
+
     @classmethod
     def quick(cls, out: Path, **changes: Any) -> BansalOptions:
         """The CI-sized study: 1 epoch on 512 images, 64 test digits."""
@@ -91,34 +132,35 @@ def evaluate(model: pretrained.Pretrained, clean: Tensor, reference: Tensor, *, 
         batch_size: Images restored at once.
 
     Returns:
-        ``{"images": {row: (N, C, H, W) tensors}, "scores": {row: {"fmd", "ssim", "psnr",
-        "rmse"}}, "real_fmd": float, "sampling_seconds_per_image": float}``.
+        ``{"images": {row: (N, C, H, W) tensors in [0, 1]}, "scores": {row: {"fmd", "ssim",
+        "psnr", "rmse"}}, "real_fmd": float, "restore_seconds_per_image": float}`` (the time of
+        both restorations, first-call warm-up included).
     """
     total = model.denoiser.num_timesteps
-    degraded, source = model.degrade(clean, total, seed=seed)
-    degraded = degraded.clamp(0, 1)
+    degraded, source = model.degrade(clean, total, seed=seed)  # restored as degraded, noise and all
     direct, sampled = [], []
     start = time.perf_counter()
     for first in range(0, len(clean), batch_size):
         part = slice(first, first + batch_size)
-        restored = model.restore(degraded[part], total, source=None if source is None else source[part],
-                                 seed=seed + first)
-        direct.append(restored[0].cpu())
-        sampled.append(restored[1].cpu())
+        one_step, iterated = model.restore(degraded[part], total, seed=seed + first,
+                                           source=None if source is None else source[part])
+        direct.append(one_step.cpu())
+        sampled.append(iterated.cpu())
     seconds = time.perf_counter() - start
-    images = {"degraded": degraded, "direct": torch.cat(direct), "sampled": torch.cat(sampled)}
+    images = {"degraded": degraded.clamp(0, 1), "direct": torch.cat(direct), "sampled": torch.cat(sampled)}
     device = next(model.denoiser.parameters()).device
-    scores = {row: {"fmd": fmd.distance(restored, clean, device=device),
-                    "ssim": float(metrics.ssim(restored, clean).mean()),
-                    "psnr": float(metrics.psnr(restored, clean).mean()),
-                    "rmse": float(metrics.rmse(restored, clean).mean())}
-              for row, restored in images.items()}
+    scores = {row: {"fmd": fmd.distance(row_images, clean, device=device),
+                    "ssim": float(metrics.ssim(row_images, clean).mean()),
+                    "psnr": float(metrics.psnr(row_images, clean).mean()),
+                    "rmse": float(metrics.rmse(row_images, clean).mean())}
+              for row, row_images in images.items()}
     return {"images": images, "scores": scores, "real_fmd": fmd.distance(reference, clean, device=device),
-            "sampling_seconds_per_image": seconds / len(clean)}
+            "restore_seconds_per_image": seconds / len(clean)}
 
 
 def _train(preset: str, folder: Path, options: BansalOptions) -> Trainer:
-    """Train (or resume, or find finished) one model in its run folder."""
+    """Train one model in its run folder, resuming a checkpoint there (a model trained beforehand
+    with its preset trains on to ``options.epochs`` if it has fewer)."""
     config = TrainConfig.preset(preset, epochs=options.epochs, limit_train=options.limit_train,
                                 seed=options.seed, sample_every=0, checkpoint_every=200,
                                 precision=options.precision)
@@ -128,7 +170,8 @@ def _train(preset: str, folder: Path, options: BansalOptions) -> Trainer:
 
 
 def _finish_model(trainer: Trainer, folder: Path, options: BansalOptions) -> dict[str, Any]:
-    """Evaluate the trained model (EMA weights, float32) and save ``final.pt``."""
+    """Evaluate the trained model (its EMA weights once the average has started; float32) and
+    save ``final.pt``."""
     model = pretrained.from_checkpoint(trainer.checkpoint_path, device=trainer.device)
     model.denoiser.precision = "fp32"
     test = data.mnist(train=False, limit=2 * options.n_test).images
@@ -139,12 +182,13 @@ def _finish_model(trainer: Trainer, folder: Path, options: BansalOptions) -> dic
     summary = {
         "preset": folder.name, "degradation": repr(model.denoiser.degradation),
         "T": model.denoiser.num_timesteps, "epochs": trainer.epoch, "optimiser_steps": trainer.step,
-        "final_loss": epochs[-1]["loss"] if epochs else None,
+        "limit_train": trainer.config.limit_train, "precision": trainer.config.precision,
+        "ema": model.card["ema"], "final_loss": epochs[-1]["loss"] if epochs else None,
         "images_per_s": epochs[-1].get("images_per_s") if epochs else None,
         "train_wall_time_s": epochs[-1].get("wall_time_s") if epochs else None,
-        "precision": trainer.config.precision, "device": str(trainer.device), "n_test": options.n_test,
+        "device": str(trainer.device), "n_test": options.n_test, "seed": options.seed,
         "scores": result["scores"], "real_fmd": result["real_fmd"],
-        "sampling_seconds_per_image": result["sampling_seconds_per_image"],
+        "restore_seconds_per_image": result["restore_seconds_per_image"],
     }
     shown = {row: images[:FIGURE_IMAGES] for row, images in result["images"].items()}
     checkpoints.save({"clean": clean[:FIGURE_IMAGES], **shown, "summary": json.dumps(summary)},
@@ -152,20 +196,38 @@ def _finish_model(trainer: Trainer, folder: Path, options: BansalOptions) -> dic
     return summary
 
 
-def run_study(options: BansalOptions) -> dict[str, Any]:
-    """Train, evaluate and record; returns what ``results.json`` holds.
+def _finished(folder: Path) -> dict[str, Any] | None:
+    """The summary of a model's ``final.pt``, or ``None`` if it has none."""
+    final = folder / "final.pt"
+    return json.loads(checkpoints.load(final, required=("summary",))["summary"]) if final.exists() else None
 
-    Models whose ``final.pt`` exists are not retrained; a model with a checkpoint resumes.
+
+def _answers(summary: dict[str, Any], options: BansalOptions) -> bool:
+    """Whether a finished model's evaluation is the one ``options`` ask for."""
+    return bool(summary["epochs"] >= options.epochs and summary["n_test"] == options.n_test
+                and summary["seed"] == options.seed)
+
+
+def run_study(options: BansalOptions) -> dict[str, Any]:
+    """Train, evaluate and record; returns what ``results.json`` holds: every finished model
+    of the folder, in the order of :data:`MODELS`.
+
+    A finished model is kept when it has at least ``options.epochs`` epochs and was scored on
+    the same ``n_test`` digits with the same seed; otherwise it trains on (from its checkpoint)
+    and is scored again.
     """
     out = Path(options.out)
-    results: dict[str, Any] = {"study": "bansal-mnist", "colddiff_version": __version__, "options": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()}, "models": {}}
     for preset in options.models:
         folder = out / "models" / preset
-        final = folder / "final.pt"
-        if not final.exists():
+        summary = _finished(folder)
+        if summary is None or not _answers(summary, options):
             _finish_model(_train(preset, folder, options), folder, options)
-        results["models"][preset] = json.loads(checkpoints.load(final, required=("summary",))["summary"])
+    results: dict[str, Any] = {"study": "bansal-mnist", "colddiff_version": __version__, "options": {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()}, "models": {}}
+    for preset in MODELS:
+        summary = _finished(out / "models" / preset)
+        if summary is not None:
+            results["models"][preset] = summary
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
@@ -180,14 +242,15 @@ def draw_figures(folder: str | Path) -> list[str]:
     Raises:
         ImportError: If matplotlib is missing (``pip install colddiff[plots]``).
     """
-    from colddiff.study.figures import pyplot, save_figure, show_images
+    from colddiff.study.plotting import pyplot, save_figure, show_images
 
     plt = pyplot()
     folder = Path(folder)
     (folder / "figures").mkdir(parents=True, exist_ok=True)
     written = []
-    for final in sorted((folder / "models").glob("*/final.pt")):
-        saved = checkpoints.load(final, required=("clean", *ROWS, "summary"))
+    for preset in json.loads((folder / "results.json").read_text())["models"]:
+        saved = checkpoints.load(folder / "models" / preset / "final.pt",
+                                 required=("clean", *ROWS, "summary"))
         summary = json.loads(saved["summary"])
         labels = ("clean", *ROWS)
         width = 1.0 * len(saved["clean"]) + 1
@@ -203,19 +266,23 @@ def draw_figures(folder: str | Path) -> list[str]:
     return written
 
 
+def _or_dash(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def write_report(folder: str | Path, figures: list[str]) -> Path:
-    """Write ``report.md``: the table rows of each model and the figures, from ``results.json``."""
+    """Write ``report.md``: the table rows of each model, their training and the figures, from
+    ``results.json``."""
     folder = Path(folder)
     results = json.loads((folder / "results.json").read_text())
-    options = results["options"]
     lines = [
         "# Bansal et al.'s MNIST restoration study, run with colddiff",
         "",
-        f"colddiff {results['colddiff_version']}; {options['epochs']} epoch(s) per model on "
-        f"{options['limit_train'] or 60000} MNIST training images ({options['precision']} training); "
-        f"{options['n_test']} MNIST test digits degraded to t = T and restored, scored against their "
-        "clean originals (evaluation in float32, seed "
-        f"{options['seed']}).",
+        f"colddiff {results['colddiff_version']}. Each model's first n MNIST test digits are degraded "
+        "to t = T, restored in one step (direct) and with Algorithm 2 (sampled), and every row is "
+        "scored against the clean digits (evaluation in float32). FMD: the Fréchet distance "
+        "between the row and the clean digits in colddiff's MNIST classifier features; SSIM, PSNR, "
+        "RMSE: means over the digits.",
         "",
         "| model | degradation | T | row | FMD | SSIM | PSNR (dB) | RMSE |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -226,43 +293,19 @@ def write_report(folder: str | Path, figures: list[str]) -> Path:
             lines.append(f"| {preset} | `{summary['degradation']}` | {summary['T']} | {row} "
                          f"| {score['fmd']:.2f} | {score['ssim']:.3f} | {score['psnr']:.2f} "
                          f"| {score['rmse']:.3f} |")
-    lines += ["", "Real-image FMD floor (the clean digits against as many other test digits) and cost:",
-              "", "| model | real FMD | final loss | training s | sampling s/image |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += ["", "Each model's training and evaluation; real FMD is the floor (the clean digits "
+              "against as many other test digits):", "",
+              "| model | epochs | training images | precision | EMA | final loss | training s | n "
+              "| seed | real FMD | restoring s/image |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for preset, summary in results["models"].items():
-        loss, seconds = summary["final_loss"], summary["train_wall_time_s"]
-        lines.append(f"| {preset} | {summary['real_fmd']:.2f} | {'-' if loss is None else f'{loss:.5f}'} "
-                     f"| {'-' if seconds is None else f'{seconds:.0f}'} "
-                     f"| {summary['sampling_seconds_per_image']:.4f} |")
+        lines.append(
+            f"| {preset} | {summary['epochs']} | {summary['limit_train'] or 60000} | {summary['precision']} "
+            f"| {'yes' if summary['ema'] else 'no'} | {_or_dash(summary['final_loss'], '.5f')} "
+            f"| {_or_dash(summary['train_wall_time_s'], '.0f')} | {summary['n_test']} | {summary['seed']} "
+            f"| {summary['real_fmd']:.2f} | {summary['restore_seconds_per_image']:.4f} |")
     lines += ["", *PROTOCOL, ""]
     lines += [f"![{name}](figures/{name})\n" for name in figures]
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-#: How this study differs from the paper's, for the report (and the docs).
-PROTOCOL = (
-    "## How this differs from Bansal et al. (2022)",
-    "",
-    "- **FMD, not FID.** The distance is the Fréchet distance of the features of colddiff's MNIST "
-    "classifier (1024-d), not of Inception, so its values are not on FID's scale: compare rows "
-    "with each other and with the real-image floor, not with the paper's FID column. SSIM "
-    "(Wang et al. 2004, 11x11 Gaussian window, valid region) and RMSE are on the same [0, 1] "
-    "scale as the paper's.",
-    "- **Network and training.** colddiff's small U-Net (32 channels, 1.2 M parameters) predicting "
-    "the clean image with a mean-squared-error loss, batch 128, Adam at 5e-4 with 500 warm-up "
-    "steps, EMA 0.999, for the epochs above. The paper's code (arpitbansal297/Cold-Diffusion-Models, "
-    "the MNIST scripts) trains a U-Net of 64 base channels (multipliers 1, 2, 4, 8) with an L1 "
-    "loss, batch 32 with 2 accumulated, Adam at 2e-5, EMA 0.995, for 700,000 steps, on MNIST "
-    "resized to 32x32.",
-    "- **Degradations.** Blur: one Gaussian of width 6 sqrt(t / T) pixels, T = 20, where the "
-    "paper's code applies an 11x11 Gaussian kernel of standard deviation 7 t times (T = 20). "
-    "Inpainting: the paper's growing Gaussian masks with random centres, T = 50; the mask "
-    "centres are given to the restorer. Super-resolution: two halvings of the 28x28 digits "
-    "(down to 7x7), where the paper's code halves 32x32 digits three times (down to 4x4).",
-    "- **Sets.** The first n test digits are restored and scored against themselves, at 28x28.",
-    "- **The paper's numbers.** Bansal et al.'s MNIST rows of Tables 1-3 (FID, SSIM, RMSE) are "
-    "not copied here: they could not be checked against the paper when this study was written. "
-    "Their SSIM and RMSE are on this table's scale and can be set beside it; their FID cannot.",
-)

@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchvision.utils import make_grid
 
 from colddiff import checkpoints
 from colddiff.schedules import Schedule
+from colddiff.study.plotting import pyplot, save_figure, show_images
 
 __all__ = ["FIGURES", "draw_figures"]
 
@@ -46,42 +46,6 @@ class _Study:
         return [(int(e["epoch"]), e["samples"]) for e in loaded]
 
 
-def _image(images: Tensor, nrow: int) -> Any:
-    grid = make_grid(images.clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
-    return grid.permute(1, 2, 0).numpy()
-
-
-def show_images(axis: Any, images: Tensor, nrow: int, title: str = "") -> None:
-    axis.imshow(_image(images, nrow), interpolation="nearest")
-    axis.set_axis_off()
-    if title:
-        axis.set_title(title, fontsize=9)
-
-
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the file-only Agg backend.
-
-    Raises:
-        ImportError: If matplotlib is missing (``pip install colddiff[plots]``).
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:
-        raise ImportError("figures need matplotlib: pip install 'colddiff[plots]'") from error
-    return plt
-
-
-def save_figure(figure: Any, path: Path) -> None:
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
-
-
 def _schedule_axes(axis: Any, names: tuple[str, ...]) -> None:
     for name, color in zip(names, ("C0", "C1", "C2"), strict=False):
         schedule = Schedule.preset(name)
@@ -104,7 +68,7 @@ def fig02(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(9, 3.5))
     strip = study.final("ddpm-default")["forward"]
     show_images(axis, strip.flatten(0, 1), strip.shape[1],
-          "Figure 2: the forward process (default schedule), t = 0 ... T")
+                "Figure 2: the forward process (default schedule), t = 0 ... T")
     save_figure(figure, path)
 
 
@@ -203,7 +167,7 @@ def fig08(study: _Study, plt: Any, path: Path) -> None:
             chosen.append(evaluations[-1])
         columns = torch.stack([samples[:4] for _, samples in chosen], dim=1)  # (4, epochs, C, H, W)
         show_images(axis, columns.flatten(0, 1), len(chosen),
-              f"{LABELS[model]}: epochs {', '.join(str(e) for e, _ in chosen)}")
+                    f"{LABELS[model]}: epochs {', '.join(str(e) for e, _ in chosen)}")
     figure.suptitle("Figure 8: samples every 10th evaluated epoch (left: first, right: last)")
     save_figure(figure, path)
 
@@ -243,14 +207,14 @@ def fig13(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(9, 2.2))
     trajectory = study.final("fashion-cold")["trajectory"][:2]
     show_images(axis, trajectory.flatten(0, 1), trajectory.shape[1],
-          "Figure 13: decoding two samples (Algorithm 2, fixed source)")
+                "Figure 13: decoding two samples (Algorithm 2, fixed source)")
     save_figure(figure, path)
 
 
 def fig14(study: _Study, plt: Any, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6, 4.5))
     show_images(axis, study.final("fashion-cold")["grid"][:32], 8,
-          "Figure 14: 32 samples from the Fashion-MNIST model")
+                "Figure 14: 32 samples from the Fashion-MNIST model")
     save_figure(figure, path)
 
 

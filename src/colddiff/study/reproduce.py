@@ -137,7 +137,7 @@ def run_study(options: StudyOptions) -> dict[str, Any]:
     Models whose ``final.pt`` exists are not retrained; a model with a checkpoint resumes.
     """
     out = Path(options.out)
-    results: dict[str, Any] = {"colddiff_version": __version__, "options": {
+    results: dict[str, Any] = {"study": "report", "colddiff_version": __version__, "options": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()}, "models": {}}
     for preset in options.models:
         folder = out / "models" / preset
