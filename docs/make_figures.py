@@ -8,6 +8,9 @@ from a report CNN trained here for half a minute (32 steps, mostly noise) with 5
 ``fashion-cold-samples.png`` / ``fashion-cold-decoding.png``: 32 samples of the shipped
 ``mnist-fashion-cold`` model (the report's Figure 14) and two of them decoded step by step from their
 Fashion-MNIST start images (its Figure 13), when the package has that model.
+``deblur.png``: 8 test digits (clean, blurred to t = T, restored directly and with Algorithm 2)
+by the shipped ``mnist-deblur``, as ``colddiff restore --pretrained mnist-deblur
+--from-test-set 8`` writes it, when the package has that model.
 ``study/``: a quick reference study (``colddiff reproduce --quick``), whose figures the
 "Reproducing the studies" page shows (``--no-study`` skips it).
 Needs MNIST and Fashion-MNIST under ``$COLDDIFF_DATA_DIR`` (or online), and matplotlib.
@@ -77,6 +80,12 @@ def fashion_cold_figures(out: Path, frames: int = 11) -> None:
                pad_value=1.0)
 
 
+def deblur_figure(out: Path) -> None:
+    if "mnist-deblur" in pretrained.available():
+        main_cli(["restore", "--pretrained", "mnist-deblur", "--from-test-set", "8", "--device", "cpu",
+                  "--out", str(out / "deblur.png")])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,6 +96,7 @@ def main() -> None:
     degradation_strips(args.out)
     sample_grid(args.out)
     fashion_cold_figures(args.out)
+    deblur_figure(args.out)
     if not args.no_study:
         study = args.out / "study"
         if (study / "results.json").exists():
