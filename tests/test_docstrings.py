@@ -10,7 +10,8 @@ import pytest
 MODULES = ["colddiff", "colddiff.schedules", "colddiff.degradations", "colddiff.degradations.registry",
            "colddiff.denoisers", "colddiff.nets", "colddiff.samplers", "colddiff.config",
            "colddiff.training", "colddiff.checkpoints", "colddiff.data", "colddiff.fmd",
-           "colddiff.study.reproduce", "colddiff.study.figures", "colddiff.cli"]
+           "colddiff.study.reproduce", "colddiff.study.figures", "colddiff.study.bansal",
+           "colddiff.study.plotting", "colddiff.metrics", "colddiff.pretrained", "colddiff.cli"]
 
 
 def public_objects() -> list[tuple[str, object]]:
