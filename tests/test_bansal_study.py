@@ -111,12 +111,18 @@ def test_a_tiny_study_writes_results_figures_and_report_and_resumes(
         assert f"| {preset} |" in report and f"figures/bansal-{preset}.png" in report
     assert "How this differs from Bansal et al." in report and "3 figures" in out
     assert "| mnist-deblur | 1 | 128 | fp32 | no |" in report
+    assert "**Barely trained:** mnist-deblur, mnist-inpaint, mnist-superres" in report
+    saved = json.loads((tmp_path / "options.json").read_text())
+    assert (saved["epochs"], saved["limit_train"], saved["n_test"]) == (1, 128, 6)
 
-    # Not overwritten; --resume keeps finished models; --figures-only finds the study by itself.
+    # Not overwritten; --resume keeps finished models, with the saved options (no --quick, no
+    # --limit-train or --n-test given again); --figures-only finds the study by itself.
     assert run_cli(capsys, *argv)[0] == 2
     final = tmp_path / "models" / "mnist-inpaint" / "final.pt"
     stamp = final.stat().st_mtime_ns
-    assert run_cli(capsys, *argv, "--resume")[0] == 0
+    status, out, _ = run_cli(capsys, "reproduce", "--out", str(tmp_path), "--resume", "--device", "cpu")
+    assert status == 0 and f"resuming with the options of {tmp_path / 'options.json'}" in out
+    assert "mnist-inpaint: kept (1 epoch(s), scored on 6 digits)" in out
     assert final.stat().st_mtime_ns == stamp, "finished models are not retrained"
     (tmp_path / "figures" / "bansal-mnist-deblur.png").unlink()
     assert run_cli(capsys, "reproduce", "--out", str(tmp_path), "--figures-only")[0] == 0
@@ -171,7 +177,7 @@ def test_a_model_trained_beforehand_by_its_preset_is_evaluated_not_retrained(
      "ddpm-short"),
     (["--models", "mnist-deblur"], "--models for --study report must be among ddpm-default"),
     (["--study", "bansal"], "argument --study: invalid choice: 'bansal'"),
-    (["--study", "bansal-mnist", "--n-test", "5001"], "argument --n-test: must be >= 2 and < 5001, got 5001"),
+    (["--study", "bansal-mnist", "--n-test", "5001"], "argument --n-test: must be at most 5000 (the next N"),
 ])
 def test_study_options_are_checked_against_the_study(argv: list[str], message: str, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:

@@ -65,6 +65,15 @@ _POSITIVE = _number(int, 1)
 _COUNT = _number(int, 0)
 
 
+def _n_test(text: str) -> int:
+    """``--n-test``: 2 to 5,000 test digits (the next as many give the FMD floor)."""
+    value = _number(int, 2)(text)
+    if value > 5000:
+        raise argparse.ArgumentTypeError(f"must be at most 5000 (the next N test digits give the "
+                                         f"real-image floor), got {value}")
+    return int(value)
+
+
 def _fraction(text: str) -> float:
     """A number in ``[0, 1]``."""
     try:
@@ -276,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     given.add_argument("--from-test-set", type=_POSITIVE, metavar="N",
                        help="degrade the first N test images of the model's dataset, then restore them")
     restore.add_argument("--t", type=_POSITIVE, metavar="T",
-                         help="the step the images are degraded to (with --from-test-set: default T)")
+                         help="the step the images are degraded to (required with --input; with "
+                         "--from-test-set: default T)")
     restore.add_argument("--sample-steps", type=_POSITIVE, metavar="S",
                          help="steps of the sampled restoration (default: all t)")
     restore.add_argument("--on-error", choices=["raise", "skip"], default="raise",
@@ -355,8 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     report_only.add_argument("--full-n", type=_number(int, 2), metavar="N",
                              help="full-protocol samples (1000)")
     bansal_only = study.add_argument_group("--study bansal-mnist only")
-    bansal_only.add_argument("--n-test", type=_number(int, 2, below=5001), metavar="N",
-                             help="test digits restored and scored (1000; --quick: 64)")
+    bansal_only.add_argument("--n-test", type=_n_test, metavar="N",
+                             help="test digits restored and scored, 2 to 5,000 (the next N give the "
+                             "real-image floor; 1000; --quick: 64)")
     bansal_only.add_argument("--precision", choices=precision.PRECISIONS,
                              help="training arithmetic (fp32; evaluation is always fp32)")
     study.add_argument("--device", default="auto")
@@ -733,6 +744,28 @@ def _study_in(out: Path) -> str | None:
     return next((study for study, names in presets.STUDIES.items() if models & set(names)), None)
 
 
+def _study_options(kind: Any, out: Path, changes: dict[str, Any], args: argparse.Namespace) -> Any:
+    """The options of a study run: on ``--resume``, those saved in ``OUT/options.json`` with the
+    ones given now replacing theirs; else the defaults (or ``--quick``'s) with the given ones.
+    Saves them for the next resume."""
+    saved = out / "options.json"
+    if args.resume and saved.exists():
+        previous = json.loads(saved.read_text())
+        previous["models"] = tuple(previous["models"])
+        replaced = sorted(key for key, value in changes.items() if previous.get(key) != value)
+        if not args.quiet:
+            print(f"colddiff reproduce: resuming with the options of {saved}"
+                  + (f", replacing {', '.join(replaced)}" if replaced else ""))
+        options = kind(out=out, **{**previous, **changes}, device=args.device, quiet=args.quiet)
+    else:
+        options = (kind.quick(out, **changes, device=args.device, quiet=args.quiet) if args.quick
+                   else kind(out=out, **changes, device=args.device, quiet=args.quiet))
+    out.mkdir(parents=True, exist_ok=True)
+    kept = {key: value for key, value in vars(options).items() if key not in ("out", "device", "quiet")}
+    saved.write_text(json.dumps(kept, indent=2) + "\n")
+    return options
+
+
 def _reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from colddiff.study import bansal, figures, reproduce
 
@@ -758,18 +791,15 @@ def _reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             args.subparser.error(f"--figures-only needs a finished study in {out} (no results.json)")
     else:
         if (out / "models").exists() and not args.resume:
-            args.subparser.error(f"{out} already holds a study; pass --resume to continue it")
+            args.subparser.error(f"{out} already holds a study; pass --resume to continue it, or "
+                                 "choose another --out to start afresh")
         changes: dict[str, Any] = {key: getattr(args, key) for key in (
             "epochs", "limit_train", *own[args.study]) if getattr(args, key) is not None}
         if args.models:
             changes["models"] = tuple(args.models)
-        changes.update(device=args.device, quiet=args.quiet)
-        if args.study == "report":
-            reproduce.run_study(reproduce.StudyOptions.quick(out, **changes) if args.quick
-                                else reproduce.StudyOptions(out=out, **changes))
-        else:
-            bansal.run_study(bansal.BansalOptions.quick(out, **changes) if args.quick
-                             else bansal.BansalOptions(out=out, **changes))
+        options = _study_options(reproduce.StudyOptions if args.study == "report" else bansal.BansalOptions,
+                                 out, changes, args)
+        (reproduce.run_study if args.study == "report" else bansal.run_study)(options)
     if args.study == "report":
         drawn = figures.draw_figures(out)
         written, skipped = drawn["written"], drawn["skipped"]

@@ -220,8 +220,13 @@ def run_study(options: BansalOptions) -> dict[str, Any]:
     for preset in options.models:
         folder = out / "models" / preset
         summary = _finished(folder)
-        if summary is None or not _answers(summary, options):
-            _finish_model(_train(preset, folder, options), folder, options)
+        if summary is not None and _answers(summary, options):
+            if not options.quiet:
+                print(f"{preset}: kept ({summary['epochs']} epoch(s), scored on {summary['n_test']} digits)")
+            continue
+        if not options.quiet:
+            print(f"{preset}: " + ("training" if summary is None else "training on and scoring again"))
+        _finish_model(_train(preset, folder, options), folder, options)
     results: dict[str, Any] = {"study": "bansal-mnist", "colddiff_version": __version__, "options": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()}, "models": {}}
     for preset in MODELS:
@@ -293,6 +298,11 @@ def write_report(folder: str | Path, figures: list[str]) -> Path:
             lines.append(f"| {preset} | `{summary['degradation']}` | {summary['T']} | {row} "
                          f"| {score['fmd']:.2f} | {score['ssim']:.3f} | {score['psnr']:.2f} "
                          f"| {score['rmse']:.3f} |")
+    untrained = [preset for preset, summary in results["models"].items() if not summary["ema"]]
+    if untrained:
+        lines += ["", f"**Barely trained:** {', '.join(untrained)} stopped before the EMA average "
+                  "started (a `--quick` run): these rows test the pipeline, not the method. An untrained "
+                  "network predicts a nearly flat image, which Algorithm 2 barely moves from its start."]
     lines += ["", "Each model's training and evaluation; real FMD is the floor (the clean digits "
               "against as many other test digits):", "",
               "| model | epochs | training images | precision | EMA | final loss | training s | n "
