@@ -125,9 +125,9 @@ def evaluate(model: pretrained.Pretrained, clean: Tensor, reference: Tensor, *, 
     Args:
         model: A restoration model.
         clean: ``(N, C, H, W)`` clean test images in ``[0, 1]``.
-        reference: ``N`` other real images: the FMD between them and ``clean`` is the floor that
-            a perfect restoration would reach at this ``N`` (FMD, like FID, is biased upwards at
-            small ``N``).
+        reference: ``N`` other real images: the FMD between them and ``clean`` is that of two
+            independent real sets at this ``N`` (FMD, like FID, is biased upwards at small
+            ``N``). Restorations are paired with ``clean`` and can score below it.
         seed: Seed of the degradation's source.
         batch_size: Images restored at once.
 
@@ -303,8 +303,10 @@ def write_report(folder: str | Path, figures: list[str]) -> Path:
         lines += ["", f"**Barely trained:** {', '.join(untrained)} stopped before the EMA average "
                   "started (a `--quick` run): these rows test the pipeline, not the method. An untrained "
                   "network predicts a nearly flat image, which Algorithm 2 barely moves from its start."]
-    lines += ["", "Each model's training and evaluation; real FMD is the floor (the clean digits "
-              "against as many other test digits):", "",
+    lines += ["", "Each model's training and evaluation. Real FMD: the clean digits against as many "
+              "other test digits, two independent sets of real digits; a restored row is paired with "
+              "the clean digits it is scored against (inpainting keeps their visible parts), so it "
+              "can score below it.", "",
               "| model | epochs | training images | precision | EMA | final loss | training s | n "
               "| seed | real FMD | restoring s/image |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
