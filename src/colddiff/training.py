@@ -412,6 +412,10 @@ class Trainer:
             return history
         finally:
             if self._owns_process_group and dist.is_initialized():
+                # Free the DDP wrapper (and the gloo work it holds) now, while the interpreter is
+                # whole: left to the exit's finalisation, its destruction can abort the process.
+                self._train_denoiser = Denoiser(self.net, self.degradation, predict=self.denoiser.predict,
+                                                precision=self.denoiser.precision)
                 dist.destroy_process_group()
                 self._owns_process_group = False
 
