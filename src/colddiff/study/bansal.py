@@ -148,13 +148,22 @@ def evaluate(model: pretrained.Pretrained, clean: Tensor, reference: Tensor, *, 
         sampled.append(iterated.cpu())
     seconds = time.perf_counter() - start
     images = {"degraded": degraded.clamp(0, 1), "direct": torch.cat(direct), "sampled": torch.cat(sampled)}
-    device = next(model.denoiser.parameters()).device
-    scores = {row: {"fmd": fmd.distance(row_images, clean, device=device),
+    # One classifier and one pass over the clean digits for every distance.
+    metric = fmd.FMD(device=next(model.denoiser.parameters()).device, across_processes=False)
+    metric.update(clean, real=True)
+    clean_statistics = metric.real
+
+    def distance_to_clean(others: Tensor) -> float:
+        metric.reset(real=clean_statistics)
+        metric.update(others, real=False)
+        return metric.compute()
+
+    scores = {row: {"fmd": distance_to_clean(row_images),
                     "ssim": float(metrics.ssim(row_images, clean).mean()),
                     "psnr": float(metrics.psnr(row_images, clean).mean()),
                     "rmse": float(metrics.rmse(row_images, clean).mean())}
               for row, row_images in images.items()}
-    return {"images": images, "scores": scores, "real_fmd": fmd.distance(reference, clean, device=device),
+    return {"images": images, "scores": scores, "real_fmd": distance_to_clean(reference),
             "restore_seconds_per_image": seconds / len(clean)}
 
 
@@ -169,7 +178,7 @@ def _train(preset: str, folder: Path, options: BansalOptions) -> Trainer:
     return trainer
 
 
-def _finish_model(trainer: Trainer, folder: Path, options: BansalOptions) -> dict[str, Any]:
+def _finish_model(trainer: Trainer, folder: Path, options: BansalOptions) -> None:
     """Evaluate the trained model (its EMA weights once the average has started; float32) and
     save ``final.pt``."""
     model = pretrained.from_checkpoint(trainer.checkpoint_path, device=trainer.device)
@@ -193,7 +202,6 @@ def _finish_model(trainer: Trainer, folder: Path, options: BansalOptions) -> dic
     shown = {row: images[:FIGURE_IMAGES] for row, images in result["images"].items()}
     checkpoints.save({"clean": clean[:FIGURE_IMAGES], **shown, "summary": json.dumps(summary)},
                      folder / "final.pt")
-    return summary
 
 
 def _finished(folder: Path) -> dict[str, Any] | None:
