@@ -427,7 +427,7 @@ def _schedule_spec(name: str, current: dict[str, Any] | None = None) -> dict[str
     from colddiff.schedules import Schedule
 
     if name == "cosine":
-        num_timesteps = Schedule.upgrade_spec(current or {}).get("num_timesteps", 1000)
+        num_timesteps = (current or {}).get("num_timesteps", 1000)
         return Schedule.cosine(int(num_timesteps)).spec()
     return Schedule.preset(name).spec()
 

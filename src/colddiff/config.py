@@ -337,7 +337,7 @@ def in_current_spelling(values: dict[str, Any]) -> dict[str, Any]:
     and without warnings."""
     values = dict(values)
     if isinstance(values.get("schedule"), dict):
-        values["schedule"] = Schedule.upgrade_spec(values["schedule"])
+        values["schedule"] = dict(values["schedule"])
     options = values.get("degradation_kwargs")
     if isinstance(options, dict) and options and isinstance(values.get("degradation"), str):
         try:

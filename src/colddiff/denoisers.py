@@ -7,7 +7,6 @@ from typing import Literal, cast, get_args
 import torch
 from torch import Tensor, nn
 
-from colddiff._compat import renamed_alias
 from colddiff.degradations.base import (
     Degradation,
     MixingDegradation,
@@ -84,7 +83,6 @@ class Denoiser(nn.Module):
         """``T`` of the degradation."""
         return self.degradation.num_timesteps
 
-    steps = renamed_alias("num_timesteps", "steps")
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         """The raw network output for ``x_t`` at integer steps ``t`` ``(B,)``.

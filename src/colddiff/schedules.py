@@ -32,7 +32,6 @@ from typing import Any
 
 import torch
 
-from colddiff._compat import renamed, renamed_alias, renamed_key
 from colddiff.presets import SCHEDULES
 
 __all__ = ["PRESETS", "Schedule"]
@@ -100,21 +99,18 @@ class Schedule:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def linear(cls, beta_start: float, beta_end: float, num_timesteps: int | None = None, *,
-               steps: int | None = None) -> Schedule:
+    def linear(cls, beta_start: float, beta_end: float, num_timesteps: int) -> Schedule:
         """Betas linear in ``t`` from ``beta_start`` at ``t = 1`` to ``beta_end`` at ``t = T``.
 
         Args:
             beta_start: ``beta_1``, in (0, 1).
             beta_end: ``beta_T``, in (0, 1).
             num_timesteps: ``T``, at least 1 (with ``T = 1`` the single beta is ``beta_start``).
-            steps: Deprecated: the old name of ``num_timesteps``.
 
         Raises:
             ValueError: If an argument is out of range; the message names it.
         """
-        num_timesteps = _check_num_timesteps(
-            "Schedule.linear", renamed("Schedule.linear", "steps", steps, "num_timesteps", num_timesteps))
+        num_timesteps = _check_num_timesteps("Schedule.linear", num_timesteps)
         for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value < 1):
                 raise ValueError(f"{name} must be a finite number in (0, 1), got {value!r}")
@@ -124,8 +120,7 @@ class Schedule:
                            "num_timesteps": num_timesteps})
 
     @classmethod
-    def cosine(cls, num_timesteps: int | None = None, offset: float = 0.008, max_beta: float = 0.999,
-               *, steps: int | None = None) -> Schedule:
+    def cosine(cls, num_timesteps: int, offset: float = 0.008, max_beta: float = 0.999) -> Schedule:
         """The cosine schedule of Nichol & Dhariwal (2021), eq. 17.
 
         ``alpha_bar(t) = f(t) / f(0)`` with ``f(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2)``,
@@ -135,13 +130,11 @@ class Schedule:
             num_timesteps: ``T``, at least 1.
             offset: The small offset ``s`` that keeps ``beta_1`` away from zero.
             max_beta: Upper clip for the betas near ``t = T``, in (0, 1).
-            steps: Deprecated: the old name of ``num_timesteps``.
 
         Raises:
             ValueError: If an argument is out of range; the message names it.
         """
-        num_timesteps = _check_num_timesteps(
-            "Schedule.cosine", renamed("Schedule.cosine", "steps", steps, "num_timesteps", num_timesteps))
+        num_timesteps = _check_num_timesteps("Schedule.cosine", num_timesteps)
         if not (math.isfinite(offset) and offset > 0):
             raise ValueError(f"offset must be a finite number > 0, got {offset!r}")
         if not (math.isfinite(max_beta) and 0 < max_beta < 1):
@@ -181,7 +174,7 @@ class Schedule:
         Raises:
             ValueError: If ``spec["kind"]`` is unknown or its parameters are invalid.
         """
-        params = {k: v for k, v in cls.upgrade_spec(spec).items() if k != "kind"}
+        params = {k: v for k, v in spec.items() if k != "kind"}
         kind = spec.get("kind")
         if kind == "linear":
             return cls.linear(**params)
@@ -193,21 +186,11 @@ class Schedule:
             f"spec['kind'] must be one of 'linear', 'cosine', 'custom'; got {kind!r}"
         )
 
-    @staticmethod
-    def upgrade_spec(spec: dict[str, Any]) -> dict[str, Any]:
-        """``spec`` in the current spelling: colddiff 0.1 wrote ``T`` as ``"steps"``, now
-        ``"num_timesteps"``. Configs and checkpoints written then keep loading unchanged."""
-        if spec.get("kind") in ("linear", "cosine"):
-            return renamed_key(spec, "steps", "num_timesteps")
-        return dict(spec)
-
     # ------------------------------------------------------------------ derived values
     @property
     def num_timesteps(self) -> int:
         """``T``, the number of diffusion time steps."""
         return self._beta.numel() - 1
-
-    steps = renamed_alias("num_timesteps", "steps")
 
     @property
     def beta(self) -> torch.Tensor:
@@ -250,9 +233,7 @@ class Schedule:
         return f"Schedule.{self.kind}({args})"
 
 
-def _check_num_timesteps(function: str, num_timesteps: int | None) -> int:
-    if num_timesteps is None:
-        raise TypeError(f"{function}() missing required argument: 'num_timesteps'")
+def _check_num_timesteps(function: str, num_timesteps: int) -> int:
     if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int) or num_timesteps < 1:
         raise ValueError(f"num_timesteps must be an integer >= 1, got {num_timesteps!r}")
     return num_timesteps

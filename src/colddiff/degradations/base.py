@@ -8,16 +8,14 @@ Deterministic ones (blur) have no source. ``D(x_0, 0, .)`` is always ``x_0``.
 
 from __future__ import annotations
 
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from colddiff._compat import renamed, renamed_alias
 from colddiff.schedules import Schedule
 
 __all__ = ["Degradation", "MixingDegradation", "PriorUnavailableError", "check_image_shape",
@@ -53,7 +51,6 @@ class Degradation(ABC):
         schedule: The schedule; its ``T`` is the number of steps unless ``num_timesteps`` is given.
             Mixing degradations use its ``alpha_bar``; others only its length.
         num_timesteps: ``T`` (default: the schedule's, else :attr:`default_num_timesteps`).
-        steps: Deprecated: the old name of ``num_timesteps``.
         image_shape: ``(C, H, W)`` of the images, for :meth:`prior` and the samplers' checks of
             a start; ``None`` (the default here): any shape.
 
@@ -61,8 +58,7 @@ class Degradation(ABC):
         num_timesteps: ``T``, the number of degradation steps.
         schedule: The schedule given (``None`` if none was).
         image_shape: ``(C, H, W)`` of the images this degradation works on, or ``None`` if any.
-        default_num_timesteps: ``T`` when neither ``schedule`` nor ``num_timesteps`` is given
-            (a subclass that still sets the old ``default_steps`` gets a ``DeprecationWarning``).
+        default_num_timesteps: ``T`` when neither ``schedule`` nor ``num_timesteps`` is given.
         has_source: Whether :meth:`sample_source` returns a tensor (``False``: deterministic).
         start_is_source: Whether a fully degraded image stands in for its source (true of mixing
             degradations, where ``x_T`` is nearly all source, and the default); the cold sampler's
@@ -78,19 +74,8 @@ class Degradation(ABC):
     schedule: Schedule | None = None
     image_shape: tuple[int, int, int] | None = None
 
-    steps = renamed_alias("num_timesteps", "steps")
-    default_steps = renamed_alias("default_num_timesteps", "default_steps")
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "default_steps" in cls.__dict__:  # the old name, in a plugin written for colddiff 0.1
-            warnings.warn(f"{cls.__name__}.default_steps is deprecated: name it default_num_timesteps",
-                          DeprecationWarning, stacklevel=3)
-            cls.default_num_timesteps = cls.__dict__["default_steps"]
-
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
-                 image_shape: tuple[int, int, int] | None = None, steps: int | None = None) -> None:
-        num_timesteps = renamed(type(self).__name__, "steps", steps, "num_timesteps", num_timesteps)
+                 image_shape: tuple[int, int, int] | None = None) -> None:
         if schedule is not None and not isinstance(schedule, Schedule):
             raise ValueError(f"schedule must be a colddiff.Schedule or None, got {type(schedule).__name__}")
         if num_timesteps is None:
@@ -182,8 +167,7 @@ class Degradation(ABC):
         return f"{type(self).__name__}(num_timesteps={self.num_timesteps})"
 
 
-def check_timesteps(t: Tensor | int, x: Tensor, num_timesteps: int | None = None, *,
-                    steps: int | None = None) -> Tensor:
+def check_timesteps(t: Tensor | int, x: Tensor, num_timesteps: int) -> Tensor:
     """Validate ``t`` against the batch ``x`` and return it as a ``(B,)`` int64 tensor on ``x``'s device.
 
     A Python int is broadcast to the batch. The range check runs only for CPU tensors, so that it
@@ -192,11 +176,7 @@ def check_timesteps(t: Tensor | int, x: Tensor, num_timesteps: int | None = None
     Raises:
         ValueError: If ``t`` is not an integer, has the wrong shape, or lies outside
             ``[0, num_timesteps]``.
-        TypeError: If ``num_timesteps`` (or its deprecated old name ``steps``) is not given.
     """
-    num_timesteps = renamed("check_timesteps", "steps", steps, "num_timesteps", num_timesteps)
-    if num_timesteps is None:
-        raise TypeError("check_timesteps() missing required argument: 'num_timesteps'")
     if isinstance(t, int) and not isinstance(t, bool):
         if not 0 <= t <= num_timesteps:
             raise ValueError(f"t must lie in [0, {num_timesteps}], got {t}")

@@ -8,7 +8,6 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from colddiff._compat import renamed
 from colddiff.degradations.base import (
     Degradation,
     ImageSource,
@@ -60,7 +59,6 @@ class Blur(Degradation):
         image_shape: ``(C, H, W)`` of the images, or ``None`` for any.
         noise: Standard deviation of the Gaussian noise on every degraded image (0: plain,
             deterministic blur).
-        steps: Deprecated: the old name of ``num_timesteps``.
     """
 
     default_num_timesteps = 20
@@ -74,8 +72,7 @@ class Blur(Degradation):
 
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
                  sigma_max: float = 6.0, image_shape: tuple[int, int, int] | None = None,
-                 noise: float = 0.0, steps: int | None = None) -> None:
-        num_timesteps = renamed(type(self).__name__, "steps", steps, "num_timesteps", num_timesteps)
+                 noise: float = 0.0) -> None:
         super().__init__(schedule, num_timesteps=num_timesteps, image_shape=image_shape)
         if not (math.isfinite(sigma_max) and sigma_max > 0):
             raise ValueError(f"sigma_max must be a finite number > 0, got {sigma_max!r}")
