@@ -25,9 +25,37 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
+# The project's own layout keeps the datasets beside the checkout; anywhere else, tests that need
+# them skip (one summary line says so) unless COLDDIFF_DATA_DIR names a folder that holds them.
 os.environ.setdefault("COLDDIFF_DATA_DIR", str(REPO.parent / "shared" / "data"))
+DATA_ROOT = Path(os.environ["COLDDIFF_DATA_DIR"]).expanduser().resolve()
 # Reference statistics are cached per test session, never in the user's cache.
 os.environ["COLDDIFF_CACHE_DIR"] = tempfile.mkdtemp(prefix="colddiff-test-cache-")
+
+NO_DATA = (f"needs real MNIST and Fashion-MNIST, which are not under {DATA_ROOT}: set COLDDIFF_DATA_DIR "
+           "to a folder holding MNIST/raw and FashionMNIST/raw (torchvision's layout) to run it")
+
+
+def _has_dataset(name: str) -> bool:
+    return (DATA_ROOT / name / "raw" / "train-images-idx3-ubyte").exists()
+
+
+def _refuse_downloads() -> None:
+    """Make every torchvision download fail at once: the tests read data from disk or skip, and
+    never reach the network (colddiff turns the failure into ``DatasetNotFoundError``)."""
+    import importlib
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the colddiff tests never download datasets")
+
+    for module in ("utils", "mnist", "cifar"):
+        datasets_module = importlib.import_module(f"torchvision.datasets.{module}")
+        for name in ("download_url", "download_and_extract_archive"):
+            if hasattr(datasets_module, name):
+                setattr(datasets_module, name, refuse)
+
+
+_refuse_downloads()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -40,13 +68,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    """Every test that needs the datasets and lacks them is reported at one place with one reason
+    (``-ra`` then prints a single line with their count): those that ask for ``data_dir``, and
+    those that fail only because a dataset is missing (``DatasetNotFoundError``)."""
+    from colddiff.data import DatasetNotFoundError
+
+    report: pytest.TestReport = yield
+    missing = call.excinfo is not None and call.excinfo.errisinstance(DatasetNotFoundError)
+    skipped_for_data = report.skipped and NO_DATA in str(report.longrepr)
+    if skipped_for_data or (missing and not (_has_dataset("MNIST") and _has_dataset("FashionMNIST"))):
+        report.outcome = "skipped"
+        report.longrepr = (str(Path(__file__)), 0, f"Skipped: {NO_DATA}")
+    return report
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The dataset folder (``COLDDIFF_DATA_DIR``); tests needing real data skip without it."""
-    root = Path(os.environ["COLDDIFF_DATA_DIR"]).resolve()
-    if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
-        pytest.skip(f"real MNIST not found under {root}; set COLDDIFF_DATA_DIR")
-    return root
+    if not (_has_dataset("MNIST") and _has_dataset("FashionMNIST")):
+        pytest.skip(NO_DATA)
+    return DATA_ROOT
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

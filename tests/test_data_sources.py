@@ -158,11 +158,6 @@ def test_train_resume_and_sample_on_a_folder_of_rgb_images(tmp_path: Path,
     last = [line for line in (out / "metrics.jsonl").read_text().splitlines() if line][-1]
     assert last.startswith('{"epoch": 2')
 
-    strip = tmp_path / "forward.png"
-    assert main(["degrade", "--degradation", "fashion_mnist", "--data", str(folder), "--image-size", "16",
-                 "-n", "2", "--frames", "3", "--out", str(strip)]) == 0
-    assert Image.open(strip).mode == "RGB" and Image.open(strip).size == (3 * 16 + 4 * 2, 2 * 16 + 3 * 2)
-
     samples = tmp_path / "s.pt"
     assert main(["sample", "--checkpoint", str(out / "checkpoints" / "last.pt"), "-n", "3",
                  "--sample-steps", "2", "--out", str(tmp_path / "s.png"), "--save-tensor", str(samples)]) == 0
@@ -175,6 +170,17 @@ def test_train_resume_and_sample_on_a_folder_of_rgb_images(tmp_path: Path,
         with pytest.raises(SystemExit):
             main(["train", "--preset", "ddpm-short", *bad, "--out", str(tmp_path / "x"), "--quiet"])
         assert message in capsys.readouterr().err
+
+
+def test_forward_strip_of_colour_images_mixes_in_fashion_mnist(tmp_path: Path, data_dir: Path) -> None:
+    from colddiff.cli import main
+
+    folder = tmp_path / "pictures"
+    write_colour_folder(folder, 4)
+    strip = tmp_path / "forward.png"
+    assert main(["degrade", "--degradation", "fashion_mnist", "--data", str(folder), "--image-size", "16",
+                 "-n", "2", "--frames", "3", "--out", str(strip)]) == 0
+    assert Image.open(strip).mode == "RGB" and Image.open(strip).size == (3 * 16 + 4 * 2, 2 * 16 + 3 * 2)
 
 
 @pytest.mark.parametrize(("degradation", "value_range"), [("gaussian", [0, 1]), ("blur", [0, 1]),
