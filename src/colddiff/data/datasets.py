@@ -105,7 +105,8 @@ def _read_cifar10(train: bool, root: str, download: bool) -> tuple[Tensor, Tenso
 
 
 def _load_idx(name: str, train: bool, root: str | os.PathLike[str] | None, *, download: bool,
-          limit: int | None, centre: bool) -> ImageDataset:
+              limit: int | None, centre: bool) -> ImageDataset:
+    """MNIST or Fashion-MNIST (``name`` as torchvision spells it) scaled to ``[0, 1]``."""
     check_limit(limit)
     pixels, labels = _read(name, train, str(data_root(root).resolve()), download)
     if limit is not None:

@@ -4,7 +4,6 @@ folder, a tensor or a ``Dataset`` into one in-memory :class:`~colddiff.data.Imag
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -12,7 +11,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from colddiff.data.datasets import DATASETS, cifar10, fashion_mnist, mnist
+from colddiff.data import datasets
+from colddiff.data.datasets import DATASETS
 from colddiff.data.folder import ImageFolder, read_folder
 from colddiff.data.images import (
     ImageDataset,
@@ -26,10 +26,6 @@ from colddiff.data.images import (
 )
 
 __all__ = ["load"]
-
-#: The reader of each dataset in :data:`DATASETS`.
-_NAMED: dict[str, Callable[..., ImageDataset]] = {"mnist": mnist, "fashion_mnist": fashion_mnist,
-                                                  "cifar10": cifar10}
 
 
 def load(source: str | os.PathLike[str] | Tensor | Dataset[object], *, train: bool = True,
@@ -69,7 +65,8 @@ def load(source: str | os.PathLike[str] | Tensor | Dataset[object], *, train: bo
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     labels: Tensor | None = None
     if isinstance(source, str) and source in DATASETS:
-        dataset = _NAMED[source](train, root, download=download, limit=limit)
+        read = getattr(datasets, source)  # each named dataset's reader has its name
+        dataset = read(train, root, download=download, limit=limit)
         images, labels = dataset.images, dataset.labels
     elif isinstance(source, (str, os.PathLike)):
         if not Path(source).expanduser().is_dir():

@@ -31,6 +31,7 @@ REPORT_BASELINE_BATCHES = 15
 #: Repetitions of each baseline draw under the full protocol.
 FULL_BASELINE_DRAWS = 3
 
+
 @dataclass
 class FMDResult:
     """The scores of one :func:`score` call.
@@ -225,6 +226,7 @@ def _classify(metric: FMD, samples: Tensor) -> tuple[float, list[int]]:
                                    for i in range(0, len(samples), 1000)])
     confidence = float(probabilities.max(1).values.mean())
     return confidence, torch.bincount(probabilities.argmax(1), minlength=10).tolist()
+
 
 def describe(result: FMDResult) -> str:
     """A few human-readable lines summarising ``result``."""
