@@ -28,7 +28,7 @@ import torch
 from benchmarks.common import emit, machine
 from colddiff import data, fmd
 from colddiff.config import TrainConfig
-from colddiff.fmd.metric import sample_in_batches
+from colddiff.fmd.hook import sample_in_batches
 from colddiff.training import Trainer
 
 #: The blur of both runs: Bansal et al.'s deblurring setting, scaled to 50 steps.

@@ -293,7 +293,7 @@ def test_constructor_defaults_are_the_documented_ones(monkeypatch: pytest.Monkey
         calls.append((train, root, download))
         return data.ImageDataset(torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
 
-    monkeypatch.setattr("colddiff.data.fashion_mnist", fake)
+    monkeypatch.setattr("colddiff.data.datasets.fashion_mnist", fake)
     fashion = degradations.create("fashion_mnist")
     assert fashion.image_shape == (1, 28, 28)
     fashion.sample_source(torch.zeros(1, 1, 28, 28))

@@ -174,7 +174,7 @@ def test_a_corrupt_dataset_file_is_named_with_what_to_do(damaged_mnist: Path, fi
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     path = damaged_mnist / "MNIST" / "raw" / file
     path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
-    data._read.cache_clear()
+    data.datasets._read.cache_clear()
     with pytest.raises(data.DatasetCorruptError, match=re.escape(str(path)) + r" is corrupt: .*" + problem
                        + r".*Delete it so that it is downloaded again, or replace it"):
         data.mnist(train=False, root=damaged_mnist)

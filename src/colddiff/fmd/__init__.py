@@ -1,7 +1,9 @@
 """The Fréchet MNIST Distance (FMD): FID with an MNIST classifier's 1024-d features.
 
-* :func:`score` scores generated digits with the reference study's protocol or the full one.
-* :class:`FMD` is the streaming metric; :class:`FMDHook` logs it during training.
+* :func:`score` scores generated digits with the reference study's protocol or the full one
+  (:mod:`~colddiff.fmd.protocols`); :func:`load_samples` reads them from disk.
+* :class:`FMD` is the streaming metric (:mod:`~colddiff.fmd.metric`); :class:`FMDHook` logs
+  it during training (:mod:`~colddiff.fmd.hook`).
 * :func:`frechet_distance` and :func:`frechet_distance_from_features` are the exact, fast
   distance; :class:`MNISTClassifier` and :func:`load_classifier` the feature extractor with its
   shipped, versioned weights.
@@ -18,17 +20,10 @@ from colddiff.fmd.classifier import (
     train_classifier,
 )
 from colddiff.fmd.frechet import FeatureStatistics, frechet_distance, frechet_distance_from_features
-from colddiff.fmd.metric import (
-    FMD,
-    FMDHook,
-    FMDResult,
-    cache_dir,
-    check_images,
-    describe,
-    distance,
-    load_samples,
-    score,
-)
+from colddiff.fmd.hook import FMDHook
+from colddiff.fmd.metric import FMD, check_images, distance
+from colddiff.fmd.protocols import FMDResult, cache_dir, describe, score
+from colddiff.fmd.samples import load_samples
 
 __all__ = [
     "FEATURE_DIM",

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from colddiff import __version__, checkpoints, data, fmd, presets
 from colddiff.config import TrainConfig
-from colddiff.fmd.metric import FMDHook, sample_in_batches
+from colddiff.fmd.hook import FMDHook, sample_in_batches
 from colddiff.training import Trainer
 
 __all__ = ["MODELS", "StudyOptions", "run_study", "write_report"]

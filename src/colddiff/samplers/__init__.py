@@ -1,0 +1,62 @@
+"""Samplers: from a degraded start ``x_T`` back to a clean image, one family per module.
+
+:class:`Sampler` (:mod:`colddiff.samplers.base`) holds the loop they share, their step grid and
+their checks. Samplers by name (:func:`create`, ``TrainConfig.sampler``, ``--sampler``), with
+their options:
+
+* ``ddpm`` (:class:`DDPMSampler`): ancestral; ``variance="beta" | "posterior"``.
+* ``ddim`` (:class:`DDIMSampler`): Song et al.'s sampler; ``eta`` in ``[0, 1]`` (0:
+  deterministic, 1: ancestral with the posterior variance).
+* ``cold`` (:class:`ColdSampler`): Bansal et al.'s Algorithms 1 and 2 for any degradation;
+  ``algorithm``, ``source``.
+* ``dpmsolver++`` (:class:`DPMSolverSampler`): DPM-Solver++ (2M), ``order`` 1 or 2.
+
+Third-party packages add samplers through the ``colddiff.samplers`` entry-point group: a
+:class:`Sampler` subclass whose constructor takes the denoiser and keyword options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from colddiff.denoisers import Denoiser
+from colddiff.registry import PluginError, Registry
+from colddiff.samplers.base import Callback, Sampler
+from colddiff.samplers.cold import ColdSampler
+from colddiff.samplers.ddim import DDIMSampler
+from colddiff.samplers.ddpm import DDPMSampler
+from colddiff.samplers.dpmsolver import DPMSolverSampler
+
+__all__ = ["ENTRY_POINT_GROUP", "REGISTRY", "Callback", "ColdSampler", "DDIMSampler", "DDPMSampler",
+           "DPMSolverSampler", "Sampler", "available", "create", "get", "refresh", "register"]
+
+#: The entry-point group third-party packages register samplers under.
+ENTRY_POINT_GROUP = "colddiff.samplers"
+
+#: The sampler registry.
+REGISTRY: Registry[Sampler] = Registry("sampler", ENTRY_POINT_GROUP, Sampler, PluginError)
+REGISTRY.register("ddpm")(DDPMSampler)
+REGISTRY.register("ddim")(DDIMSampler)
+REGISTRY.register("cold")(ColdSampler)
+REGISTRY.register("dpmsolver++")(DPMSolverSampler)
+
+register = REGISTRY.register
+refresh = REGISTRY.refresh
+available = REGISTRY.available
+get = REGISTRY.get
+
+
+def create(name: str, denoiser: Denoiser, **options: Any) -> Sampler:
+    """The sampler called ``name`` for ``denoiser``, with its ``options``.
+
+    Example:
+        >>> from colddiff import Denoiser, degradations, nets, samplers
+        >>> denoiser = Denoiser(nets.CNN(), degradations.create("gaussian"))
+        >>> sampler = samplers.create("ddim", denoiser, eta=0.0)
+
+    Raises:
+        ValueError: If ``name`` is unknown (the message lists the available ones), an option is
+            not one the sampler takes (the message lists those it takes), or a value is invalid.
+        colddiff.registry.PluginError: If its plugin cannot be used.
+    """
+    return REGISTRY.create(name, denoiser, **options)

@@ -1,0 +1,202 @@
+"""The :class:`Sampler` base class: the one sampling loop every sampler shares, its step grid
+and its checks.
+
+Every sampler shares one call, in the style of k-diffusion::
+
+    x0 = sampler.sample(x_T, sample_steps=None, generator=None, callback=None, t_start=None,
+                        source=None)
+
+``sample_steps`` visits ``K <= T`` of the time steps (``T = t_K > ... > t_0 = 0``, evenly spaced and
+rounded; ``None`` visits all ``T``). ``t_start`` starts part-way, from an image degraded to that
+step (restoration: Bansal et al.'s "sampled" reconstruction); the visited steps then run from
+``t_start`` down to 0. ``source`` is the source ``x_T`` was degraded with, where it is known
+and a sampler needs it (the mask centres of inpainting, for the cold sampler).
+
+At each step the denoiser predicts the clean image ``x0_hat`` (clamped to ``data_range`` when
+``clip_x0`` is on, like diffusers' ``clip_sample``), ``callback(i, t, x_t, x0_hat)`` sees it, and
+the sampler's :meth:`~Sampler.step` moves ``x_t`` to the next step. Sampling runs under
+:func:`torch.inference_mode` with the denoiser in eval mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from colddiff.degradations.base import check_images
+from colddiff.degradations.gaussian import GaussianNoise
+from colddiff.denoisers import Denoiser
+
+__all__ = ["Callback", "Sampler"]
+
+Callback = Callable[[int, int, Tensor, Tensor], None]
+"""``callback(i, t, x_t, x0_hat)``: step index ``i`` (0 first), time ``t``, the current state
+and the clean image predicted from it (before the step is taken)."""
+
+
+class Sampler(ABC):
+    """Base class: the shared loop, strided time steps, clipping and the callback.
+
+    Subclasses implement :meth:`step` (one move from ``t`` to an earlier ``s``) and may prepare
+    per-run constants in :meth:`setup`; stochastic ones draw their noise with :meth:`noise`.
+    The constructor contract: ``cls(denoiser, **options)``, every option a keyword, and
+    ``clip_x0`` / ``data_range`` passed on to ``super().__init__``.
+
+    Args:
+        denoiser: The trained denoiser.
+        clip_x0: Clamp each predicted clean image to ``data_range``.
+        data_range: ``(low, high)`` of the data, ``(0, 1)`` for images scaled by ``ToTensor``.
+    """
+
+    def __init__(self, denoiser: Denoiser, *, clip_x0: bool = True,
+                 data_range: tuple[float, float] = (0.0, 1.0)) -> None:
+        if not isinstance(denoiser, Denoiser):
+            raise ValueError(f"denoiser must be a colddiff.Denoiser, got {type(denoiser).__name__}")
+        low, high = data_range
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"data_range must be finite (low, high) with low < high, got {data_range!r}")
+        self.denoiser = denoiser
+        self.degradation = denoiser.degradation
+        self.clip_x0 = clip_x0
+        self.data_range = (float(low), float(high))
+        #: The source given to the current :meth:`sample` call (``None`` when not given).
+        self.start_source: Tensor | None = None
+
+    def prior(self, n: int, *, generator: torch.Generator | None = None,
+              device: torch.device | str | None = None) -> Tensor:
+        """``n`` starting points ``x_T`` from the degradation's prior, on ``device`` (default:
+        the generator's device, else the denoiser's)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        if device is None:
+            if generator is not None:
+                device = generator.device
+            else:
+                device = next(self.denoiser.parameters(), torch.empty(0)).device
+        return self.degradation.prior(n, generator=generator, device=device)
+
+    def timesteps(self, sample_steps: int | None = None, *, t_start: int | None = None) -> list[int]:
+        """The visited steps ``[t_K = t_start, ..., t_0 = 0]``, ``K = sample_steps`` (all
+        ``t_start`` when ``None``; ``t_start`` defaults to ``T``).
+
+        Raises:
+            ValueError: If ``t_start`` is not an integer in ``[1, T]`` or ``sample_steps`` not one
+                in ``[1, t_start]``.
+        """
+        total = self.degradation.num_timesteps
+        if t_start is not None:
+            if isinstance(t_start, bool) or not isinstance(t_start, int) or not 1 <= t_start <= total:
+                raise ValueError(f"t_start must be an integer in [1, {total}] (T) or None, got {t_start!r}")
+            total = t_start
+        if sample_steps is None:
+            sample_steps = total
+        if (isinstance(sample_steps, bool) or not isinstance(sample_steps, int)
+                or not 1 <= sample_steps <= total):
+            raise ValueError(f"sample_steps must be an integer in [1, {total}] or None, "
+                             f"got {sample_steps!r}")
+        return [math.floor(total * k / sample_steps + 0.5) for k in range(sample_steps, -1, -1)]
+
+    def check_start(self, x_T: Tensor) -> None:
+        """Check that ``x_T`` is a batch this sampler can start from.
+
+        Raises:
+            ValueError: If it is not a non-empty ``(B, *image_shape)`` float tensor (any
+                ``(B, C, H, W)`` when the degradation's ``image_shape`` is ``None``) with the
+                network's dtype, or holds NaN or infinite values; the message names what is
+                expected.
+        """
+        expected = self.degradation.image_shape
+        check_images("x_T", x_T)
+        if x_T.shape[0] == 0:
+            raise ValueError(f"x_T is an empty batch; give at least one image of shape "
+                             f"{expected or '(C, H, W)'}")
+        if expected is not None and tuple(x_T.shape[1:]) != expected:
+            raise ValueError(f"x_T must have shape (B, {', '.join(map(str, expected))}) for this "
+                             f"degradation's images, got {tuple(x_T.shape)}")
+        weights = next(self.denoiser.parameters())
+        if x_T.dtype != weights.dtype:
+            raise ValueError(f"x_T has dtype {x_T.dtype} but the network's weights are {weights.dtype}; "
+                             f"pass x_T.to({weights.dtype})")
+        if not bool(torch.isfinite(x_T).all()):
+            raise ValueError("x_T holds NaN or infinite values")
+
+    def noise(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Standard normal noise shaped like ``like``, from ``generator`` (the one source of
+        randomness while sampling: tests replace it to inject fixed noise)."""
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+    def require_gaussian(self) -> GaussianNoise:
+        """The degradation, checked to be Gaussian noise (for the samplers of the DDPM family).
+
+        Raises:
+            ValueError: If it is not :class:`~colddiff.degradations.GaussianNoise`.
+        """
+        if not isinstance(self.degradation, GaussianNoise):
+            raise ValueError(
+                f"{type(self).__name__} needs a denoiser for GaussianNoise; for "
+                f"{type(self.degradation).__name__} use ColdSampler (sampler 'cold')"
+            )
+        return self.degradation
+
+    def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:  # noqa: B027
+        """Prepare per-run constants for :meth:`step` (nothing by default)."""
+
+    @abstractmethod
+    def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
+             s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Move ``x_t`` from step ``t`` to the earlier step ``s`` given the prediction ``x0_hat``.
+
+        ``t_batch`` and ``s_batch`` are ``t`` and ``s`` as ``(B,)`` tensors on the sample's device.
+        """
+
+    def sample(self, x_T: Tensor, sample_steps: int | None = None, *,
+               generator: torch.Generator | None = None,
+               callback: Callback | None = None, t_start: int | None = None,
+               source: Tensor | None = None) -> Tensor:
+        """Run the reverse process from ``x_T``.
+
+        Args:
+            x_T: Starting batch ``(B, C, H, W)``, e.g. from :meth:`prior`, or images degraded to
+                step ``t_start``.
+            sample_steps: Number of steps ``K`` (strided sampling); ``None`` for every step from
+                ``t_start``.
+            generator: Random generator for stochastic samplers; on ``x_T``'s device. The same
+                seed gives bit-identical samples on the same machine.
+            callback: Called as ``callback(i, t, x_t, x0_hat)`` before each step.
+            t_start: The step ``x_T`` is degraded to (default ``T``): restore degraded images
+                by starting part-way.
+            source: The source ``x_T`` was degraded with, when known (see
+                :meth:`Degradation.sample_source`); kept in :attr:`start_source` for the steps.
+
+        Returns:
+            The generated clean batch, shaped like ``x_T``.
+        """
+        self.check_start(x_T)
+        times = self.timesteps(sample_steps, t_start=t_start)
+        self.start_source = source
+        batch = x_T.shape[0]
+        was_training = self.denoiser.training
+        self.denoiser.eval()
+        try:
+            with torch.inference_mode():
+                time_batches = torch.tensor(times, device=x_T.device)[:, None].expand(-1, batch)
+                self.setup(times, x_T, generator)
+                x_t = x_T
+                for i, (t, s) in enumerate(itertools.pairwise(times)):
+                    x0_hat = self.denoiser.predict_x0(x_t, time_batches[i])
+                    if self.clip_x0:
+                        x0_hat = x0_hat.clamp(*self.data_range)
+                    if callback is not None:
+                        callback(i, t, x_t, x0_hat)
+                    x_t = self.step(i, t, s, x_t, x0_hat, time_batches[i], time_batches[i + 1],
+                                    generator)
+        finally:
+            self.denoiser.train(was_training)
+        if self.clip_x0:  # the last step returns the clipped x0_hat, up to rounding
+            return x_t.clamp(*self.data_range)
+        return x_t.clone()

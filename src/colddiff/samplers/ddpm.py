@@ -1,0 +1,75 @@
+"""Ancestral sampling: Ho et al. (2020), "Denoising Diffusion Probabilistic Models",
+Algorithm 2 and the posterior of eq. 7, generalised to strided steps."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from colddiff.denoisers import Denoiser
+from colddiff.samplers.base import Sampler
+
+__all__ = ["DDPMSampler"]
+
+
+class DDPMSampler(Sampler):
+    """Ancestral sampling (Ho et al. 2020, Algorithm 2), generalised to strided steps.
+
+    From ``t`` to ``s < t`` (``s = t - 1`` without striding), with ``alpha_{t|s} =
+    alpha_bar_t / alpha_bar_s`` and ``beta_{t|s} = 1 - alpha_{t|s}``::
+
+        x_s = mean(x_t, x0_hat) + sigma z,   z ~ N(0, I),   no noise when s = 0
+        mean = sqrt(alpha_bar_s) beta_{t|s} / (1 - alpha_bar_t) x0_hat
+             + sqrt(alpha_{t|s}) (1 - alpha_bar_s) / (1 - alpha_bar_t) x_t
+
+    the posterior mean of ``q(x_s | x_t, x_0)`` (Ho et al. eq. 7). With ``x0_hat`` from a noise
+    prediction it equals Ho's ``(x_t - beta_t / sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_t)``
+    (Prince eq. 18.38); writing it through ``x0_hat`` is what makes clipping possible.
+    ``sigma^2 = beta_{t|s}`` (``variance="beta"``, as Ho and the reference study) or the
+    posterior variance ``(1 - alpha_bar_s) / (1 - alpha_bar_t) beta_{t|s}``
+    (``variance="posterior"``).
+
+    Args:
+        denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise` (predicting
+            ``"eps"`` or ``"x0"``).
+        variance: ``"beta"`` or ``"posterior"``.
+        clip_x0: As for :class:`Sampler`.
+        data_range: As for :class:`Sampler`.
+
+    Raises:
+        ValueError: If the degradation is not Gaussian noise or ``variance`` is unknown.
+    """
+
+    def __init__(self, denoiser: Denoiser, *, variance: Literal["beta", "posterior"] = "beta",
+                 clip_x0: bool = True, data_range: tuple[float, float] = (0.0, 1.0)) -> None:
+        super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
+        self._alpha_bar = self.require_gaussian().schedule.alpha_bar.tolist()
+        if variance not in ("beta", "posterior"):
+            raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
+        self.variance = variance
+        self._coefficients: list[tuple[float, float, float]] = []
+
+    def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
+        """Precompute ``(x0 weight, x_t weight, sigma)`` per step as Python floats."""
+        self._coefficients = []
+        for t, s in itertools.pairwise(times):
+            abar_t, abar_s = self._alpha_bar[t], self._alpha_bar[s]
+            alpha_ts = abar_t / abar_s
+            beta_ts = 1 - alpha_ts
+            x0_weight = math.sqrt(abar_s) * beta_ts / (1 - abar_t)
+            xt_weight = math.sqrt(alpha_ts) * (1 - abar_s) / (1 - abar_t)
+            variance = beta_ts if self.variance == "beta" else (1 - abar_s) / (1 - abar_t) * beta_ts
+            self._coefficients.append((x0_weight, xt_weight, math.sqrt(variance) if s > 0 else 0.0))
+
+    def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
+             s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
+        """One ancestral step from ``t`` to ``s``."""
+        x0_weight, xt_weight, sigma = self._coefficients[i]
+        x_s = x0_weight * x0_hat + xt_weight * x_t
+        if sigma > 0:
+            x_s += sigma * self.noise(x_s, generator)
+        return x_s
