@@ -68,8 +68,8 @@ def test_super_resolution_says_which_sizes_work() -> None:
     deg.degrade(torch.rand(1, 1, 28, 28), 2)  # 28 -> 14 -> 7
     with pytest.raises(ValueError, match="divisible by 2\\^T = 4, got 30x30"):
         deg.degrade(torch.rand(1, 1, 30, 30), 1)
-    with pytest.raises(ValueError, match=r"mode must be one of \['area', 'nearest', 'bicubic'\], got 'bilinear'"):
-        SuperResolution(mode="bilinear")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"mode must be one of \['area', 'nearest', 'bicubic'\], got 'cub'"):
+        SuperResolution(mode="cub")  # type: ignore[arg-type]
     assert degradations.create("superres", num_timesteps=2).num_timesteps == 2
 
 
