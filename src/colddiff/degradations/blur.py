@@ -90,8 +90,12 @@ class Blur(Degradation):
             options that do not go together.
 
     Attributes:
-        sigma: ``(T + 1,)`` the blur width at each step, in pixels.
-        sigma_max: The width at ``t = T``.
+        sigma: ``(T + 1,)`` the blur width at each step, in pixels (for a repeated kernel,
+            ``sqrt(t)`` times the kernel's standard deviation).
+        sigma_max: The width at ``t = T``: the one given, or the one a repeated kernel reaches.
+        kernel_size: The repeated kernel's side (``None`` for the direct blur).
+        kernel_std: The repeated kernel's standard deviation (``None`` for the direct blur).
+        official: Whether this is the official MNIST blur.
     """
 
     default_num_timesteps = 20
@@ -114,10 +118,12 @@ class Blur(Degradation):
         if official:
             given = [name for name, value in (("sigma_max", sigma_max), ("kernel_size", kernel_size),
                                               ("kernel_std", kernel_std)) if value is not None]
+            default_steps, official_size, official_std = OFFICIAL_MNIST
             if given:
-                raise ValueError(f"official=True is kernel_size=11 and kernel_std=7.0 (T = 20 unless "
-                                 f"num_timesteps is given): leave out {', '.join(given)}")
-            default_steps, kernel_size, kernel_std = OFFICIAL_MNIST
+                raise ValueError(f"official=True is kernel_size={official_size} and "
+                                 f"kernel_std={official_std} (T = {default_steps} unless num_timesteps "
+                                 f"is given): leave out {', '.join(given)}")
+            kernel_size, kernel_std = official_size, official_std
             num_timesteps = default_steps if num_timesteps is None else num_timesteps
         super().__init__(schedule, num_timesteps=num_timesteps, image_shape=image_shape)
         self.official = official
