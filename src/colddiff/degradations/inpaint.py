@@ -31,9 +31,19 @@ class Inpaint(Degradation):
     mask fades pixels to 0, mid-grey; here the masked pixels fade to ``fill``, the middle of the
     value range, whatever that range is. Their MNIST and CIFAR-10 settings are the defaults:
     ``T = 50`` steps, ``beta_1 = 1.1``, ``beta_step = 0.1`` (their ``kernel_std = 0.1``,
-    ``initial_mask = 11``), and a centre drawn uniformly over the pixels for each image
-    (``center="random"``; ``"middle"``, their CelebA choice, fixes it at the image's centre).
-    The length of a ``schedule`` passed in is not used: ``T`` is this degradation's option.
+    ``initial_mask = 11``), and a random centre for each image (``center="random"``;
+    ``"middle"``, their CelebA choice, fixes it at the image's centre). The length of a
+    ``schedule`` passed in is not used: ``T`` is this degradation's option.
+
+    Random centres are drawn as the official code draws them (arpitbansal297/Cold-Diffusion-Models,
+    ``defading-diffusion-pytorch/mnist_train.py``, whose default ``fade_routine`` is
+    ``'Random_Incremental'``; ``GaussianDiffusion.get_fade_kernel`` and ``q_sample`` in
+    ``defading_diffusion_pytorch/defading_diffusion_gaussian.py``): uniformly over the rows
+    ``-1 .. H - 1`` and, independently, the columns ``-1 .. W - 1``. (There a mask of side
+    ``2N + 1`` centred at ``N`` loses its first row and column, so its centre sits at ``N - 1``,
+    and is cropped to ``N x N`` from a random offset ``r`` in ``0 .. N``: the centre lands on
+    pixel ``N - 1 - r``, one of ``N + 1`` positions, the first of them just outside the top or
+    left border.)
 
     With random centres the centre of each image is the degradation's source ``(B, 2)``
     (row, column, in pixels), drawn by :meth:`sample_source`; restoring needs it
@@ -78,12 +88,14 @@ class Inpaint(Degradation):
         self.fill = (low + high) / 2
 
     def sample_source(self, x0: Tensor, *, generator: torch.Generator | None = None) -> Tensor | None:
-        """A centre ``(row, column)`` per image, uniform over the pixels (``None`` for ``"middle"``)."""
+        """A centre ``(row, column)`` per image, its row uniform over ``-1 .. H - 1`` and its column
+        over ``-1 .. W - 1``, as the official code draws them (``None`` for ``"middle"``)."""
         if self.center == "middle":
             return None
         height, width = x0.shape[-2:]
-        unit = torch.rand((x0.shape[0], 2), generator=generator, device=x0.device, dtype=x0.dtype)
-        return torch.stack([unit[:, 0] * height, unit[:, 1] * width], dim=1).floor()
+        rows = torch.randint(-1, height, (x0.shape[0],), generator=generator, device=x0.device)
+        cols = torch.randint(-1, width, (x0.shape[0],), generator=generator, device=x0.device)
+        return torch.stack([rows, cols], dim=1).to(x0.dtype)
 
     def masks(self, t: Tensor | int, like: Tensor, centers: Tensor | None = None) -> Tensor:
         """The masks ``m_t`` ``(B, 1, H, W)`` for a batch shaped like ``like`` (1 keeps a pixel,
