@@ -129,7 +129,7 @@ def test_a_tiny_study_writes_results_figures_and_report_and_resumes(
     assert (tmp_path / "figures" / "bansal-mnist-deblur.png").exists()
     # The folder's study is inferred, and another one is refused.
     status, _, err = run_cli(capsys, "reproduce", "--study", "report", "--out", str(tmp_path), "--resume")
-    assert status == 2 and f"{tmp_path} holds a --study bansal-mnist study, not --study report" in err
+    assert status == 2 and f"{tmp_path} holds the study 'bansal-mnist', not --study report" in err
 
     # Asked for other digits, a finished model is scored again (not retrained: same epochs).
     checkpoint = tmp_path / "models" / "mnist-inpaint" / "checkpoints" / "last.pt"
@@ -173,11 +173,11 @@ def test_a_model_trained_beforehand_by_its_preset_is_evaluated_not_retrained(
                                                    "bansal-mnist"),
     (["--n-test", "5"], "--n-test is an option of --study bansal-mnist, not of --study report"),
     (["--study", "bansal-mnist", "--models", "ddpm-short"],
-     "--models for --study bansal-mnist must be among mnist-deblur, mnist-inpaint, mnist-superres, got "
-     "ddpm-short"),
-    (["--models", "mnist-deblur"], "--models for --study report must be among ddpm-default"),
-    (["--study", "bansal"], "argument --study: invalid choice: 'bansal'"),
-    (["--study", "bansal-mnist", "--n-test", "5001"], "argument --n-test: must be at most 5000 (the next N"),
+     "--models must be among ['mnist-deblur', 'mnist-inpaint', 'mnist-superres'], got ['ddpm-short']"),
+    (["--models", "mnist-deblur"], "--models must be among ['ddpm-default'"),
+    (["--study", "bansal"], "--study must be one of ['report', 'bansal-mnist'], got 'bansal'"),
+    (["--study", "bansal-mnist", "--n-test", "5001"], "--n-test must be an integer in [2, 5000] (the next"),
+    (["--study", "bansal-mnist", "--precision", "fp8"], "--precision must be one of"),
 ])
 def test_study_options_are_checked_against_the_study(argv: list[str], message: str, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:

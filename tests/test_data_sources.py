@@ -165,7 +165,7 @@ def test_train_resume_and_sample_on_a_folder_of_rgb_images(tmp_path: Path,
     assert drawn.shape == (3, 3, 16, 16) and bool(torch.isfinite(drawn).all())
     capsys.readouterr()
 
-    for bad, message in ((["--data", str(folder)], "a folder of images it needs image_size (--image-size)"),
+    for bad, message in ((["--data", str(folder)], "a folder of images it needs --image-size, the size"),
                          (["--data", str(tmp_path / "nowhere"), "--image-size", "8"], "is neither")):
         with pytest.raises(SystemExit):
             main(["train", "--preset", "ddpm-short", *bad, "--out", str(tmp_path / "x"), "--quiet"])

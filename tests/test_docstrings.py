@@ -10,8 +10,10 @@ import pytest
 MODULES = ["colddiff", "colddiff.schedules", "colddiff.degradations", "colddiff.degradations.registry",
            "colddiff.denoisers", "colddiff.nets", "colddiff.samplers", "colddiff.config",
            "colddiff.training", "colddiff.checkpoints", "colddiff.data", "colddiff.fmd",
-           "colddiff.study.reproduce", "colddiff.study.figures", "colddiff.study.bansal",
-           "colddiff.study.plotting", "colddiff.metrics", "colddiff.pretrained", "colddiff.cli"]
+           "colddiff.study.reference", "colddiff.study.figures", "colddiff.study.bansal",
+           "colddiff.study.plotting", "colddiff.study.runner", "colddiff.study.strips", "colddiff.metrics",
+           "colddiff.pretrained", "colddiff.restoration", "colddiff.cli", "colddiff.cli.errors",
+           "colddiff.cli.train"]
 
 
 def public_objects() -> list[tuple[str, object]]:

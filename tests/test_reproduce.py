@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from colddiff.cli import main
-from colddiff.study import figures, reproduce
+from colddiff.study import figures, reference
 
 
 def status(argv: list[str]) -> int:
@@ -58,6 +58,6 @@ def test_figures_only_needs_a_finished_study(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_quick_options_are_small() -> None:
-    options = reproduce.StudyOptions.quick(Path("x"))
+    options = reference.StudyOptions.quick(Path("x"))
     assert (options.epochs, options.limit_train, options.sample_steps) == (2, 1024, 50)
-    assert options.models == reproduce.MODELS
+    assert options.models == reference.MODELS

@@ -259,9 +259,9 @@ def test_restore_takes_a_tensor_or_a_folder_and_names_bad_input(
     assert status == 2
     assert "--input holds images of shape (2, 1, 28, 28); this model restores (N, 1, 32, 32)" in err
     status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "degraded.pt"), "--t", "4")
-    assert status == 2 and "--t must lie in [1, 3] (the model's T), got 4" in err
+    assert status == 2 and "--t must be an integer in [1, 3] (the model's T), got 4" in err
     status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "degraded.pt"))
-    assert status == 2 and "--input needs --t" in err
+    assert status == 2 and "--t must be given with input images" in err
     (folder / "notes.png").write_text("not an image")
     status, _, err = run_cli(capsys, *base, "--input", str(folder), "--t", "2")
     assert status == 1 and "notes.png" in err
@@ -270,7 +270,8 @@ def test_restore_takes_a_tensor_or_a_folder_and_names_bad_input(
     assert status == 0, err
     torch.save((degraded * 255).to(torch.uint8), tmp_path / "bytes.pt")
     status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "bytes.pt"), "--t", "2")
-    assert status == 2 and "floating-point values on the [0, 1] scale, got 3 of dtype torch.uint8" in err
+    assert status == 2
+    assert "--input must be a floating-point tensor of shape (B, C, H, W), got Tensor(3, 1, 32, 32)" in err
     torch.save(degraded[:0], tmp_path / "none.pt")
     status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "none.pt"), "--t", "2")
     assert status == 2 and "at least one image" in err

@@ -174,7 +174,7 @@ class TrainConfig:
                              f"or 'memory', got {self.dataset!r}")
         if self.image_size is None and self.dataset not in (*data.DATASETS, "memory"):
             raise ValueError(f"dataset {self.dataset!r} is not a dataset name ({', '.join(data.DATASETS)}); "
-                             "as a folder of images it needs image_size (--image-size), the size the "
+                             "as a folder of images it needs image_size, the size the "
                              "networks are built for")
         _choice("channels", self.channels, (None, 1, 3))
         if not isinstance(self.value_range, (list, tuple)) or list(self.value_range) not in ([0, 1], [-1, 1]):

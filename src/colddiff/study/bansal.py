@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from colddiff import __version__, checkpoints, data, fmd, metrics, presets, pretrained
+from colddiff import __version__, checkpoints, data, fmd, presets, pretrained, restoration
 from colddiff.config import TrainConfig
 from colddiff.precision import check_precision
 from colddiff.training import Trainer
@@ -158,10 +158,7 @@ def evaluate(model: pretrained.Pretrained, clean: Tensor, reference: Tensor, *, 
         metric.update(others, real=False)
         return metric.compute()
 
-    scores = {row: {"fmd": distance_to_clean(row_images),
-                    "ssim": float(metrics.ssim(row_images, clean).mean()),
-                    "psnr": float(metrics.psnr(row_images, clean).mean()),
-                    "rmse": float(metrics.rmse(row_images, clean).mean())}
+    scores = {row: {"fmd": distance_to_clean(row_images), **restoration.scores(row_images, clean)}
               for row, row_images in images.items()}
     return {"images": images, "scores": scores, "real_fmd": distance_to_clean(reference),
             "restore_seconds_per_image": seconds / len(clean)}

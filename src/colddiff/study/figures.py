@@ -1,4 +1,4 @@
-"""The reference study's figures 1-14, drawn from a :mod:`colddiff.study.reproduce` study folder.
+"""The reference study's figures 1-14, drawn from a :mod:`colddiff.study.reference` study folder.
 
 ``draw_figures(folder)`` reads ``models/*/metrics.jsonl``, ``evaluations/`` and ``final.pt``
 and writes ``figures/figNN-*.png``; it needs matplotlib (``pip install colddiff[plots]``).

@@ -1,4 +1,4 @@
-"""Reproduce the reference study end to end: train its four models, evaluate, write a report.
+"""The reference study end to end: train its four models, evaluate, write a report.
 
 ``colddiff reproduce --out DIR`` trains DDPM with the ``default``, ``long`` and ``short`` linear
 schedules and the Fashion-MNIST mixing model (all with the report CNN), scores samples with FMD
@@ -28,6 +28,7 @@ from torch import Tensor
 from colddiff import __version__, checkpoints, data, fmd, presets
 from colddiff.config import TrainConfig
 from colddiff.fmd.hook import FMDHook, sample_in_batches
+from colddiff.study.strips import forward_strip
 from colddiff.training import Trainer
 
 __all__ = ["MODELS", "StudyOptions", "run_study", "write_report"]
@@ -70,6 +71,10 @@ class StudyOptions:
     seed: int = 0
     quiet: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.models or not set(self.models) <= set(MODELS):
+            raise ValueError(f"models must be among {list(MODELS)}, got {list(self.models)}")
+
     @classmethod
     def quick(cls, out: Path, **changes: Any) -> StudyOptions:
         """The CI-sized study: 1,024 images, 2 epochs, 50 sampling steps, 128 full-protocol samples
@@ -90,14 +95,6 @@ def _trajectory(trainer: Trainer, n: int, frames: int, sample_steps: int | None)
                            callback=lambda i, t, x_t, x0_hat: states.append(x_t.cpu()))
     picks = [round(k * (len(states) - 1) / (frames - 2)) for k in range(frames - 1)]
     return torch.stack([states[i] for i in picks] + [final.cpu()], dim=1)
-
-
-def _forward_strip(trainer: Trainer, n: int, frames: int) -> Tensor:
-    deg = trainer.degradation
-    x0 = data.mnist(train=True, limit=n).images
-    source = deg.sample_source(x0, generator=torch.Generator().manual_seed(0))
-    times = [round(deg.num_timesteps * k / (frames - 1)) for k in range(frames)]
-    return torch.stack([deg.degrade(x0, t, source) for t in times], dim=1)
 
 
 def _finish_model(trainer: Trainer, folder: Path, options: StudyOptions, hook: FMDHook) -> dict[str, Any]:
@@ -125,9 +122,9 @@ def _finish_model(trainer: Trainer, folder: Path, options: StudyOptions, hook: F
         "sampling_seconds_per_image": seconds_per_36 / 36,
         "report": report.to_dict(), "full": full.to_dict(),
     }
+    forward, _ = forward_strip(trainer.degradation, data.mnist(train=True, limit=4).images, 11)
     checkpoints.save({"grid": grid, "trajectory": _trajectory(trainer, 4, 12, sample_steps),
-                      "forward": _forward_strip(trainer, 4, 11), "summary": json.dumps(summary)},
-                     folder / "final.pt")
+                      "forward": forward, "summary": json.dumps(summary)}, folder / "final.pt")
     return summary
 
 

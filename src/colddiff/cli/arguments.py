@@ -1,0 +1,106 @@
+"""Argument types shared by the commands: numbers with bounds, output files, TOML values.
+
+They only read text into values and check what no library function checks (an output path
+that can be written, an image extension Pillow can write); the values of a training config,
+a sampler or a study are checked once, by the library, and reported by :mod:`colddiff.cli.errors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from colddiff.cli.errors import usage_error
+
+__all__ = ["COUNT", "POSITIVE", "Parser", "data_source", "image_file", "number", "output_file", "toml_value"]
+
+#: Image extensions named in the message when an output extension cannot be written.
+COMMON_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def number(kind: type, minimum: float, *, strict: bool = False, below: float | None = None
+           ) -> Callable[[str], Any]:
+    """An argument type: ``kind`` (``int`` or ``float``) read from the text, finite, at least
+    ``minimum`` (above it if ``strict``) and under ``below`` if given."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        too_small = value <= minimum if strict else value < minimum
+        if too_small or (below is not None and value >= below) or not math.isfinite(value):
+            bound = f"> {minimum}" if strict else f">= {minimum}"
+            bound += f" and < {below}" if below is not None else ""
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+#: An integer >= 1 (a count of images, steps...).
+POSITIVE = number(int, 1)
+#: An integer >= 0 (a seed...).
+COUNT = number(int, 0)
+
+
+def output_file(text: str) -> Path:
+    """An output path that can be written: not a folder, its parent not a file."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is a file, not a folder")
+    return path
+
+
+def image_file(text: str) -> Path:
+    """An output image path whose extension Pillow can write (``.png``, ``.jpg``, ...)."""
+    from PIL import Image
+
+    path = output_file(text)
+    Image.init()
+    writable = sorted(ext for ext, kind in Image.registered_extensions().items() if kind in Image.SAVE)
+    if path.suffix.lower() not in writable:
+        raise argparse.ArgumentTypeError(
+            f"{text}: cannot write an image with extension {path.suffix or '(none)'!r}; use .png "
+            f"(or one of {', '.join(e for e in writable if e in COMMON_IMAGE_EXTENSIONS)})")
+    return path
+
+
+def toml_value(text: str) -> Any:
+    """``text`` read as a TOML value (``2``, ``0.5``, ``true``, ``"x"``), else as a plain string."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def data_source(args: argparse.Namespace, dataset: str) -> str:
+    """``--data``: a dataset name, or an existing folder (then as an absolute path, so that a
+    run resumes from anywhere); anything else exits with status 2."""
+    from colddiff.data import DATASETS
+
+    if dataset in (*DATASETS, "memory"):
+        return dataset
+    folder = Path(dataset).expanduser()
+    if not folder.is_dir():
+        usage_error(args, f"--data must be one of {', '.join(DATASETS)} or a folder of images; "
+                    f"{dataset!r} is neither (no such folder)")
+    return str(folder.resolve())

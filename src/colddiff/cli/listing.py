@@ -1,0 +1,50 @@
+"""``colddiff list`` and ``colddiff degradations``: the pluggable parts and where they come from."""
+
+from __future__ import annotations
+
+import argparse
+
+from colddiff.cli.errors import usage_error
+
+__all__ = ["KINDS", "add_parser", "run"]
+
+#: The registries ``colddiff list`` shows, by module name.
+KINDS = ["degradations", "nets", "samplers"]
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``list`` and ``degradations`` to ``commands``."""
+    for name, text in (("list", "list the pluggable parts (degradations, nets, samplers) and their origin"),
+                       ("degradations", "the same as `colddiff list degradations`")):
+        listing = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        listing.set_defaults(subparser=listing, handler=run)
+        if name == "list":
+            listing.add_argument("kinds", nargs="*", metavar="KIND",
+                                 help=f"any of {', '.join(KINDS)} (default: all)")
+        listing.add_argument("--check", action="store_true",
+                             help="import each one and mark those that fail (exit 1 if any does)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print each registry's names and origins (and, with ``--check``, whether they import)."""
+    import importlib
+
+    kinds = getattr(args, "kinds", None) or (["degradations"] if args.command == "degradations" else KINDS)
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown:
+        usage_error(args, f"KIND must be among {', '.join(KINDS)}, got {', '.join(unknown)}")
+    failed = 0
+    for kind in dict.fromkeys(kinds):
+        registry = importlib.import_module(f"colddiff.{kind}").REGISTRY
+        available = registry.available()
+        problems = registry.check() if args.check else {}
+        if len(kinds) > 1:
+            print(f"{kind}:")
+        width = max(map(len, available))
+        for name, origin in available.items():
+            status = ""
+            if args.check:
+                status = "  [ok]" if problems[name] is None else f"  [BROKEN: {problems[name]}]"
+                failed += problems[name] is not None
+            print(f"{'  ' if len(kinds) > 1 else ''}{name:<{width}}  {origin}{status}")
+    return 1 if failed else 0

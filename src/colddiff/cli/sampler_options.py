@@ -1,0 +1,55 @@
+"""``--sampler`` and its options, shared by ``train``, ``sample``, ``restore`` and ``export``.
+
+Each built-in sampler option is a flag stored under the option's own name, so that the
+sampler's messages (``algorithm must be 1 or 2``) come back as flags (``--algorithm``); the
+sampler checks the values.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from colddiff.cli.arguments import toml_value
+from colddiff.cli.errors import usage_error
+
+if TYPE_CHECKING:
+    from colddiff.config import TrainConfig
+
+__all__ = ["SAMPLER_OPTIONS", "add_sampler_options", "sampler_changes"]
+
+#: The built-in samplers' options, each a flag: ``(option, type, metavar, help)``.
+SAMPLER_OPTIONS: list[tuple[str, type, str, str]] = [
+    ("variance", str, "beta|posterior", "ddpm: the ancestral step's variance"),
+    ("eta", float, "ETA", "ddim: in [0, 1], from deterministic (0) to ancestral (1)"),
+    ("algorithm", int, "1|2", "cold: Bansal's Algorithm 1 or 2"),
+    ("source", str, "fixed|estimate", "cold: keep the starting source or re-estimate it each step"),
+    ("order", int, "1|2", "dpmsolver++: 1 (DDIM) or 2 (2M)"),
+]
+
+
+def add_sampler_options(group: argparse._ActionsContainer, default: str) -> None:
+    """Add ``--sampler``, one flag per entry of :data:`SAMPLER_OPTIONS` and ``--sampler-arg``."""
+    group.add_argument("--sampler", metavar="NAME",
+                       help=f"ddpm, ddim, cold, dpmsolver++ or a plugin's (default: {default})")
+    for name, kind, metavar, text in SAMPLER_OPTIONS:
+        group.add_argument(f"--{name}", type=kind, metavar=metavar, help=text)
+    group.add_argument("--sampler-arg", action="append", metavar="KEY=VALUE", default=[],
+                       help="any other sampler option (a plugin's), VALUE read as TOML (repeatable)")
+
+
+def sampler_changes(args: argparse.Namespace, current: TrainConfig) -> dict[str, Any]:
+    """``{"sampler": ..., "sampler_kwargs": ...}`` for the sampler options given on the command
+    line, relative to ``current`` (a new sampler starts from no options); ``{}`` if none."""
+    options = {name: getattr(args, name) for name, *_ in SAMPLER_OPTIONS
+               if getattr(args, name) is not None}
+    for item in args.sampler_arg:
+        key, equals, text = item.partition("=")
+        if not equals or not key.strip():
+            usage_error(args, f"--sampler-arg must be KEY=VALUE, got {item!r}")
+        options[key.strip()] = toml_value(text.strip())
+    if args.sampler is None and not options:
+        return {}
+    name = args.sampler or current.sampler
+    kept = current.sampler_kwargs if name == current.sampler else {}
+    return {"sampler": name, "sampler_kwargs": {**kept, **options}}
