@@ -237,15 +237,9 @@ def test_a_time_budget_is_used_in_full(tmp_path: Path, data_dir: Path) -> None:
     assert history[-1]["wall_time_s"] >= 0.04 * 60  # partial, or the epoch ended right at the budget
 
 
-def test_old_sampler_keys_map_into_sampler_kwargs_and_the_new_table_wins() -> None:
-    old = TrainConfig.from_dict({"sampler": "cold", "algorithm": 1, "source": "estimate"})
-    assert old.sampler_kwargs == {"algorithm": 1, "source": "estimate"}
-    both = TrainConfig.from_dict({"sampler": "cold", "source": "fixed",
-                                  "sampler_kwargs": {"source": "estimate"}})
-    assert both.sampler_kwargs == {"source": "estimate"}
-    assert TrainConfig.from_dict({"sampler": "ddpm", "algorithm": 2}).sampler_kwargs == {}  # ddpm ignored it
-    with pytest.warns(DeprecationWarning, match="sampler_kwargs"):
-        assert old.replace(source="fixed").sampler_kwargs == {"algorithm": 1, "source": "fixed"}
-    with pytest.warns(DeprecationWarning, match=r"read sampler_kwargs\['source'\]"):
-        assert old.source == "estimate"
-    assert old.replace(sampler="ddim").sampler_kwargs == {}, "a new sampler starts without the old options"
+def test_a_new_sampler_starts_without_the_old_options() -> None:
+    config = TrainConfig.from_dict({"sampler": "cold",
+                                    "sampler_kwargs": {"algorithm": 1, "source": "estimate"}})
+    assert config.replace(sampler="ddim").sampler_kwargs == {}
+    with pytest.raises(ValueError, match=r"unknown config keys \['algorithm'\]"):
+        TrainConfig.from_dict({"sampler": "cold", "algorithm": 1})

@@ -12,7 +12,6 @@ import dataclasses
 import inspect
 import math
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,10 @@ from typing import Any
 from torch import Tensor
 
 from colddiff import checkpoints, data, degradations, nets, presets, samplers
-from colddiff._compat import renamed_key
 from colddiff.degradations import Degradation
 from colddiff.denoisers import Denoiser
 from colddiff.precision import PRECISIONS
 from colddiff.presets import COMPILE_MODES
-from colddiff.registry import PluginError
 from colddiff.samplers import Sampler
 from colddiff.schedules import Schedule
 
@@ -36,14 +33,12 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "MODEL_FIELDS",
-    "PRESETS",
     "TrainConfig",
     "build_degradation",
     "build_denoiser",
     "build_sampler",
     "check_buildable",
     "from_unit_range",
-    "in_current_spelling",
     "model_differences",
     "to_unit_range",
 ]
@@ -89,10 +84,7 @@ class TrainConfig:
         sampler: A registered sampler name (``colddiff.samplers.available()``: ``ddpm``, ``ddim``,
             ``cold``, ``dpmsolver++`` and plugins).
         sampler_kwargs: The sampler's options, e.g. ``{"variance": "posterior"}`` for ``ddpm``,
-            ``{"algorithm": 2, "source": "estimate"}`` for ``cold``. (Configs written before this
-            field existed say ``algorithm`` and ``source`` at the top level; they are read into
-            ``sampler_kwargs`` for the ``cold`` sampler, and the keywords still work with a
-            ``DeprecationWarning``.)
+            ``{"algorithm": 2, "source": "estimate"}`` for ``cold``.
         clip_x0: Clamp predicted clean images to ``[0, 1]`` while sampling.
         sample_every: Save a grid of samples every this many epochs (0: never).
         sample_n: Images in that grid.
@@ -151,20 +143,7 @@ class TrainConfig:
     fmd_n: int = 32
     fmd_protocol: str = "report"
 
-    algorithm: dataclasses.InitVar[int | None] = None
-    source: dataclasses.InitVar[str | None] = None
-
-    def __post_init__(self, algorithm: int | None, source: str | None) -> None:
-        legacy = {key: value for key, value in (("algorithm", algorithm), ("source", source))
-                  if value is not None}
-        if legacy:
-            warnings.warn("TrainConfig(algorithm=..., source=...) is deprecated: use "
-                          f"sampler_kwargs={legacy!r}", DeprecationWarning, stacklevel=3)
-            self.sampler_kwargs = _with_legacy_sampler_keys(self.sampler, self.sampler_kwargs, legacy,
-                                                            legacy_wins=True)
-        current = in_current_spelling({"degradation": self.degradation, "schedule": self.schedule,
-                                       "degradation_kwargs": self.degradation_kwargs})
-        self.schedule, self.degradation_kwargs = current["schedule"], current["degradation_kwargs"]
+    def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
@@ -234,20 +213,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build a config from plain data, rejecting unknown keys by name.
-
-        The top-level ``algorithm`` and ``source`` of configs written before ``sampler_kwargs``
-        existed are read into it (for the ``cold`` sampler; other samplers ignored them).
-        """
-        values = dict(values)
-        legacy: dict[str, Any] = {key: values.pop(key) for key in ("algorithm", "source") if key in values}
+        """Build a config from plain data, rejecting unknown keys by name."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; accepted: {sorted(known)}")
-        if legacy:
-            values["sampler_kwargs"] = _with_legacy_sampler_keys(
-                values.get("sampler", "ddpm"), values.get("sampler_kwargs", {}), legacy, legacy_wins=False)
         return cls(**values)
 
     def to_toml(self) -> str:
@@ -273,14 +243,14 @@ class TrainConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> TrainConfig:
-        """One of :data:`PRESETS` with ``overrides`` applied.
+        """One of the presets of :data:`colddiff.presets.TRAINING` with ``overrides`` applied.
 
         Raises:
             ValueError: If ``name`` is not a preset (the message lists them).
         """
-        if name not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
-        return cls.from_dict({**PRESETS[name], **overrides})
+        if name not in presets.TRAINING:
+            raise ValueError(f"preset must be one of {sorted(presets.TRAINING)}, got {name!r}")
+        return cls.from_dict({**presets.TRAINING[name], **overrides})
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (and validated).
@@ -292,21 +262,6 @@ class TrainConfig:
             changes = {**changes, "sampler_kwargs": {}}
         return type(self)(**{**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, **changes})
 
-    def __getattr__(self, name: str) -> Any:
-        """The deprecated ``algorithm`` and ``source``, read from ``sampler_kwargs``."""
-        if name in ("algorithm", "source") and "sampler_kwargs" in self.__dict__:
-            warnings.warn(f"TrainConfig.{name} is deprecated: read sampler_kwargs[{name!r}]",
-                          DeprecationWarning, stacklevel=2)
-            return self.sampler_kwargs.get(name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-
-# The InitVars' defaults stay behind as class attributes (None); remove them so that reading
-# config.algorithm / config.source goes through TrainConfig.__getattr__.
-del TrainConfig.algorithm, TrainConfig.source  # type: ignore[attr-defined]
-
-#: Training presets by name (see :data:`colddiff.presets.TRAINING`).
-PRESETS = presets.TRAINING
 
 #: Fields that define the model; a checkpoint only resumes under the same values.
 MODEL_FIELDS = ("degradation", "degradation_kwargs", "schedule", "net", "net_kwargs", "predict",
@@ -320,47 +275,20 @@ SAMPLING_FIELDS = ("sampler", "sampler_kwargs", "clip_x0", "sample_steps")
 SPEED_FIELDS = ("precision", "compile", "channels_last")
 
 
-def _with_legacy_sampler_keys(sampler: str, kwargs: dict[str, Any], legacy: dict[str, Any], *,
-                              legacy_wins: bool) -> dict[str, Any]:
-    """``kwargs`` with the old top-level ``algorithm`` / ``source`` keys, which only the cold
-    sampler took (the others ignored them). In a file the new table wins over the old keys; as
-    keywords (``replace(source=...)``) the old keys are the change asked for, and win."""
-    if sampler != "cold":
-        return dict(kwargs)
-    return {**kwargs, **legacy} if legacy_wins else {**legacy, **kwargs}
-
-
-def in_current_spelling(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` (a config as plain data) with colddiff 0.1's spelling of ``T`` replaced:
-    ``"steps"`` in the schedule spec, and in the options of a degradation that now takes
-    ``num_timesteps`` (blur). Configs and checkpoints written then load, and resume, unchanged
-    and without warnings."""
-    values = dict(values)
-    if isinstance(values.get("schedule"), dict):
-        values["schedule"] = dict(values["schedule"])
-    options = values.get("degradation_kwargs")
-    if isinstance(options, dict) and options and isinstance(values.get("degradation"), str):
-        try:
-            cls = degradations.get(values["degradation"])
-        except (ValueError, PluginError):
-            return values  # validate() or building the degradation names the problem
-        if "num_timesteps" in inspect.signature(cls).parameters:
-            values["degradation_kwargs"] = renamed_key(options, "steps", "num_timesteps")
-    return values
-
-
 def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
-    """The model-defining fields where a saved config differs from ``current``, described."""
+    """The model-defining fields where a saved config (a field it lacks has its default)
+    differs from ``current``, described."""
     now = current.to_dict()
-    saved = {"value_range": [0.0, 1.0], **in_current_spelling(saved)}  # runs before value_range: [0, 1]
-    differences = [f"{name}: checkpoint has {saved.get(name)!r}, config has {now.get(name)!r}"
-                   for name in MODEL_FIELDS if saved.get(name) != now.get(name)]
     try:
-        saved_shape = TrainConfig.from_dict(saved).image_shape
+        read: TrainConfig | None = TrainConfig.from_dict(saved)
     except ValueError:  # a config this version cannot read says so when it is loaded
-        saved_shape = None
-    if saved_shape is not None and current.image_shape is not None and saved_shape != current.image_shape:
-        differences.append(f"image shape: checkpoint has {saved_shape}, config has {current.image_shape} "
+        read = None
+    then = read.to_dict() if read is not None else saved
+    differences = [f"{name}: checkpoint has {then.get(name)!r}, config has {now.get(name)!r}"
+                   for name in MODEL_FIELDS if then.get(name) != now.get(name)]
+    shapes = (read.image_shape if read is not None else None, current.image_shape)
+    if None not in shapes and shapes[0] != shapes[1]:
+        differences.append(f"image shape: checkpoint has {shapes[0]}, config has {shapes[1]} "
                            "(dataset, image_size, channels)")
     return differences
 
