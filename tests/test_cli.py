@@ -181,6 +181,7 @@ def test_every_config_field_is_a_train_flag_or_said_not_to_be() -> None:
     ("lower batch_size or raise limit_train", "lower --batch-size or raise --limit-train"),
     ('pass on_error="skip" to leave it out', "pass --on-error skip to leave it out"),
     ("continue it (resume=True)", "continue it (--resume)"),
+    ("or call fit(resume=True)", "or call fit(resume=True)"),
     ("unknown net 'resnet'; the epochs and the seed", "unknown net 'resnet'; the epochs and the seed"),
     ("Blur() got an unexpected keyword argument 'image_size'",
      "Blur() got an unexpected keyword argument 'image_size'"),

@@ -26,6 +26,7 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line and exit 2."""
 
     def error(self, message: str) -> NoReturn:
+        """Print ``message`` in one line, with where to find help, and exit with status 2."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

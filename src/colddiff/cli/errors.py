@@ -25,8 +25,9 @@ __all__ = ["RUNTIME_ERRORS", "flags_of", "in_flags", "usage_error"]
 #: PriorUnavailableError, NonFiniteLossError, DegradationPluginError are subclasses).
 RUNTIME_ERRORS = (ValueError, RuntimeError, OSError, NotImplementedError)
 
-# A name stands alone: not part of a longer word, a quoted string, a dotted path or a flag.
-_ALONE_BEFORE = r"(?<![\w'\".-])"
+# A name stands alone: not part of a longer word, a quoted string, a dotted path, a flag or the
+# arguments of a call written out (``fit(resume=True)`` stays Python).
+_ALONE_BEFORE = r"(?<![\w'\".-])(?<!\w\()"
 _ALONE_AFTER = r"(?![\w'\"-])"
 
 
@@ -42,7 +43,8 @@ def in_flags(message: str, flags: Mapping[str, str]) -> str:
 
     ``name=value`` becomes ``--flag value`` (``--flag`` alone for ``True``); a name with an
     underscore becomes its flag wherever it stands; a plain word (``epochs``, ``t``) only where
-    it is the subject: at the start of the message or before "must".
+    it is the subject: at the start of the message or before "must". Python written out
+    (``fit(resume=True)``, quoted names) is left as it is.
 
     Example:
         >>> in_flags('image_size must be >= 1; or on_error="skip"', {"image_size": "--image-size",
