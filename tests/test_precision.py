@@ -14,7 +14,8 @@ from colddiff import Schedule, checkpoints, nets
 from colddiff.config import TrainConfig
 from colddiff.degradations import GaussianNoise
 from colddiff.denoisers import Denoiser
-from colddiff.precision import autocast, check_precision, grad_scaler
+from colddiff.precision import autocast, grad_scaler
+from colddiff.runtime import check_precision
 from colddiff.training import COMPILE_WARMUP_STEPS, NonFiniteLossError, Trainer
 
 TINY = {"net_kwargs": {"channels": [4, 4]}, "limit_train": 128, "batch_size": 16,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from colddiff import __version__, precision, presets
+from colddiff import __version__, presets, runtime
 
 if TYPE_CHECKING:
     import torch
@@ -154,11 +154,11 @@ def _add_outputs(command: argparse.ArgumentParser, default: str, tensor: str) ->
 
 
 def _add_speed_options(group: argparse._ActionsContainer) -> None:
-    group.add_argument("--precision", choices=precision.PRECISIONS,
+    group.add_argument("--precision", choices=runtime.PRECISIONS,
                        help="the network's arithmetic: fp32, or bf16/fp16 autocast (default: the run's)")
-    group.add_argument("--compile", nargs="?", const="default", choices=presets.COMPILE_MODES,
+    group.add_argument("--compile", nargs="?", const="default", choices=runtime.COMPILE_MODES,
                        metavar="MODE", help="torch.compile the network; MODE: "
-                       + ", ".join(presets.COMPILE_MODES) + " (default when given without one: default)")
+                       + ", ".join(runtime.COMPILE_MODES) + " (default when given without one: default)")
 
 
 def _sampler_changes(args: argparse.Namespace, current: TrainConfig) -> dict[str, Any]:
@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     bansal_only.add_argument("--n-test", type=_n_test, metavar="N",
                              help="test digits restored and scored, 2 to 5,000 (the next N give the "
                              "real-image floor; 1000; --quick: 64)")
-    bansal_only.add_argument("--precision", choices=precision.PRECISIONS,
+    bansal_only.add_argument("--precision", choices=runtime.PRECISIONS,
                              help="training arithmetic (fp32; evaluation is always fp32)")
     study.add_argument("--device", default="auto")
     study.add_argument("--resume", action="store_true", help="continue an interrupted study")
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     scorer.add_argument("--protocol", choices=["report", "full"], default="full")
     scorer.add_argument("--json", action="store_true", help="print the result as JSON")
     scorer.add_argument("--device", default="auto")
-    scorer.add_argument("--precision", choices=precision.PRECISIONS, default="fp32",
+    scorer.add_argument("--precision", choices=runtime.PRECISIONS, default="fp32",
                         help="the classifier's arithmetic (fp32)")
     trainer = fmd_commands.add_parser(
         "train-classifier", help="train the feature classifier (reproduces the shipped weights)",
@@ -436,7 +436,7 @@ def _train_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     from colddiff import degradations
     from colddiff.config import PRESETS, TrainConfig, check_buildable
     from colddiff.data import DATASETS
-    from colddiff.training import resolve_device
+    from colddiff.runtime import resolve_device
 
     subparser: argparse.ArgumentParser = args.subparser
     out = args.out
@@ -567,7 +567,7 @@ def _load_model(args: argparse.Namespace) -> tuple[Pretrained, torch.device]:
     """The model of ``--checkpoint`` / ``--pretrained`` on ``--device``, with ``--precision``
     and ``--compile`` applied; usage errors exit with status 2."""
     from colddiff import pretrained, samplers
-    from colddiff.training import resolve_device
+    from colddiff.runtime import resolve_device
 
     subparser: argparse.ArgumentParser = args.subparser
     if args.sampler is not None and args.sampler not in samplers.available():
@@ -814,7 +814,7 @@ def _reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 def _fmd(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from colddiff import fmd
-    from colddiff.training import resolve_device
+    from colddiff.runtime import resolve_device
 
     if args.fmd_command == "score":
         result = fmd.score(fmd.load_samples(args.samples), protocol=args.protocol,

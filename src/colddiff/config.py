@@ -23,9 +23,8 @@ from colddiff import checkpoints, data, degradations, nets, presets, samplers
 from colddiff._compat import renamed_key
 from colddiff.degradations import Degradation
 from colddiff.denoisers import Denoiser
-from colddiff.precision import PRECISIONS
-from colddiff.presets import COMPILE_MODES
 from colddiff.registry import PluginError
+from colddiff.runtime import COMPILE_MODES, PRECISIONS
 from colddiff.samplers import Sampler
 from colddiff.schedules import Schedule
 

@@ -55,6 +55,7 @@ from colddiff.config import (
 )
 from colddiff.degradations import Degradation, PriorUnavailableError
 from colddiff.denoisers import Denoiser
+from colddiff.runtime import resolve_device
 from colddiff.samplers import Sampler
 
 __all__ = [
@@ -65,7 +66,6 @@ __all__ = [
     "RunExistsError",
     "Trainer",
     "ensure_prior",
-    "resolve_device",
 ]
 
 EpochHook = Callable[["Trainer", int], dict[str, Any] | None]
@@ -100,25 +100,6 @@ class RunExistsError(FileExistsError):
 
 class ConfigMismatchError(ValueError):
     """A checkpoint was made for a different model than the config asks for."""
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-
-    Raises:
-        ValueError: If the device is unknown or CUDA is asked for but not available.
-    """
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from error
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available; use 'cpu'")
-    return resolved
 
 
 def ensure_prior(degradation: Degradation, config: TrainConfig,
