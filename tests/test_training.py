@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from colddiff import checkpoints
+from colddiff import Schedule, checkpoints, degradations
 from colddiff.config import TrainConfig
+from colddiff.degradations import GaussianNoise, registry
 from colddiff.denoisers import Denoiser
 from colddiff.training import ConfigMismatchError, NonFiniteLossError, Trainer
 
@@ -237,15 +238,27 @@ def test_a_time_budget_is_used_in_full(tmp_path: Path, data_dir: Path) -> None:
     assert history[-1]["wall_time_s"] >= 0.04 * 60  # partial, or the epoch ended right at the budget
 
 
-def test_old_sampler_keys_map_into_sampler_kwargs_and_the_new_table_wins() -> None:
-    old = TrainConfig.from_dict({"sampler": "cold", "algorithm": 1, "source": "estimate"})
-    assert old.sampler_kwargs == {"algorithm": 1, "source": "estimate"}
-    both = TrainConfig.from_dict({"sampler": "cold", "source": "fixed",
-                                  "sampler_kwargs": {"source": "estimate"}})
-    assert both.sampler_kwargs == {"source": "estimate"}
-    assert TrainConfig.from_dict({"sampler": "ddpm", "algorithm": 2}).sampler_kwargs == {}  # ddpm ignored it
-    with pytest.warns(DeprecationWarning, match="sampler_kwargs"):
-        assert old.replace(source="fixed").sampler_kwargs == {"algorithm": 1, "source": "fixed"}
-    with pytest.warns(DeprecationWarning, match=r"read sampler_kwargs\['source'\]"):
-        assert old.source == "estimate"
-    assert old.replace(sampler="ddim").sampler_kwargs == {}, "a new sampler starts without the old options"
+def test_one_run_builds_its_degradation_once(tmp_path: Path, data_dir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The degradation, denoiser and sampler are built once per Trainer: not again to check the
+    config, nor for each sample grid, nor when the EMA weights take over the sampling."""
+    monkeypatch.setattr(registry.REGISTRY, "_registered", dict(registry.REGISTRY._registered))
+    built: list[GaussianNoise] = []
+
+    @degradations.register("counted_noise")
+    class CountedNoise(GaussianNoise):
+        def __init__(self, schedule: Schedule | None = None,
+                     image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+            super().__init__(schedule, image_shape=image_shape)
+            built.append(self)
+
+    config = tiny(degradation="counted_noise", ema=0.9, ema_start=4, checkpoint_every=3,
+                  sample_every=1, sample_n=4, sample_steps=2)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    sampler = trainer.sampler()
+    history = trainer.fit()
+    assert [record["epoch"] for record in history] == [1, 2]
+    assert (tmp_path / "samples" / "epoch-002.png").exists()
+    assert trainer.sample(2, 2).shape == (2, 1, 28, 28)
+    assert trainer.sampler() is sampler and sampler.denoiser.net is trainer.ema.module  # type: ignore[union-attr]
+    assert built == [trainer.degradation]

@@ -517,7 +517,7 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from colddiff.config import to_unit_range
     from colddiff.degradations import Degradation
-    from colddiff.training import ensure_prior
+    from colddiff.sampling import ensure_prior
 
     subparser: argparse.ArgumentParser = args.subparser
     model, device = _load_model(args)
