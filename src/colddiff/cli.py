@@ -531,7 +531,8 @@ def _sample(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         subparser.error(f"--sample-steps must be at most the model's T = {total}, got {args.sample_steps}")
     ensure_prior(model.denoiser.degradation, model.config)
     try:
-        sampler = model.sampler(**_sampler_changes(args, model.config))
+        changes = _sampler_changes(args, model.config)
+        sampler = model.sampler(changes.get("sampler"), **changes.get("sampler_kwargs", {}))
     except ValueError as error:
         subparser.error(" ".join(str(error).split()))
     generator = torch.Generator(device).manual_seed(args.seed)
@@ -576,11 +577,6 @@ def _load_model(args: argparse.Namespace) -> tuple[Pretrained, torch.device]:
         hint = args.checkpoint / "checkpoints" / "last.pt"
         subparser.error(f"--checkpoint {args.checkpoint} is a folder, not a checkpoint file"
                         + (f"; did you mean {hint}?" if hint.is_file() else ""))
-    current = pretrained.resolve(args.pretrained, warn=False) if args.pretrained is not None else None
-    if current != args.pretrained:
-        print(f"colddiff {args.command}: note: the model {args.pretrained!r} is now called {current!r}",
-              file=sys.stderr)
-        args.pretrained = current
     if args.pretrained is not None and args.pretrained not in pretrained.available():
         subparser.error(f"--pretrained must be one of {pretrained.available()}, got {args.pretrained!r}")
     try:
@@ -608,7 +604,7 @@ def _restore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     degradation = model.denoiser.degradation
     changes = _sampler_changes(args, model.config)
     try:
-        sampler = model.sampler(**changes)
+        sampler = model.sampler(changes.get("sampler"), **changes.get("sampler_kwargs", {}))
     except ValueError as error:
         subparser.error(" ".join(str(error).split()))
     total = degradation.num_timesteps
@@ -655,7 +651,8 @@ def _restore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         clean = data.load(name, train=False, image_size=model.config.image_size,
                           channels=model.config.channels, limit=args.from_test_set).images
         degraded, source = model.degrade(clean, t, seed=args.seed)
-    direct, sampled = model.restore(degraded, t, args.sample_steps, source=source, seed=args.seed, **changes)
+    direct, sampled = model.restore(degraded, t, args.sample_steps, source=source, seed=args.seed,
+                                    sampler=changes.get("sampler"), **changes.get("sampler_kwargs", {}))
     rows = [degraded, direct.cpu(), sampled.cpu()]
     if clean is not None:
         rows.insert(0, clean)
