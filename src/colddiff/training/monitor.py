@@ -169,7 +169,7 @@ class Clocks:
         self.epoch_time += self.lap()
 
     def step_done(self, book: bool) -> None:
-        """Count a step; book the compile warm-up steps taken when the warm-up is over or
+        """Count a step; book the compile warm-up steps taken when the compile warm-up is over or
         ``book`` says to (a checkpoint, the end of the epoch or of the budget follows)."""
         if self._compile_warmup_left:
             self._compile_warmup_left -= 1
