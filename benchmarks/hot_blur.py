@@ -62,7 +62,7 @@ def run(noise: float, out: Path, epochs: int, n: int, quick: bool) -> dict[str, 
     result = fmd.score(samples, protocol="full")
     counts = torch.tensor(result.class_histogram, dtype=torch.float64)
     share = counts[counts > 0] / counts.sum()
-    return {"noise": noise, "train_minutes": round(trainer._wall_time / 60, 2), "steps": trainer.step,
+    return {"noise": noise, "train_minutes": round(trainer.clocks.wall_time / 60, 2), "steps": trainer.step,
             "fmd": result.fmd, "fmd_ratio": result.fmd_ratio, "class_histogram": result.class_histogram,
             "class_entropy": abs(float((share * share.log()).sum())), "pairwise_rmse": pairwise_rmse(samples),
             "confidence": result.confidence}

@@ -28,8 +28,8 @@ from torch import Tensor
 from benchmarks.common import Result
 from colddiff import data, precision
 from colddiff.config import TrainConfig, build_denoiser
-from colddiff.presets import COMPILE_MODES
-from colddiff.training import COMPILE_WARMUP_STEPS, Trainer, resolve_device
+from colddiff.runtime import COMPILE_MODES, PRECISIONS, resolve_device
+from colddiff.training import COMPILE_WARMUP_STEPS, Trainer
 
 #: The networks measured: the report's CNN and the shipped mnist-ddpm recipe's U-Net.
 NETS = {"cnn": "ddpm-default", "unet": "mnist-unet"}
@@ -142,7 +142,7 @@ def train_throughput(quick: bool, device: str = "cpu") -> list[Result]:
         return measure([Setting(precision=p) for p in ("fp32", "bf16")], steps=2, repeats=1, device=resolved)
     on_cuda = resolved.type == "cuda"
     batch = 1024 if on_cuda else 128
-    precisions = precision.PRECISIONS if on_cuda else ("fp32", "bf16")
+    precisions = PRECISIONS if on_cuda else ("fp32", "bf16")
     settings = [Setting(net, batch, p) for net, p in itertools.product(NETS, precisions)]
     settings += [Setting(net, batch, "fp32", channels_last=True) for net in NETS]
     settings += [Setting(net, batch, "fp32", compile="default") for net in NETS]
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--nets", nargs="+", choices=list(NETS), default=list(NETS))
-    parser.add_argument("--precisions", nargs="+", choices=precision.PRECISIONS, default=["fp32"])
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["fp32"])
     parser.add_argument("--compile", nargs="+", choices=COMPILE_MODES, default=["off"])
     parser.add_argument("--channels-last", nargs="+", choices=["off", "on"], default=["off"])
     parser.add_argument("--batch-size", type=int, default=128)

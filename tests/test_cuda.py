@@ -83,7 +83,7 @@ def test_sampling_on_the_gpu_follows_the_cpus_trajectory() -> None:
     results = {}
     for device in ("cpu", "cuda"):
         model = pretrained.load("mnist-ddpm", device)
-        sampler = model.sampler(sampler="ddim")
+        sampler = model.sampler("ddim")
         x_T = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
         results[device] = sampler.sample(x_T, 10).cpu()
     # Ten network calls, each within NET_RTOL; images in [0, 1].

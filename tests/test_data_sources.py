@@ -204,7 +204,7 @@ def test_every_built_in_degradation_trains_on_coloured_32px_digits_from_python(
     samples = trainer.sample(2, 3)
     assert samples.shape == (2, 3, 32, 32) and bool(torch.isfinite(samples).all())
     assert float(samples.min()) >= 0 and float(samples.max()) <= 1, "samples come back in [0, 1]"
-    seen = trainer._training_images()
+    seen = trainer.batches.images
     assert isinstance(seen, torch.Tensor)
     torch.testing.assert_close(seen.cpu(), coloured * (value_range[1] - value_range[0]) + value_range[0])
     if degradation == "fashion_mnist":
@@ -232,7 +232,7 @@ def test_a_folder_too_large_for_memory_is_read_lazily_with_the_same_result(
     in_memory.fit()
     monkeypatch.setattr(data, "IN_MEMORY_BYTES", 1)  # every folder is "too large" now
     lazy = Trainer(config, tmp_path / "lazy", quiet=True)
-    assert isinstance(lazy._training_images(), data.ImageFolder)
+    assert isinstance(lazy.batches.images, data.ImageFolder)
     lazy.fit()
     for name, value in in_memory.net.state_dict().items():
         assert torch.equal(value, lazy.net.state_dict()[name]), name

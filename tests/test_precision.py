@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,8 +15,11 @@ from colddiff import Schedule, checkpoints, nets
 from colddiff.config import TrainConfig
 from colddiff.degradations import GaussianNoise
 from colddiff.denoisers import Denoiser
-from colddiff.precision import autocast, check_precision, grad_scaler
+from colddiff.precision import autocast, grad_scaler
+from colddiff.runtime import check_precision
 from colddiff.training import COMPILE_WARMUP_STEPS, NonFiniteLossError, Trainer
+from colddiff.training.ema import EMA
+from colddiff.training.state import load_optimizer_state
 
 TINY = {"net_kwargs": {"channels": [4, 4]}, "limit_train": 128, "batch_size": 16,
         "sample_every": 0, "epochs": 2}
@@ -146,45 +150,54 @@ def test_an_fp16_runs_loss_scale_is_restored_on_resume(tmp_path: Path, data_dir:
     assert resumed.scaler.get_scale() == 512.0
 
 
-def test_the_moving_average_matches_averaged_models_own_update(data_dir: Path) -> None:
-    """The Trainer updates the EMA without reading its counter back (no device sync); the
-    result must be exactly ``AveragedModel.update_parameters``'s, including the restart at
-    ``ema_start``."""
-    trainer = Trainer(tiny(ema=0.8, ema_start=3), "unused", quiet=True)
-    assert trainer.ema is not None
-    reference = AveragedModel(trainer.net, multi_avg_fn=get_ema_multi_avg_fn(0.8), use_buffers=True)
+def test_the_moving_average_matches_averaged_models_own_update() -> None:
+    """The EMA is updated without reading its counter back (no device sync); the result must be
+    exactly ``AveragedModel.update_parameters``'s, including the restart at ``start``."""
+    net = nets.CNN(channels=[4, 4])
+    ema = EMA(net, decay=0.8, start=3)
+    reference = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.8), use_buffers=True)
     generator = torch.Generator().manual_seed(0)
-    for step in range(7):
+    for step in range(1, 8):
         with torch.no_grad():
-            for parameter in trainer.net.parameters():
+            for parameter in net.parameters():
                 parameter.add_(torch.randn(parameter.shape, generator=generator))
-        if step + 1 >= 3:
-            trainer._update_ema()
-            if step + 1 == 3:
+        ema.update(step)  # nothing before step 3
+        if step >= 3:
+            if step == 3:
                 reference.n_averaged.zero_()
-            reference.update_parameters(trainer.net)
-        trainer.step += 1
-        for ours, theirs in zip(trainer.ema.state_dict().values(), reference.state_dict().values(),
-                                strict=True):
+            reference.update_parameters(net)
+        for ours, theirs in zip(ema.state_dict().values(), reference.state_dict().values(), strict=True):
             assert torch.equal(ours, theirs), step
 
 
-def test_a_non_finite_loss_at_the_time_budget_names_its_step(tmp_path: Path, data_dir: Path) -> None:
+def test_the_trainer_samples_from_the_average_once_it_has_started(tmp_path: Path, data_dir: Path) -> None:
+    trainer = Trainer(tiny(ema=0.8, ema_start=3, epochs=1), tmp_path, quiet=True)  # 8 steps
+    assert trainer.ema is not None and trainer.sampling_denoiser() is trainer.denoiser
+    trainer.fit()
+    assert trainer.ema.started and trainer.sampling_denoiser().net is trainer.ema.module
+    assert trainer.sampler().denoiser is trainer.sampling_denoiser()
+
+
+def test_a_non_finite_loss_at_the_time_budget_names_its_step(tmp_path: Path, data_dir: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A time budget that runs out reads the pending losses back after the step was taken."""
     trainer = Trainer(tiny(max_minutes=1e-9), tmp_path, quiet=True)
-    trainer.loss_check_every = 4
-    trainer._train_denoiser = Denoiser(NaNAtCall(1), trainer.degradation)
+    trainer.losses.every = 4
+    nan_from_call(monkeypatch, 1)
     with pytest.raises(NonFiniteLossError, match=r"at epoch 1, step 1 \(batch 1 of the epoch\)"):
         trainer.fit()
 
 
 def test_resuming_keeps_this_devices_fused_adam(tmp_path: Path, data_dir: Path) -> None:
-    Trainer(tiny(epochs=1), tmp_path, quiet=True).fit()  # saved with the CPU's plain Adam
-    resumed = Trainer(tiny(epochs=2), tmp_path, quiet=True)
-    resumed.optimizer = torch.optim.Adam(resumed.net.parameters(), lr=2e-4, fused=True)  # as on CUDA
-    resumed.resume()
-    assert resumed.optimizer.param_groups[0]["fused"] is True
-    resumed.fit(resume=True)
+    trainer = Trainer(tiny(epochs=1), tmp_path, quiet=True)
+    trainer.fit()
+    saved = checkpoints.load(trainer.checkpoint_path)["optimizer"]  # the CPU's plain Adam
+    assert saved["param_groups"][0]["fused"] is None
+    fused = torch.optim.Adam(trainer.net.parameters(), lr=2e-4, fused=True)  # as on CUDA
+    load_optimizer_state(fused, saved)
+    assert fused.param_groups[0]["fused"] is True
+    assert fused.state_dict()["state"][0]["step"] == saved["state"][0]["step"]
+    Trainer(tiny(epochs=2), tmp_path, quiet=True).fit(resume=True)
 
 
 class BatchNormNet(nn.Module):
@@ -198,46 +211,42 @@ class BatchNormNet(nn.Module):
         return self.norm(self.conv(x))
 
 
-def test_the_moving_average_of_buffers_and_a_late_start(data_dir: Path) -> None:
-    trainer = Trainer(tiny(ema=0.5), "unused", quiet=True)
-    trainer.net = BatchNormNet()
-    trainer.ema = AveragedModel(trainer.net, multi_avg_fn=get_ema_multi_avg_fn(0.5), use_buffers=True)
-    reference = AveragedModel(trainer.net, multi_avg_fn=get_ema_multi_avg_fn(0.5), use_buffers=True)
-    trainer.step = 10  # resumed past ema_start = 0 with an average that never started: copy first
-    for _ in range(3):
-        trainer.net(torch.randn(4, 1, 5, 5), torch.zeros(4))  # moves the running statistics
-        trainer._update_ema()
-        reference.update_parameters(trainer.net)
-        trainer.step += 1
-    ours, theirs = trainer.ema.module.state_dict(), reference.module.state_dict()
+def test_the_moving_average_of_buffers_and_a_late_start() -> None:
+    net = BatchNormNet()
+    ema = EMA(net, decay=0.5, start=0)
+    reference = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.5), use_buffers=True)
+    for step in (11, 12, 13):  # resumed past start = 0 with an average that never started: copy first
+        net(torch.randn(4, 1, 5, 5), torch.zeros(4))  # moves the running statistics
+        ema.update(step)
+        reference.update_parameters(net)
+    ours, theirs = ema.module.state_dict(), reference.module.state_dict()
     for key, value in ours.items():
         if value.is_floating_point():
             assert torch.equal(value, theirs[key]), key
-    counter = trainer.net.norm.num_batches_tracked
+    counter = net.norm.num_batches_tracked
     assert int(counter) == 3 and torch.equal(ours["norm.num_batches_tracked"], counter)
 
 
 def test_losses_read_back_every_k_steps_give_the_same_run(tmp_path: Path, data_dir: Path) -> None:
     every_step = Trainer(tiny(), tmp_path / "a", quiet=True)
     deferred = Trainer(tiny(), tmp_path / "b", quiet=True)
-    deferred.loss_check_every = 3  # as on CUDA (every 50), here on the CPU
+    deferred.losses.every = 3  # as on CUDA (every 50), here on the CPU
     assert [r["loss"] for r in every_step.fit()] == pytest.approx([r["loss"] for r in deferred.fit()],
                                                                   rel=1e-12)
     for a, b in zip(every_step.net.parameters(), deferred.net.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
-class NaNAtCall(nn.Module):
-    """A tiny CNN whose output becomes NaN from its ``n``-th call on."""
+def nan_from_call(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """Make every denoiser's loss NaN from its ``n``-th call on."""
+    real_loss, calls = Denoiser.loss, {"n": 0}
 
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.net, self.n, self.calls = nets.CNN(channels=[4]), n, 0
+    def failing(self: Denoiser, x0: Tensor, **kwargs: Any) -> Tensor:
+        calls["n"] += 1
+        loss = real_loss(self, x0, **kwargs)
+        return loss * float("nan") if calls["n"] >= n else loss
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        self.calls += 1
-        out: Tensor = self.net(x, t)
-        return out * float("nan") if self.calls >= self.n else out
+    monkeypatch.setattr(Denoiser, "loss", failing)
 
 
 @pytest.mark.parametrize(("every", "message"), [
@@ -245,11 +254,11 @@ class NaNAtCall(nn.Module):
     (4, "at epoch 1, one of the steps 5-8 (batches 5-8 of the epoch); no checkpoint was written"),
 ])
 def test_a_non_finite_loss_is_caught_at_the_next_read_back(tmp_path: Path, data_dir: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
                                                            every: int, message: str) -> None:
     trainer = Trainer(tiny(), tmp_path, quiet=True)
-    trainer.loss_check_every = every
-    faulty = NaNAtCall(6)
-    trainer._train_denoiser = Denoiser(faulty, trainer.degradation)
+    trainer.losses.every = every
+    nan_from_call(monkeypatch, 6)
     with pytest.raises(NonFiniteLossError, match=r"the loss is nan " + message.replace("(", r"\(")
                        .replace(")", r"\)")):
         trainer.fit()
@@ -266,9 +275,9 @@ def test_channels_last_trains_like_the_default_layout(tmp_path: Path, data_dir: 
     nets.CNN(channels=[4, 4]).load_state_dict(state["model"])  # loads into a plain network
 
 
-def test_a_compiled_run_books_its_warm_up_apart_and_saves_plain_weights(tmp_path: Path,
+def test_a_compiled_run_books_its_compile_warm_up_apart_and_saves_plain_weights(tmp_path: Path,
                                                                         data_dir: Path) -> None:
-    assert COMPILE_WARMUP_STEPS == 3  # 6 steps: 3 of warm-up, 3 timed; checkpoints after 2 and 4
+    assert COMPILE_WARMUP_STEPS == 3  # 6 steps: 3 of compile warm-up, 3 timed; checkpoints after 2 and 4
     eager = Trainer(tiny(epochs=1, limit_train=96), tmp_path / "eager", quiet=True)
     compiled = Trainer(tiny(epochs=1, limit_train=96, compile="default", checkpoint_every=2),
                        tmp_path / "compiled", quiet=True)
@@ -284,7 +293,7 @@ def test_a_compiled_run_books_its_warm_up_apart_and_saves_plain_weights(tmp_path
     compiled.save_checkpoint = recording_save  # type: ignore[method-assign]
     eager_record, = eager.fit()
     record, = compiled.fit()
-    # The mid-epoch checkpoints see the warm-up steps booked apart: 2 of them, then all 3.
+    # The mid-epoch checkpoints see the compile warm-up steps booked apart: 2 of them, then all 3.
     assert [(step, untimed) for step, untimed, _, _ in booked[:2]] == [(2, 2), (4, 3)]
     _, _, compile_time, epoch_time = booked[1]
     # Compiling takes seconds; three steps of this tiny network take milliseconds.

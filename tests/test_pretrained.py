@@ -163,13 +163,10 @@ def test_fashion_cold_without_its_dataset_says_where_to_put_it(
     monkeypatch.setattr(datasets, "FashionMNIST", offline)
     with pytest.raises(PriorUnavailableError, match=r"FashionMNIST.*COLDDIFF_DATA_DIR"):
         pretrained.load("mnist-fashion-cold").sample(2)
-    with pytest.warns(DeprecationWarning, match="now called 'mnist-fashion-cold'"):  # the old name works
-        pretrained.load("fashion-cold")
-    capsys.readouterr()
-    status = main(["sample", "--pretrained", "mnist-fashion-cold", "-n", "2", "--out",
-                   str(tmp_path / "s.png")])
+    status = main(["sample", "--pretrained", "mnist-fashion-cold", "-n", "2",
+                   "--out", str(tmp_path / "s.png")])
     assert status == 1
-    (error,) = capsys.readouterr().err.strip().splitlines()
+    error, = capsys.readouterr().err.strip().splitlines()
     assert "FashionMNIST" in error and str(tmp_path) in error
 
 
@@ -195,12 +192,45 @@ def test_the_committed_config_trains_and_samples_the_shipped_model(name: str) ->
     assert committed.epochs == card["epochs"], "the committed config trains as long as the shipped run"
 
 
-def test_switching_the_shipped_sampler_drops_the_old_ones_options() -> None:
+def test_a_sampler_is_chosen_as_samplers_create_chooses_it() -> None:
+    """``model.sampler(name, **options)``: the shipped sampler's options are kept for it and
+    dropped for another one."""
     model = pretrained.load("mnist-ddpm")
     assert model.config.sampler_kwargs == {"variance": "posterior"}
-    assert type(model.sampler(sampler="ddim")).__name__ == "DDIMSampler"
-    dpm = model.sampler(sampler="dpmsolver++", sampler_kwargs={"order": 1})
+    assert model.sampler().variance == "posterior"  # type: ignore[attr-defined]
+    assert model.sampler(variance="beta").variance == "beta"  # type: ignore[attr-defined]
+    ddim = model.sampler("ddim", eta=0.5, clip_x0=False)
+    assert type(ddim).__name__ == "DDIMSampler" and ddim.eta == 0.5 and not ddim.clip_x0  # type: ignore[attr-defined]
+    dpm = model.sampler("dpmsolver++", order=1)
     assert type(dpm).__name__ == "DPMSolverSampler" and dpm.order == 1  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="does not take order"):
+        model.sampler(order=1)
+
+
+def test_python_and_the_command_line_sample_alike(tmp_path: Path) -> None:
+    model = pretrained.load("mnist-ddpm")
+    assert main(["sample", "--pretrained", "mnist-ddpm", "-n", "2", "--sample-steps", "3",
+                 "--sampler", "ddim", "--seed", "4", "--out", str(tmp_path / "s.png"),
+                 "--save-tensor", str(tmp_path / "s.pt")]) == 0
+    from_cli = torch.load(tmp_path / "s.pt", weights_only=True)
+    assert torch.equal(model.sample(2, 3, seed=4, sampler="ddim"), from_cli)
+    assert not torch.equal(model.sample(2, 3, seed=4), from_cli), "the shipped sampler is ddpm"
+
+
+def test_a_model_whose_prior_is_learned_samples_from_python(tmp_path: Path, data_dir: Path) -> None:
+    """Blur's prior is fitted on the training images first, as ``colddiff sample`` does."""
+    shipped = pretrained.load("mnist-deblur")
+    assert not shipped.denoiser.degradation.prior_fitted
+    assert main(["sample", "--pretrained", "mnist-deblur", "-n", "2", "--out", str(tmp_path / "s.png"),
+                 "--save-tensor", str(tmp_path / "s.pt")]) == 0
+    samples = shipped.sample(2)
+    assert torch.equal(samples, torch.load(tmp_path / "s.pt", weights_only=True))
+    config = TrainConfig.preset("mnist-deblur", net_kwargs={"channels": 8, "blocks": 1}, limit_train=128,
+                                batch_size=64, epochs=1, sample_every=0, ema_start=0)
+    Trainer(config, tmp_path / "run", quiet=True).fit()
+    model = pretrained.from_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    samples = model.sample(2, sample_steps=4)
+    assert samples.shape == (2, 1, 28, 28) and model.denoiser.degradation.prior_fitted
 
 
 def test_export_refuses_bad_sampler_options_as_usage_errors(tmp_path: Path, data_dir: Path,

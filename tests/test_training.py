@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from colddiff import checkpoints
+from colddiff import Schedule, checkpoints, degradations
 from colddiff.config import TrainConfig
+from colddiff.degradations import GaussianNoise, registry
 from colddiff.denoisers import Denoiser
 from colddiff.training import ConfigMismatchError, NonFiniteLossError, Trainer
 
@@ -243,3 +244,29 @@ def test_a_new_sampler_starts_without_the_old_options() -> None:
     assert config.replace(sampler="ddim").sampler_kwargs == {}
     with pytest.raises(ValueError, match=r"unknown config keys \['algorithm'\]"):
         TrainConfig.from_dict({"sampler": "cold", "algorithm": 1})
+
+
+def test_one_run_builds_its_degradation_once(tmp_path: Path, data_dir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The degradation, denoiser and sampler are built once per Trainer: not again to check the
+    config, nor for each sample grid, nor when the EMA weights take over the sampling."""
+    monkeypatch.setattr(registry.REGISTRY, "_registered", dict(registry.REGISTRY._registered))
+    built: list[GaussianNoise] = []
+
+    @degradations.register("counted_noise")
+    class CountedNoise(GaussianNoise):
+        def __init__(self, schedule: Schedule | None = None,
+                     image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+            super().__init__(schedule, image_shape=image_shape)
+            built.append(self)
+
+    config = tiny(degradation="counted_noise", ema=0.9, ema_start=4, checkpoint_every=3,
+                  sample_every=1, sample_n=4, sample_steps=2)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    sampler = trainer.sampler()
+    history = trainer.fit()
+    assert [record["epoch"] for record in history] == [1, 2]
+    assert (tmp_path / "samples" / "epoch-002.png").exists()
+    assert trainer.sample(2, 2).shape == (2, 1, 28, 28)
+    assert trainer.sampler() is sampler and sampler.denoiser.net is trainer.ema.module  # type: ignore[union-attr]
+    assert built == [trainer.degradation]

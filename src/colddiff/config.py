@@ -21,8 +21,7 @@ from torch import Tensor
 from colddiff import checkpoints, data, degradations, nets, presets, samplers
 from colddiff.degradations import Degradation
 from colddiff.denoisers import Denoiser
-from colddiff.precision import PRECISIONS
-from colddiff.presets import COMPILE_MODES
+from colddiff.runtime import COMPILE_MODES, PRECISIONS
 from colddiff.samplers import Sampler
 from colddiff.schedules import Schedule
 

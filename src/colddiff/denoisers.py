@@ -13,7 +13,8 @@ from colddiff.degradations.base import (
     check_images,
     check_timesteps,
 )
-from colddiff.precision import Precision, autocast, check_precision
+from colddiff.precision import autocast
+from colddiff.runtime import Precision, check_precision
 
 __all__ = ["Denoiser", "Target"]
 

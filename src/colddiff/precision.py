@@ -5,44 +5,33 @@ Under ``"bf16"`` and ``"fp16"`` the network's forward pass runs in :func:`torch.
 the weights, the optimiser state and the EMA stay float32 (Micikevicius et al. 2018, "Mixed
 Precision Training"). ``"fp16"`` also needs a gradient scaler (:func:`grad_scaler`), since its
 small exponent range flushes small gradients to zero; ``"bf16"`` has float32's range and needs
-none. Both run on CUDA and on the CPU.
-
-Importing this module does not import PyTorch (the command line lists :data:`PRECISIONS`).
+none. Both run on CUDA and on the CPU. The accepted names and their check are
+:data:`colddiff.runtime.PRECISIONS` and :func:`colddiff.runtime.check_precision`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Literal, cast, get_args
 
-if TYPE_CHECKING:
-    import torch
+import torch
 
-__all__ = ["PRECISIONS", "Precision", "autocast", "check_precision", "grad_scaler"]
+from colddiff.runtime import Precision, check_precision
 
-Precision = Literal["fp32", "bf16", "fp16"]
-
-#: The accepted ``precision`` names.
-PRECISIONS: tuple[str, ...] = get_args(Precision)
-
-
-def check_precision(precision: object, name: str = "precision") -> Precision:
-    """``precision`` if it is one of :data:`PRECISIONS`.
-
-    Raises:
-        ValueError: Naming ``name`` and the accepted values.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"{name} must be one of {list(PRECISIONS)}, got {precision!r}")
-    return cast(Precision, precision)
+__all__ = ["autocast", "grad_scaler"]
 
 
 def autocast(device: torch.device | str, precision: Precision
              ) -> contextlib.AbstractContextManager[object]:
     """The context that runs a forward pass on ``device`` in ``precision``: ``torch.autocast``
-    with bfloat16 or float16, and nothing at all for ``"fp32"``."""
-    import torch
+    with bfloat16 or float16, and nothing at all for ``"fp32"``.
 
+    Args:
+        device: Where the forward pass runs.
+        precision: One of :data:`colddiff.runtime.PRECISIONS`.
+
+    Raises:
+        ValueError: If ``precision`` is not one of them.
+    """
     if check_precision(precision) == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -51,7 +40,13 @@ def autocast(device: torch.device | str, precision: Precision
 
 def grad_scaler(device: torch.device | str, precision: Precision) -> torch.amp.GradScaler:
     """A gradient scaler for ``precision`` on ``device``: active for ``"fp16"`` only (for the
-    others its ``scale``, ``step`` and ``update`` pass straight through)."""
-    import torch
+    others its ``scale``, ``step`` and ``update`` pass straight through).
 
+    Args:
+        device: Where training runs.
+        precision: One of :data:`colddiff.runtime.PRECISIONS`.
+
+    Raises:
+        ValueError: If ``precision`` is not one of them.
+    """
     return torch.amp.GradScaler(torch.device(device).type, enabled=check_precision(precision) == "fp16")

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["COMPILE_MODES", "RESTORATION", "SCHEDULES", "STUDIES", "TRAINING"]
-
-#: ``TrainConfig.compile`` values: ``"off"``, or a :func:`torch.compile` mode.
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+__all__ = ["RESTORATION", "SCHEDULES", "STUDIES", "TRAINING"]
 
 #: The linear schedules of the reference study: ``(beta_start, beta_end, num_timesteps)``.
 SCHEDULES: dict[str, tuple[float, float, int]] = {

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from colddiff import precision
+from colddiff import runtime
 from colddiff.cli.arguments import COUNT, POSITIVE, Parser, number
 
 __all__ = ["add_parser", "run"]
@@ -29,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     scorer.add_argument("--protocol", choices=["report", "full"], default="full")
     scorer.add_argument("--json", action="store_true", help="print the result as JSON")
     scorer.add_argument("--device", default="auto")
-    scorer.add_argument("--precision", choices=precision.PRECISIONS, default="fp32",
+    scorer.add_argument("--precision", choices=runtime.PRECISIONS, default="fp32",
                         help="the classifier's arithmetic (fp32)")
     trainer = fmd_commands.add_parser(
         "train-classifier", help="train the feature classifier (reproduces the shipped weights)",
@@ -46,7 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     """Score the samples, or train and save the classifier."""
     from colddiff import fmd
-    from colddiff.training import resolve_device
+    from colddiff.runtime import resolve_device
 
     if args.fmd_command == "score":
         result = fmd.score(fmd.load_samples(args.samples), protocol=args.protocol,

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from colddiff import precision, presets
+from colddiff import runtime
 from colddiff.cli.arguments import COUNT, image_file, output_file
 from colddiff.cli.errors import usage_error
 
@@ -29,11 +29,11 @@ def add_model_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     command.add_argument("--seed", type=COUNT, default=0)
     command.add_argument("--device", default="auto")
-    command.add_argument("--precision", choices=precision.PRECISIONS,
+    command.add_argument("--precision", choices=runtime.PRECISIONS,
                          help="the network's arithmetic: fp32, or bf16/fp16 autocast (default: the run's)")
-    command.add_argument("--compile", nargs="?", const="default", choices=presets.COMPILE_MODES,
+    command.add_argument("--compile", nargs="?", const="default", choices=runtime.COMPILE_MODES,
                          metavar="MODE", help="torch.compile the network; MODE: "
-                         + ", ".join(presets.COMPILE_MODES) + " (default when given without one: default)")
+                         + ", ".join(runtime.COMPILE_MODES) + " (default when given without one: default)")
 
 
 def add_outputs(command: argparse.ArgumentParser, default: str, tensor: str) -> None:
@@ -48,7 +48,7 @@ def load_model(args: argparse.Namespace) -> Pretrained:
     """The model of ``--checkpoint`` / ``--pretrained`` on ``--device``, with ``--precision``
     and ``--compile`` applied; usage errors exit with status 2."""
     from colddiff import pretrained
-    from colddiff.training import resolve_device
+    from colddiff.runtime import resolve_device
 
     if args.checkpoint is not None and args.checkpoint.is_dir():
         hint = args.checkpoint / "checkpoints" / "last.pt"

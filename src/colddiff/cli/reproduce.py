@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from colddiff import precision, presets
+from colddiff import presets, runtime
 from colddiff.cli.arguments import POSITIVE, number
 from colddiff.cli.errors import usage_error
 
@@ -50,7 +50,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     bansal_only.add_argument("--n-test", type=int, metavar="N",
                              help="test digits restored and scored, 2 to 5,000 (the next N give the "
                              "real-image floor; 1000; --quick: 64)")
-    bansal_only.add_argument("--precision", help="training arithmetic: " + ", ".join(precision.PRECISIONS)
+    bansal_only.add_argument("--precision", help="training arithmetic: " + ", ".join(runtime.PRECISIONS)
                              + " (fp32; evaluation is always fp32)")
     study.add_argument("--device", default="auto")
     study.add_argument("--resume", action="store_true", help="continue an interrupted study")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from colddiff.cli.arguments import POSITIVE
 from colddiff.cli.errors import usage_error
 from colddiff.cli.model_options import add_model_options, add_outputs, load_model, write_images
-from colddiff.cli.sampler_options import add_sampler_options, sampler_changes
+from colddiff.cli.sampler_options import add_sampler_options, requested_sampler
 
 __all__ = ["add_parser", "run"]
 
@@ -46,14 +45,14 @@ def run(args: argparse.Namespace) -> int:
     from colddiff import restoration
 
     model = load_model(args)
+    sampler, options = requested_sampler(args)
     try:
-        model = dataclasses.replace(model, config=model.config.replace(**sampler_changes(args, model.config)))
         if args.input is not None:
             batch = restoration.read_degraded(model, args.input, args.t, on_error=args.on_error)
         else:
             batch = restoration.degrade_test_images(model, args.from_test_set, args.t, seed=args.seed)
         direct, sampled = model.restore(batch.degraded, batch.t, args.sample_steps, source=batch.source,
-                                        seed=args.seed)
+                                        seed=args.seed, sampler=sampler, **options)
     except ValueError as error:  # images, steps or sampler options the model cannot take
         usage_error(args, error)
     rows = [batch.degraded, direct.cpu(), sampled.cpu()]

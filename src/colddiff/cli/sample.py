@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 
 from colddiff.cli.arguments import POSITIVE
 from colddiff.cli.errors import usage_error
 from colddiff.cli.model_options import add_model_options, add_outputs, load_model, write_images
-from colddiff.cli.sampler_options import add_sampler_options, sampler_changes
+from colddiff.cli.sampler_options import add_sampler_options, requested_sampler
 
 __all__ = ["add_parser", "run"]
 
@@ -30,17 +29,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     """Sample with the model's sampler, or the one the flags ask for."""
     from colddiff.degradations import Degradation
-    from colddiff.training import ensure_prior
 
     model = load_model(args)
     degradation = model.denoiser.degradation
     if type(degradation).prior is Degradation.prior:  # none at all (missing data is a runtime error)
         usage_error(args, f"{degradation!r} has no prior to sample from; colddiff restore "
                     "--from-test-set N degrades test images and restores them")
-    ensure_prior(degradation, model.config)
+    sampler, options = requested_sampler(args)
     try:
-        model = dataclasses.replace(model, config=model.config.replace(**sampler_changes(args, model.config)))
-        samples = model.sample(args.n, args.sample_steps, seed=args.seed).cpu()
+        samples = model.sample(args.n, args.sample_steps, seed=args.seed, sampler=sampler, **options).cpu()
     except ValueError as error:  # a sampler option or a number of steps the sampler refuses
         usage_error(args, error)
     write_images(args, samples, samples, nrow=math.ceil(math.sqrt(args.n)))

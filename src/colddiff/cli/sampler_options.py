@@ -16,7 +16,7 @@ from colddiff.cli.errors import usage_error
 if TYPE_CHECKING:
     from colddiff.config import TrainConfig
 
-__all__ = ["SAMPLER_OPTIONS", "add_sampler_options", "sampler_changes"]
+__all__ = ["SAMPLER_OPTIONS", "add_sampler_options", "requested_sampler", "sampler_changes"]
 
 #: The built-in samplers' options, each a flag: ``(option, type, metavar, help)``.
 SAMPLER_OPTIONS: list[tuple[str, type, str, str]] = [
@@ -38,9 +38,8 @@ def add_sampler_options(group: argparse._ActionsContainer, default: str) -> None
                        help="any other sampler option (a plugin's), VALUE read as TOML (repeatable)")
 
 
-def sampler_changes(args: argparse.Namespace, current: TrainConfig) -> dict[str, Any]:
-    """``{"sampler": ..., "sampler_kwargs": ...}`` for the sampler options given on the command
-    line, relative to ``current`` (a new sampler starts from no options); ``{}`` if none."""
+def requested_sampler(args: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
+    """``(--sampler, its options)`` as given on the command line (``None`` and ``{}`` if not)."""
     options = {name: getattr(args, name) for name, *_ in SAMPLER_OPTIONS
                if getattr(args, name) is not None}
     for item in args.sampler_arg:
@@ -48,8 +47,15 @@ def sampler_changes(args: argparse.Namespace, current: TrainConfig) -> dict[str,
         if not equals or not key.strip():
             usage_error(args, f"--sampler-arg must be KEY=VALUE, got {item!r}")
         options[key.strip()] = toml_value(text.strip())
-    if args.sampler is None and not options:
+    return args.sampler, options
+
+
+def sampler_changes(args: argparse.Namespace, current: TrainConfig) -> dict[str, Any]:
+    """``{"sampler": ..., "sampler_kwargs": ...}`` for the sampler options given on the command
+    line, relative to ``current`` (a new sampler starts from no options); ``{}`` if none."""
+    name, options = requested_sampler(args)
+    if name is None and not options:
         return {}
-    name = args.sampler or current.sampler
+    name = name or current.sampler
     kept = current.sampler_kwargs if name == current.sampler else {}
     return {"sampler": name, "sampler_kwargs": {**kept, **options}}

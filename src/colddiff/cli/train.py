@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from colddiff import presets
+from colddiff import presets, runtime
 from colddiff.cli.arguments import data_source
 from colddiff.cli.errors import usage_error
 from colddiff.cli.sampler_options import add_sampler_options, sampler_changes
@@ -60,7 +60,7 @@ class TrainFlag:
                            help=self.help, **keywords)
 
 
-_MODES = ", ".join(presets.COMPILE_MODES)
+_MODES = ", ".join(runtime.COMPILE_MODES)
 
 #: Every ``colddiff train`` flag that sets a config field, in the order of the help.
 TRAIN_FLAGS: tuple[TrainFlag, ...] = (
@@ -156,7 +156,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         trainer.fit(resume=args.resume)
     except RunExistsError as error:  # checked before any data is read: a usage error
-        usage_error(args, error)
+        usage_error(args, f"{error.path} already holds a run ({', '.join(p.name for p in error.held)}); "
+                    "continue it (--resume), choose another --out, or start it afresh (--overwrite), "
+                    "which deletes that run's files")
     if trainer.processes.main and not args.quiet:
         print(f"colddiff train: done; checkpoint {trainer.checkpoint_path}", file=sys.stderr)
     return 0

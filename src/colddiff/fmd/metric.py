@@ -12,7 +12,8 @@ from torch import Tensor
 
 from colddiff.fmd.classifier import FEATURE_DIM, MNISTClassifier, load_classifier
 from colddiff.fmd.frechet import FeatureStatistics, frechet_distance_from_features
-from colddiff.precision import Precision, autocast, check_precision
+from colddiff.precision import autocast
+from colddiff.runtime import Precision, check_precision
 
 __all__ = ["FMD", "check_images", "distance"]
 

@@ -18,7 +18,8 @@ from colddiff import checkpoints, data
 from colddiff.fmd.classifier import MNISTClassifier
 from colddiff.fmd.frechet import FeatureStatistics
 from colddiff.fmd.metric import FMD, check_images
-from colddiff.precision import Precision, autocast
+from colddiff.precision import autocast
+from colddiff.runtime import Precision
 
 __all__ = ["FMDResult", "Protocol", "cache_dir", "describe", "score"]
 

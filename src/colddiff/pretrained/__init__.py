@@ -11,7 +11,6 @@ such a pair of files.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,7 +20,6 @@ import torch
 from torch import Tensor
 
 from colddiff import checkpoints
-from colddiff._compat import renamed
 from colddiff.config import (
     SAMPLING_FIELDS,
     SPEED_FIELDS,
@@ -34,9 +32,9 @@ from colddiff.config import (
 )
 from colddiff.denoisers import Denoiser
 from colddiff.samplers import Sampler
+from colddiff.sampling import generate
 
-__all__ = ["ALIASES", "Pretrained", "PretrainedError", "available", "export", "from_checkpoint", "load",
-           "resolve", "weights_dir"]
+__all__ = ["Pretrained", "PretrainedError", "available", "export", "from_checkpoint", "load", "weights_dir"]
 
 
 class PretrainedError(RuntimeError):
@@ -46,22 +44,6 @@ class PretrainedError(RuntimeError):
 def weights_dir() -> Path:
     """The folder holding the shipped ``NAME.pt`` / ``NAME.json`` pairs."""
     return Path(str(resources.files("colddiff.pretrained") / "weights"))
-
-
-#: Old names of shipped models: ``fashion-cold`` is the reference study's preset (the report
-#: CNN), so the shipped U-Net trained on the same degradation is ``mnist-fashion-cold``.
-ALIASES = {"fashion-cold": "mnist-fashion-cold"}
-
-
-def resolve(name: str, *, warn: bool = True) -> str:
-    """The shipped model's current name for ``name`` (an old name gives a ``DeprecationWarning``
-    unless ``warn`` is false, for callers that tell the user themselves)."""
-    if name in ALIASES and name not in available():
-        if warn:
-            warnings.warn(f"the shipped model {name!r} is now called {ALIASES[name]!r}",
-                          DeprecationWarning, stacklevel=3)
-        return ALIASES[name]
-    return name
 
 
 def available() -> list[str]:
@@ -85,33 +67,49 @@ class Pretrained:
     denoiser: Denoiser
     card: dict[str, Any]
 
-    def sampler(self, **overrides: Any) -> Sampler:
-        """The sampler it ships with; ``overrides`` change any of
-        :data:`colddiff.config.SAMPLING_FIELDS` but ``sample_steps``: ``sampler``,
-        ``sampler_kwargs`` (e.g. ``model.sampler(sampler="dpmsolver++", sampler_kwargs={"order":
-        2})``) and ``clip_x0``.
+    def sampler(self, name: str | None = None, **options: Any) -> Sampler:
+        """The sampler ``name`` over the model's denoiser, as ``colddiff.samplers.create(name,
+        denoiser, **options)``; by default the one it ships with.
+
+        ``options`` are added to the shipped sampler's own (``config.sampler_kwargs``) when
+        ``name`` is that sampler or ``None``, and replace them for another sampler (e.g.
+        ``model.sampler("dpmsolver++", order=2)``). ``clip_x0`` defaults to the config's.
 
         Raises:
             ValueError: If the sampler is unknown or does not take one of the options.
         """
-        return build_sampler(self.config.replace(**overrides), self.denoiser)
+        config = self.config
+        name = config.sampler if name is None else name
+        kept = config.sampler_kwargs if name == config.sampler else {}
+        clip_x0 = options.pop("clip_x0", config.clip_x0)
+        changed = config.replace(sampler=name, sampler_kwargs={**kept, **options}, clip_x0=clip_x0)
+        return build_sampler(changed, self.denoiser)
 
-    def sample(self, n: int, sample_steps: int | None = None, seed: int = 0, *,
-               steps: int | None = None) -> Tensor:
-        """``n`` samples with the card's default number of sampling steps unless ``sample_steps``
-        is given (``steps`` is its deprecated old name).
+    def sample(self, n: int, sample_steps: int | None = None, seed: int = 0, *, sampler: str | None = None,
+               **sampler_options: Any) -> Tensor:
+        """``n`` samples in ``[0, 1]``, through :func:`colddiff.sampling.generate`.
+
+        A degradation whose prior is learned (blur) gets it fitted first on the config's
+        training images, as ``colddiff sample`` does.
+
+        Args:
+            n: How many.
+            sample_steps: Sampling steps (default: the card's, else all ``T``).
+            seed: Seed of the start and of a stochastic sampler.
+            sampler: Another sampler than the shipped one, by name (see :meth:`sampler`).
+            sampler_options: Sampler options, as for :meth:`sampler`.
 
         Raises:
             colddiff.degradations.PriorUnavailableError: If the model's prior needs data that is
-                missing (``mnist-fashion-cold`` starts from Fashion-MNIST test images).
+                missing (``mnist-fashion-cold`` starts from Fashion-MNIST test images), or it has
+                none to draw from (super-resolution, inpainting: restore degraded images instead).
+            ValueError: If the sampler does not take one of the options.
         """
-        sample_steps = renamed("Pretrained.sample", "steps", steps, "sample_steps", sample_steps)
         device = next(self.denoiser.parameters()).device
         generator = torch.Generator(device).manual_seed(seed)
-        sampler = self.sampler()
-        x_T = sampler.prior(n, generator=generator)
-        samples = sampler.sample(x_T, sample_steps or self.config.sample_steps, generator=generator)
-        return to_unit_range(samples, self.config)
+        return generate(self.sampler(sampler, **sampler_options), n,
+                        sample_steps=sample_steps or self.config.sample_steps, generator=generator,
+                        config=self.config)
 
     def degrade(self, clean: Tensor, t: int, seed: int = 0) -> tuple[Tensor, Tensor | None]:
         """Degrade clean images to step ``t`` as in training, to try :meth:`restore` on them.
@@ -138,7 +136,8 @@ class Pretrained:
         return degraded, source if degradation.source_is_given else None
 
     def restore(self, degraded: Tensor, t: int, sample_steps: int | None = None, *,
-                source: Tensor | None = None, seed: int = 0, **overrides: Any) -> tuple[Tensor, Tensor]:
+                source: Tensor | None = None, seed: int = 0, sampler: str | None = None,
+                **sampler_options: Any) -> tuple[Tensor, Tensor]:
         """Restore images degraded to step ``t`` two ways (Bansal et al. 2022, section 4): the
         one-step "direct" reconstruction ``R(x_t, t)`` and the "sampled" one, the model's sampler
         run from ``t`` down to 0 (``sample_steps`` of them; default all ``t``).
@@ -151,7 +150,8 @@ class Pretrained:
             source: The degradation's source of each image where the sampler needs it (the mask
                 centres of ``inpaint`` with random centres).
             seed: Seed of a stochastic sampler.
-            overrides: Sampler changes, as for :meth:`sampler`.
+            sampler: Another sampler than the shipped one, by name (see :meth:`sampler`).
+            sampler_options: Sampler options, as for :meth:`sampler`.
 
         Returns:
             ``(direct, sampled)``, both in ``[0, 1]``.
@@ -169,8 +169,8 @@ class Pretrained:
         source = source.to(device) if source is not None else None
         generator = torch.Generator(device).manual_seed(seed)
         # Sampled first: the sampler checks the batch (shape, dtype, finite) before the network runs.
-        sampled = self.sampler(**overrides).sample(x_t, sample_steps, t_start=t, source=source,
-                                                   generator=generator)
+        sampled = self.sampler(sampler, **sampler_options).sample(x_t, sample_steps, t_start=t, source=source,
+                                                                  generator=generator)
         with torch.inference_mode():
             direct = self.denoiser.eval().predict_x0(x_t, torch.full((len(x_t),), t, device=device))
         return (to_unit_range(direct, self.config).clamp(0, 1),
@@ -184,7 +184,6 @@ def load(name: str, device: str | torch.device = "cpu") -> Pretrained:
         PretrainedError: If the name is unknown (the message lists the shipped ones) or the
             weights do not match their card's SHA-256.
     """
-    name = resolve(name)
     if name not in available():
         raise PretrainedError(f"name must be one of {available()}, got {name!r}")
     try:
@@ -268,7 +267,7 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
     half = {k: v.half() if v.is_floating_point() else v for k, v in _weights(state, ema=True).items()}
     record = {"name": name, "config": config, "epochs": state["epoch"], "optimiser_steps": state["step"],
               "train_wall_time_s": round(state["wall_time_s"], 1),
-              "train_cpu_time_s": round(state.get("cpu_time_s", 0.0), 1),
+              "train_cpu_time_s": round(state["cpu_time_s"], 1),
               "ema": _ema_started(state),
               "colddiff_version": state["colddiff_version"],
               **{kind: fields for kind, fields in changes.items() if fields},

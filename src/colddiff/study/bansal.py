@@ -30,7 +30,7 @@ from torch import Tensor
 
 from colddiff import __version__, checkpoints, data, fmd, presets, pretrained, restoration
 from colddiff.config import TrainConfig
-from colddiff.precision import check_precision
+from colddiff.runtime import check_precision
 from colddiff.training import Trainer
 
 __all__ = ["FIGURE_IMAGES", "MAX_TEST", "MODELS", "PROTOCOL", "ROWS", "BansalOptions", "draw_figures",
