@@ -2,14 +2,14 @@
 
 Built-in names: ``gaussian`` (:class:`GaussianNoise`), ``fashion_mnist``
 (:class:`FashionMNISTMixing`), ``mixing`` (:class:`DataMixing`, any image source), ``blur``
-(:class:`Blur`, also noisy), ``superres`` (:class:`SuperResolution`) and ``inpaint``
-(:class:`Inpaint`). Third-party packages add their own
+(:class:`Blur`), ``superres`` (:class:`SuperResolution`) and ``inpaint`` (:class:`Inpaint`);
+each but ``gaussian`` takes a ``noise`` option (:mod:`colddiff.degradations.noise`).
+Third-party packages add their own
 through the ``colddiff.degradations`` entry-point group; see :mod:`colddiff.degradations.registry`.
 """
 
 from colddiff.degradations.base import (
     Degradation,
-    MixingDegradation,
     PriorUnavailableError,
     check_image_shape,
     check_images,
@@ -28,7 +28,13 @@ from colddiff.degradations.registry import (
 
 # Importing the built-ins registers them.
 from colddiff.degradations.gaussian import GaussianNoise  # isort: skip
-from colddiff.degradations.mixing import DataMixing, FashionMNISTMixing, ImageMixing  # isort: skip
+from colddiff.degradations.mixing import (  # isort: skip
+    DataMixing,
+    FashionMNISTMixing,
+    ImageMixing,
+    MixingDegradation,
+)
+from colddiff.degradations.separable import SeparableBlur  # isort: skip
 from colddiff.degradations.blur import Blur  # isort: skip
 from colddiff.degradations.superres import SuperResolution  # isort: skip
 from colddiff.degradations.inpaint import Inpaint  # isort: skip
@@ -46,6 +52,7 @@ __all__ = [
     "Inpaint",
     "MixingDegradation",
     "PriorUnavailableError",
+    "SeparableBlur",
     "SuperResolution",
     "available",
     "check_image_shape",
