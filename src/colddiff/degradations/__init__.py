@@ -2,8 +2,9 @@
 
 Built-in names: ``gaussian`` (:class:`GaussianNoise`), ``fashion_mnist``
 (:class:`FashionMNISTMixing`), ``mixing`` (:class:`DataMixing`, any image source), ``blur``
-(:class:`Blur`), ``superres`` (:class:`SuperResolution`) and ``inpaint`` (:class:`Inpaint`);
-each but ``gaussian`` takes a ``noise`` option (:mod:`colddiff.degradations.noise`).
+(:class:`Blur`), ``heat`` (:class:`Heat`, Inverse Heat Dissipation), ``superres``
+(:class:`SuperResolution`) and ``inpaint`` (:class:`Inpaint`); each but ``gaussian`` takes a
+``noise`` option (:mod:`colddiff.degradations.noise`).
 Third-party packages add their own
 through the ``colddiff.degradations`` entry-point group; see :mod:`colddiff.degradations.registry`.
 """
@@ -36,6 +37,7 @@ from colddiff.degradations.mixing import (  # isort: skip
 )
 from colddiff.degradations.separable import SeparableBlur  # isort: skip
 from colddiff.degradations.blur import Blur  # isort: skip
+from colddiff.degradations.heat import Heat  # isort: skip
 from colddiff.degradations.superres import SuperResolution  # isort: skip
 from colddiff.degradations.inpaint import Inpaint  # isort: skip
 
@@ -48,6 +50,7 @@ __all__ = [
     "DegradationPluginError",
     "FashionMNISTMixing",
     "GaussianNoise",
+    "Heat",
     "ImageMixing",
     "Inpaint",
     "MixingDegradation",

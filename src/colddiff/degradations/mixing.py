@@ -87,6 +87,14 @@ class MixingDegradation(Degradation):
         jointly with the noise."""
         return self.invertible or self.noisy
 
+    def split_noise(self, source: Tensor | None, like: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """``(image, noise)`` of a source, the image of a pair shaped like ``like`` (see
+        :meth:`~colddiff.Degradation.split_noise`)."""
+        image, noise = super().split_noise(source, like)
+        if image is not None and noise is not None and image.numel() == like.numel():
+            image = image.reshape(like.shape)
+        return image, noise
+
     def weights(self, t: Tensor | int, like: Tensor) -> tuple[Tensor, Tensor]:
         """``(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t))`` shaped ``(B, 1, 1, 1)`` like ``like``."""
         t = check_timesteps(t, like, self.num_timesteps)
@@ -111,8 +119,6 @@ class MixingDegradation(Degradation):
             )
         mixed_in, noise = self.split_noise(source, x0)
         assert mixed_in is not None
-        if noise is not None and mixed_in.shape == (x0.shape[0], x0[0].numel()):
-            mixed_in = mixed_in.view_as(x0)  # the image of a pair
         if mixed_in.shape != x0.shape:
             raise ValueError(f"source must have the shape of x0 {tuple(x0.shape)}, got {tuple(source.shape)}")
         signal, mix = self.weights(t, x0)

@@ -84,8 +84,9 @@ class ColdSampler(Sampler):
         if source == "fixed" and deg.has_source and not deg.start_is_source and deg.recovers_source:
             raise ValueError(f"{deg!r} is sampled with source='estimate' (its source, noise, is "
                              f"re-estimated at each step; the start is not it), not source='fixed'")
-        if fresh_noise is not None and not (deg.noisy and isinstance(fresh_noise, (int, float))
-                                            and math.isfinite(fresh_noise) and fresh_noise >= 0):
+        if fresh_noise is not None and not (
+                deg.noisy and isinstance(fresh_noise, (int, float)) and not isinstance(fresh_noise, bool)
+                and math.isfinite(fresh_noise) and fresh_noise >= 0):
             raise ValueError(f"fresh_noise must be None or a finite number >= 0 for a degradation with "
                              f"noise, got {fresh_noise!r} for {deg!r}")
         self.algorithm = algorithm
