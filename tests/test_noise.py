@@ -256,3 +256,27 @@ def test_fresh_noise_is_the_next_level_plus_fresh_noise_at_its_level(name: str) 
         expected = deg.degrade(x0, t, noise if own is None else deg.join_noise(own, noise))
         torch.testing.assert_close(state, expected, rtol=0, atol=1e-12)
     assert torch.equal(final, x0)
+
+
+class _Fade(Degradation):
+    """A plugin-style deterministic degradation that opts in to the noise: it hands ``noise`` to
+    the base class and ends ``degrade`` with ``add_noise``."""
+
+    def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
+        steps = degradations.check_timesteps(t, x0, self.num_timesteps).to(x0.dtype).view(-1, 1, 1, 1)
+        faded = x0 * (1 - 0.5 * steps / self.num_timesteps)
+        return self.add_noise(faded, t, self.split_noise(source, x0)[1])
+
+
+def test_a_plugin_gets_the_noise_from_the_base_class() -> None:
+    plain, noisy = _Fade(num_timesteps=T), _Fade(num_timesteps=T, noise=0.1)
+    assert not plain.has_source and plain.sample_source(_images(0)) is None
+    assert noisy.has_source and not noisy.own_source and noisy.recovers_source
+    assert repr(noisy) == "_Fade(num_timesteps=6, noise=0.1)"
+    x0 = _images(17)
+    z = noisy.sample_source(x0, generator=torch.Generator().manual_seed(18))
+    assert z is not None
+    torch.testing.assert_close(noisy.degrade(x0, T, z), plain.degrade(x0, T) + 0.1 * z, rtol=0, atol=1e-15)
+    torch.testing.assert_close(noisy.source_from_x0(noisy.degrade(x0, 3, z), 3, x0), z, rtol=0, atol=1e-12)
+    sampler = ColdSampler(Denoiser(X0Oracle(x0), noisy, predict="x0"), source="estimate", clip_x0=False)
+    torch.testing.assert_close(sampler.sample(noisy.degrade(x0, T, z)), x0, rtol=0, atol=1e-12)
