@@ -64,8 +64,8 @@ def test_the_defaults_are_the_papers_mnist_setting() -> None:
     ({"sigma_max": math.nan}, "sigma_max must be a finite number > 0, got nan"),
     ({"sigma_min": 3.0, "sigma_max": 2.0},
      "sigma_min must be at most sigma_max, got sigma_min=3.0 and sigma_max=2.0"),
-    ({"noise": -0.01}, "noise must be a finite number >= 0"),
-    ({"noise": [0.0, 0.01]}, r"noise must be .* T \+ 1 = 101 finite numbers .*; got 2 values"),
+    ({"noise": -0.01}, "noise must be a finite number >= 0, got -0.01"),
+    ({"noise": [0.0, 0.01]}, r"noise, as a schedule, must be T \+ 1 = 101 finite numbers .*; got 2 values"),
 ])
 def test_bad_options_are_named(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):

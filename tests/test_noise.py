@@ -42,19 +42,30 @@ def _levels(deg: Degradation) -> list[float]:
     return deg.noise_levels.tolist()  # type: ignore[no-any-return]
 
 
+LEVEL = r"^noise must be a finite number >= 0, got "
+EITHER = (r"^noise must be a finite number >= 0 \(the level at every step t >= 1\) or a sequence of "
+          r"T \+ 1 = \d+ of them, one per step t = 0\.\.T; got ")
+SCHEDULE = (r"^noise, as a schedule, must be T \+ 1 = \d+ finite numbers >= 0, one per step "
+            r"t = 0\.\.T, the first 0 \(x_0 is the clean image\); got ")
+
+
 @pytest.mark.parametrize("name", ["blur", "superres", "inpaint", "mixing", "fashion_mnist", "heat"])
-@pytest.mark.parametrize("bad", [-0.1, math.nan, math.inf, True, "0.1", None, [0.0, 0.1],
-                                 [0.1] * 1001, [0.0, -0.1] + [0.0] * 999, [0.0, math.nan] + [0.0] * 999])
-def test_a_bad_noise_is_refused_naming_noise_and_what_it_accepts(name: str, bad: object) -> None:
+@pytest.mark.parametrize(("bad", "message"), [
+    (-0.1, LEVEL + r"-0\.1$"), (math.nan, LEVEL + "nan$"), (math.inf, LEVEL + "inf$"),
+    (True, EITHER + "True$"), ("0.1", EITHER + "'0.1'$"), (None, EITHER + "None$"),
+    ([0.0, 0.1], SCHEDULE + "2 values$"), ([0.1] * 1001, SCHEDULE), ([0.0, -0.1] + [0.0] * 999, SCHEDULE),
+    ([0.0, math.nan] + [0.0] * 999, SCHEDULE)])
+def test_a_bad_noise_is_refused_naming_noise_and_what_it_accepts(name: str, bad: object,
+                                                                  message: str) -> None:
     """Every built-in with ``noise``, created by name as a config does (T = 1000 for blur and the
-    mixings; superres and inpaint reject the wrong length too: theirs is 3 and 50)."""
-    with pytest.raises(ValueError, match=r"noise must be a finite number >= 0 \(the level at every step "
-                                         r"t >= 1\) or a sequence of T \+ 1 = \d+ finite numbers >= 0"):
+    mixings, 100 for heat; superres and inpaint, T = 3 and 50, refuse the 1001 values as the
+    wrong length)."""
+    with pytest.raises(ValueError, match=message):
         degradations.create(name, schedule=Schedule.preset("default"), noise=bad)
 
 
 def test_a_schedule_must_start_at_zero_and_may_be_a_tensor() -> None:
-    with pytest.raises(ValueError, match=r"the first 0 .*; got \[0.5, 0.5"):
+    with pytest.raises(ValueError, match=SCHEDULE + r"\[0\.5, 0\.5, 0\.5\]$"):
         Blur(num_timesteps=2, noise=[0.5, 0.5, 0.5])
     deg = Blur(num_timesteps=2, noise=torch.tensor([0.0, 0.1, 0.3], dtype=torch.float64))
     assert _levels(deg) == [0.0, 0.1, 0.3] and deg.noise == (0.0, 0.1, 0.3)

@@ -31,12 +31,12 @@ def noise_levels(noise: object, num_timesteps: int) -> Tensor:
     Raises:
         ValueError: Naming ``noise`` and what it accepts.
     """
-    accepted = (f"noise must be a finite number >= 0 (the level at every step t >= 1) or a sequence "
-                f"of T + 1 = {num_timesteps + 1} finite numbers >= 0, one per step t = 0..T, the first 0 "
-                f"(x_0 is the clean image)")
+    level = "noise must be a finite number >= 0"
+    schedule = (f"noise, as a schedule, must be T + 1 = {num_timesteps + 1} finite numbers >= 0, one "
+                f"per step t = 0..T, the first 0 (x_0 is the clean image)")
     if isinstance(noise, (int, float)) and not isinstance(noise, bool):
         if not (math.isfinite(noise) and noise >= 0):
-            raise ValueError(f"{accepted}; got {noise!r}")
+            raise ValueError(f"{level}, got {noise!r}")
         levels = torch.full((num_timesteps + 1,), float(noise), dtype=torch.float64)
         levels[0] = 0.0
         return levels
@@ -46,11 +46,12 @@ def noise_levels(noise: object, num_timesteps: int) -> Tensor:
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in noise):
         values = torch.tensor([float(v) for v in noise], dtype=torch.float64)
     else:
-        raise ValueError(f"{accepted}; got {noise!r:.80}")
+        raise ValueError(f"{level} (the level at every step t >= 1) or a sequence of T + 1 = "
+                         f"{num_timesteps + 1} of them, one per step t = 0..T; got {noise!r:.80}")
     if len(values) != num_timesteps + 1:
-        raise ValueError(f"{accepted}; got {len(values)} values")
+        raise ValueError(f"{schedule}; got {len(values)} values")
     if not bool(torch.isfinite(values).all()) or bool((values < 0).any()) or float(values[0]) != 0:
-        raise ValueError(f"{accepted}; got {values.tolist()!r:.120}")
+        raise ValueError(f"{schedule}; got {values.tolist()!r:.120}")
     return values
 
 
