@@ -47,10 +47,10 @@ class ColdSampler(Sampler):
     sampler, section 5.2; :meth:`~colddiff.Degradation.renoise`), whatever ``source`` says of its
     own source. With ``fresh_noise`` it instead gets fresh noise: ``x_{s-1} = D(x0_hat, s - 1) +
     fresh_noise * noise_{s-1} * eps``, ``eps ~ N(0, I)``, for both algorithms. This is the
-    sampler of Inverse Heat Dissipation (Rissanen et al. 2023, Algorithm 2:
-    ``u_{k-1} = mu_theta(u_k) + delta eps`` with ``mu_theta = D(x0_hat, k - 1)``, the next, less
-    blurred level, and ``delta = 1.25 sigma``: ``fresh_noise=1.25``); no noise is added at the last
-    step.
+    sampler of Inverse Heat Dissipation (Rissanen et al. 2023, section 2:
+    ``u_{k-1} = mu_theta(u_k, k) + delta eps`` with ``mu_theta = D(x0_hat, k - 1)``, the next,
+    less blurred level, and ``delta = 1.25 sigma``: ``fresh_noise=1.25``); no noise is added at the
+    last step.
 
     Args:
         denoiser: The trained denoiser (any degradation, any target).
