@@ -7,12 +7,8 @@ from typing import Literal, cast, get_args
 import torch
 from torch import Tensor, nn
 
-from colddiff.degradations.base import (
-    Degradation,
-    MixingDegradation,
-    check_images,
-    check_timesteps,
-)
+from colddiff.degradations.base import Degradation, check_images, check_timesteps
+from colddiff.degradations.mixing import MixingDegradation
 from colddiff.precision import autocast
 from colddiff.runtime import Precision, check_precision
 
@@ -69,7 +65,7 @@ class Denoiser(nn.Module):
                 f"predict='eps' needs a degradation with a source that the clean image can be "
                 f"recovered from; {type(degradation).__name__} has none, use predict='x0'"
             )
-        if predict == "v" and not isinstance(degradation, MixingDegradation):
+        if predict == "v" and not (isinstance(degradation, MixingDegradation) and degradation.invertible):
             raise ValueError(
                 f"predict='v' needs a mixing degradation (x_t = sqrt(alpha_bar) x0 + sqrt(1 - "
                 f"alpha_bar) source); {type(degradation).__name__} is not one, use predict='x0'"

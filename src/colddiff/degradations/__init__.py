@@ -2,14 +2,15 @@
 
 Built-in names: ``gaussian`` (:class:`GaussianNoise`), ``fashion_mnist``
 (:class:`FashionMNISTMixing`), ``mixing`` (:class:`DataMixing`, any image source), ``blur``
-(:class:`Blur`, also noisy), ``superres`` (:class:`SuperResolution`) and ``inpaint``
-(:class:`Inpaint`). Third-party packages add their own
+(:class:`Blur`), ``heat`` (:class:`Heat`, Inverse Heat Dissipation), ``superres``
+(:class:`SuperResolution`) and ``inpaint`` (:class:`Inpaint`); each but ``gaussian`` takes a
+``noise`` option (:mod:`colddiff.degradations.noise`).
+Third-party packages add their own
 through the ``colddiff.degradations`` entry-point group; see :mod:`colddiff.degradations.registry`.
 """
 
 from colddiff.degradations.base import (
     Degradation,
-    MixingDegradation,
     PriorUnavailableError,
     check_image_shape,
     check_images,
@@ -28,8 +29,15 @@ from colddiff.degradations.registry import (
 
 # Importing the built-ins registers them.
 from colddiff.degradations.gaussian import GaussianNoise  # isort: skip
-from colddiff.degradations.mixing import DataMixing, FashionMNISTMixing, ImageMixing  # isort: skip
+from colddiff.degradations.mixing import (  # isort: skip
+    DataMixing,
+    FashionMNISTMixing,
+    ImageMixing,
+    MixingDegradation,
+)
+from colddiff.degradations.separable import SeparableBlur  # isort: skip
 from colddiff.degradations.blur import Blur  # isort: skip
+from colddiff.degradations.heat import Heat  # isort: skip
 from colddiff.degradations.superres import SuperResolution  # isort: skip
 from colddiff.degradations.inpaint import Inpaint  # isort: skip
 
@@ -42,10 +50,12 @@ __all__ = [
     "DegradationPluginError",
     "FashionMNISTMixing",
     "GaussianNoise",
+    "Heat",
     "ImageMixing",
     "Inpaint",
     "MixingDegradation",
     "PriorUnavailableError",
+    "SeparableBlur",
     "SuperResolution",
     "available",
     "check_image_shape",

@@ -1,4 +1,4 @@
-"""The :class:`Degradation` interface and the image-mixing family built on it.
+"""The :class:`Degradation` interface, its checks, and the image sources of degradations.
 
 A degradation ``D(x_0, t, source)`` maps a clean batch ``x_0`` to its degraded version at step
 ``t`` (Bansal et al. 2022 write it ``D(x_0, t)``). Some degradations mix in a random *source*
@@ -8,6 +8,7 @@ Deterministic ones (blur) have no source. ``D(x_0, 0, .)`` is always ``x_0``.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
@@ -16,10 +17,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from colddiff.degradations.noise import NoiseOption, join_noise, noise_levels, split_noise
 from colddiff.schedules import Schedule
 
-__all__ = ["Degradation", "MixingDegradation", "PriorUnavailableError", "check_image_shape",
-           "check_images", "check_timesteps"]
+__all__ = ["Degradation", "PriorUnavailableError", "check_image_shape", "check_images",
+           "check_positive", "check_timesteps"]
 
 
 class PriorUnavailableError(RuntimeError):
@@ -37,15 +39,26 @@ class Degradation(ABC):
     the source determine each other given ``x_t`` (which is what lets a network predict the source
     instead of the clean image, and lets Algorithm 2 re-estimate the source).
 
+    **Noise** (the ``noise`` option, :mod:`colddiff.degradations.noise`): any degradation may add
+    Gaussian noise, ``x_t = D(x_0, t) + noise_t z`` with ``z ~ N(0, I)`` drawn per image for
+    ``t >= 1``, as Bansal et al.'s "hot" blur does (2022, section 5.2). The base class does the
+    bookkeeping: :meth:`sample_source` draws ``z`` (joined to the degradation's own source, if
+    any, by :meth:`join_noise`), :meth:`source_from_x0` and :meth:`renoise` re-estimate it from a
+    predicted clean image, ``z = (x_t - D(x0_hat, t)) / noise_t``, so the cold sampler treats it
+    as Bansal's hot sampler does. A subclass opts in by accepting ``noise`` and handing it to
+    ``super().__init__``, ending :meth:`degrade` with :meth:`add_noise`, and, if it has a source
+    of its own, joining the noise of :meth:`draw_noise` to it with :meth:`join_noise` and taking
+    the two apart with :meth:`split_noise`.
+
     Every method works on any ``(B, C, H, W)`` batch; ``t`` is an integer tensor of shape ``(B,)``
     (or a Python int, applied to the whole batch).
 
     The constructor contract: colddiff creates every degradation as
     ``cls(schedule=..., **degradation_kwargs)`` (the config's schedule). A subclass that defines
-    ``__init__`` accepts ``schedule`` and ``image_shape`` (and ``num_timesteps`` if it has that
-    option)
-    and hands them to ``super().__init__``. A subclass without constructor options of its own
-    need not define ``__init__`` at all.
+    ``__init__`` accepts ``schedule`` and ``image_shape`` (and ``num_timesteps`` and ``noise`` if
+    it has those options) and hands them to ``super().__init__``; one whose :attr:`has_source`
+    depends on its options sets it before that call. A subclass without constructor options of
+    its own need not define ``__init__`` at all.
 
     Args:
         schedule: The schedule; its ``T`` is the number of steps unless ``num_timesteps`` is given.
@@ -53,29 +66,36 @@ class Degradation(ABC):
         num_timesteps: ``T`` (default: the schedule's, else :attr:`default_num_timesteps`).
         image_shape: ``(C, H, W)`` of the images, for :meth:`prior` and the samplers' checks of
             a start; ``None`` (the default here): any shape.
+        noise: The added noise: a level (the same at every step ``t >= 1``) or ``T + 1`` levels,
+            one per step (see :func:`~colddiff.degradations.noise.noise_levels`); 0: none.
 
     Attributes:
         num_timesteps: ``T``, the number of degradation steps.
         schedule: The schedule given (``None`` if none was).
         image_shape: ``(C, H, W)`` of the images this degradation works on, or ``None`` if any.
+        noise: The ``noise`` option as given.
+        noise_levels: ``(T + 1,)`` float64, the noise level of each step (0 at ``t = 0``).
         default_num_timesteps: ``T`` when neither ``schedule`` nor ``num_timesteps`` is given.
-        has_source: Whether :meth:`sample_source` returns a tensor (``False``: deterministic).
+        has_source: Whether :meth:`sample_source` returns a tensor (``False``: deterministic);
+            true of every noisy degradation.
+        own_source: Whether the degradation has a source of its own besides the noise (a
+            mixed-in image, inpainting's mask centres): :attr:`has_source` before the noise.
         start_is_source: Whether a fully degraded image stands in for its source (true of mixing
             degradations, where ``x_T`` is nearly all source, and the default); the cold sampler's
             fixed source is then the start. ``False`` for noisy blur and inpainting.
         invertible: Whether :meth:`x0_from_source` and :meth:`source_from_x0` are implemented.
     """
 
-    has_source: bool = False  # a class attribute; an instance may set its own (noisy blur)
+    has_source: bool = False  # a class attribute; an instance may set its own (inpainting)
     start_is_source: ClassVar[bool] = True
-    invertible: ClassVar[bool] = False
+    invertible: bool = False
     default_num_timesteps: ClassVar[int] = 1000
     num_timesteps: int
     schedule: Schedule | None = None
     image_shape: tuple[int, int, int] | None = None
 
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
-                 image_shape: tuple[int, int, int] | None = None) -> None:
+                 image_shape: tuple[int, int, int] | None = None, noise: NoiseOption = 0.0) -> None:
         if schedule is not None and not isinstance(schedule, Schedule):
             raise ValueError(f"schedule must be a colddiff.Schedule or None, got {type(schedule).__name__}")
         if num_timesteps is None:
@@ -85,6 +105,12 @@ class Degradation(ABC):
         self.schedule = schedule
         self.num_timesteps = num_timesteps
         self.image_shape = check_image_shape(image_shape) if image_shape is not None else None
+        self.noise_levels = noise_levels(noise, num_timesteps)
+        self.noise: float | tuple[float, ...] = (float(noise) if isinstance(noise, (int, float))
+                                                 else tuple(self.noise_levels.tolist()))
+        self.own_source = self.has_source
+        self.has_source = self.has_source or self.noisy
+        self._noise_cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
     @abstractmethod
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
@@ -94,7 +120,7 @@ class Degradation(ABC):
             x0: Clean images, ``(B, C, H, W)``.
             t: Steps in ``[0, T]``, an integer tensor of shape ``(B,)`` or an int.
             source: The per-sample source from :meth:`sample_source` (ignored, and may be
-                ``None``, for a deterministic degradation).
+                ``None``, for a deterministic degradation; a noisy one adds no noise without it).
 
         Returns:
             ``x_t`` with the shape and dtype of ``x0``.
@@ -102,13 +128,63 @@ class Degradation(ABC):
 
     def sample_source(self, x0: Tensor, *, generator: torch.Generator | None = None
                       ) -> Tensor | None:
-        """Draw a source for each image of ``x0`` (``None`` for a deterministic degradation).
+        """Draw a source for each image of ``x0``: here the noise ``z`` of a noisy degradation
+        (:meth:`draw_noise`), ``None`` for a deterministic one.
 
         Args:
             x0: The clean batch the source will be mixed into (gives shape, dtype, device).
             generator: Random generator; it must live on ``x0.device``.
         """
-        return None
+        return self.draw_noise(x0, generator)
+
+    @property
+    def noisy(self) -> bool:
+        """Whether the degradation adds noise at some step."""
+        return bool(self.noise_levels.any())
+
+    def noise_at(self, t: Tensor | int, like: Tensor) -> Tensor:
+        """The noise levels ``noise_t`` shaped ``(B, 1, 1, 1)`` on ``like``'s device and dtype."""
+        t = check_timesteps(t, like, self.num_timesteps)
+        key = (like.device, like.dtype)
+        if key not in self._noise_cache:
+            self._noise_cache[key] = self.noise_levels.to(device=like.device, dtype=like.dtype)
+        return self._noise_cache[key][t].view((-1,) + (1,) * (like.ndim - 1))
+
+    def draw_noise(self, like: Tensor, generator: torch.Generator | None) -> Tensor | None:
+        """Standard normal noise ``z`` shaped like ``like`` (``None`` if the degradation has none)."""
+        if not self.noisy:
+            return None
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+    def add_noise(self, x: Tensor, t: Tensor | int, noise: Tensor | None) -> Tensor:
+        """``x + noise_t * noise`` (``x`` itself when ``noise`` is ``None``): the end of a noisy
+        :meth:`degrade`."""
+        if noise is None:
+            return x
+        return x + self.noise_at(t, x) * noise
+
+    def join_noise(self, own: Tensor | None, noise: Tensor) -> Tensor:
+        """The source holding the own source ``own`` and the noise ``noise``
+        (:func:`~colddiff.degradations.noise.join_noise`)."""
+        return join_noise(own, noise)
+
+    def split_noise(self, source: Tensor | None, like: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """``(own, noise)`` of a source: the inverse of :meth:`join_noise` (an own source given
+        alone, without noise, comes back as ``(own, None)``;
+        see :func:`~colddiff.degradations.noise.split_noise`)."""
+        return split_noise(source, like, has_own=self.own_source, noisy=self.noisy)
+
+    def renoise(self, x_t: Tensor, t: Tensor | int, x0: Tensor, source: Tensor | None,
+                noise: Tensor | None = None) -> Tensor:
+        """``source`` with its noise replaced: by ``noise`` if given, else by the noise that turns
+        ``x0`` into ``x_t`` at step ``t`` given the own source, ``(x_t - D(x0, t)) / noise_t``
+        (0 where ``noise_t = 0``). This is how Bansal's hot sampler re-estimates the noise."""
+        own = self.split_noise(source, x_t)[0]
+        if noise is None:
+            level = self.noise_at(t, x_t)
+            residual = x_t - self.degrade(x0, t, own)
+            noise = torch.where(level > 0, residual / level.clamp(min=torch.finfo(level.dtype).tiny), 0.0)
+        return self.join_noise(own, noise)
 
     def prior(self, n: int, *, generator: torch.Generator | None = None,
               device: torch.device | str | None = None) -> Tensor:
@@ -126,8 +202,9 @@ class Degradation(ABC):
     @property
     def recovers_source(self) -> bool:
         """Whether :meth:`source_from_x0` is implemented, so that a sampler can re-estimate the
-        source from a predicted clean image (every :attr:`invertible` degradation can)."""
-        return self.invertible
+        source from a predicted clean image (every :attr:`invertible` degradation can, and every
+        noisy one whose only source is its noise)."""
+        return self.invertible or (self.noisy and not self.own_source)
 
     @property
     def source_is_given(self) -> bool:
@@ -158,13 +235,24 @@ class Degradation(ABC):
         )
 
     def source_from_x0(self, x_t: Tensor, t: Tensor | int, x0: Tensor) -> Tensor:
-        """The source that turns ``x0`` into ``x_t`` at step ``t`` (``t >= 1``)."""
+        """The source that turns ``x0`` into ``x_t`` at step ``t`` (``t >= 1``): here the noise
+        of a noisy degradation without a source of its own (:meth:`renoise`).
+
+        Raises:
+            NotImplementedError: If the degradation cannot recover its source.
+        """
+        if self.noisy and not self.own_source:
+            return self.renoise(x_t, t, x0, None)
         raise NotImplementedError(
             f"{type(self).__name__} cannot recover its source from the clean image"
         )
 
+    def noise_repr(self) -> str:
+        """``", noise=..."`` for a noisy degradation's ``repr``, else ``""``."""
+        return f", noise={self.noise!r}" if self.noisy else ""
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_timesteps={self.num_timesteps})"
+        return f"{type(self).__name__}(num_timesteps={self.num_timesteps}{self.noise_repr()})"
 
 
 def check_timesteps(t: Tensor | int, x: Tensor, num_timesteps: int) -> Tensor:
@@ -203,6 +291,18 @@ def check_image_shape(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
     return shape
 
 
+def check_positive(name: str, value: object) -> float:
+    """``value`` as a float, if it is a finite number > 0.
+
+    Raises:
+        ValueError: Naming ``name`` and what it got.
+    """
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value <= 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def check_images(name: str, x: Tensor) -> None:
     """Check that ``x`` is a floating-point ``(B, C, H, W)`` batch.
 
@@ -214,90 +314,6 @@ def check_images(name: str, x: Tensor) -> None:
             f"{name} must be a floating-point tensor of shape (B, C, H, W), got "
             f"{type(x).__name__}{tuple(x.shape) if isinstance(x, Tensor) else ''}"
         )
-
-
-_check_images = check_images  # the old private name, kept for code that imported it
-
-
-class MixingDegradation(Degradation):
-    """Mixes a source into the image: ``x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) s``.
-
-    This is the DDPM forward process (Ho et al. 2020, eq. 4) with the Gaussian noise ``eps``
-    generalised to any source ``s``. Subclasses say where the source comes from.
-
-    Args:
-        schedule: The variance schedule giving ``alpha_bar_t`` (default:
-            ``Schedule.preset("default")``, the reference study's).
-        image_shape: ``(C, H, W)`` of the images, or ``None`` for any.
-    """
-
-    has_source = True
-    invertible = True
-
-    schedule: Schedule
-
-    def __init__(self, schedule: Schedule | None = None, *,
-                 image_shape: tuple[int, int, int] | None = None) -> None:
-        super().__init__(schedule if schedule is not None else Schedule.preset("default"),
-                         image_shape=image_shape)
-        alpha_bar = self.schedule.alpha_bar
-        # Row 0: sqrt(alpha_bar_t), the weight of x0; row 1: sqrt(1 - alpha_bar_t), of the source.
-        self._weights = torch.stack([alpha_bar.sqrt(), (1 - alpha_bar).sqrt()])
-        self._weights_cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
-
-    def weights(self, t: Tensor | int, like: Tensor) -> tuple[Tensor, Tensor]:
-        """``(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t))`` shaped ``(B, 1, 1, 1)`` like ``like``."""
-        t = check_timesteps(t, like, self.num_timesteps)
-        key = (like.device, like.dtype)
-        table = self._weights_cache.get(key)
-        if table is None:
-            table = self._weights_cache[key] = self._weights.to(device=like.device, dtype=like.dtype)
-        shape = (-1,) + (1,) * (like.ndim - 1)
-        return table[0, t].view(shape), table[1, t].view(shape)
-
-    def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
-        """``sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) source``.
-
-        Raises:
-            ValueError: If ``source`` is missing or its shape differs from ``x0``'s.
-        """
-        check_images("x0", x0)
-        if source is None:
-            raise ValueError(
-                f"source is required by {type(self).__name__}.degrade; draw one with sample_source(x0)"
-            )
-        if source.shape != x0.shape:
-            raise ValueError(f"source must have the shape of x0 {tuple(x0.shape)}, got {tuple(source.shape)}")
-        signal, mix = self.weights(t, x0)
-        return signal * x0 + mix * source
-
-    def x0_from_source(self, x_t: Tensor, t: Tensor | int, source: Tensor) -> Tensor:
-        """``(x_t - sqrt(1 - alpha_bar_t) source) / sqrt(alpha_bar_t)``."""
-        signal, mix = self.weights(t, x_t)
-        return (x_t - mix * source) / signal
-
-    def source_from_x0(self, x_t: Tensor, t: Tensor | int, x0: Tensor) -> Tensor:
-        """``(x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t)``.
-
-        At ``t = 0`` any source fits; zero is returned there.
-        """
-        signal, mix = self.weights(t, x_t)
-        safe_mix = mix.clamp(min=torch.finfo(x_t.dtype).tiny)
-        return torch.where(mix > 0, (x_t - signal * x0) / safe_mix, 0.0)
-
-    def velocity(self, x0: Tensor, t: Tensor | int, source: Tensor) -> Tensor:
-        """``v = sqrt(alpha_bar_t) source - sqrt(1 - alpha_bar_t) x0`` (Salimans & Ho 2022, eq. 10)."""
-        signal, mix = self.weights(t, x0)
-        return signal * source - mix * x0
-
-    def x0_from_velocity(self, x_t: Tensor, t: Tensor | int, velocity: Tensor) -> Tensor:
-        """``x0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v`` (exact for this mixing, as
-        ``alpha_bar_t + (1 - alpha_bar_t) = 1``)."""
-        signal, mix = self.weights(t, x_t)
-        return signal * x_t - mix * velocity
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(schedule={self.schedule!r})"
 
 
 ImageSource = Tensor | Dataset[Tensor] | Dataset[tuple[Tensor, ...]]

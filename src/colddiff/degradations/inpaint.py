@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from colddiff.degradations.base import Degradation, check_images, check_timesteps
+from colddiff.degradations.noise import NoiseOption
 from colddiff.degradations.registry import register
 from colddiff.schedules import Schedule
 
@@ -51,6 +52,12 @@ class Inpaint(Degradation):
     image keeps the border of the digit it came from, so generation starts from masked real
     images (``Trainer.sample`` does this).
 
+    With ``noise`` (a level or ``T + 1`` levels, as for every :class:`~colddiff.Degradation`),
+    ``x_t = m_t x_0 + (1 - m_t) fill + noise_t z``. With random centres the source is then the
+    pair of the centres and the noise (one ``(B, 2 + C*H*W)`` tensor from :meth:`sample_source`):
+    restoring is given it, keeps the centres and re-estimates the noise at every step
+    (:meth:`~colddiff.Degradation.renoise`); centres given alone work too.
+
     Args:
         schedule: Accepted for the common constructor; its length is not used.
         num_timesteps: ``T`` (default 50).
@@ -59,29 +66,30 @@ class Inpaint(Degradation):
         beta_step: Growth of the width per step, in pixels.
         image_shape: ``(C, H, W)`` of the images, or ``None`` for any.
         value_range: ``(low, high)`` of the pixel values; masked pixels fade to the middle.
+        noise: Added noise (default 0: none).
 
     Raises:
         ValueError: If ``center`` is unknown or a width is not positive.
     """
 
     default_num_timesteps = 50
-    start_is_source = False  # the source is the mask centres
+    start_is_source = False  # the source is the mask centres (and the noise)
 
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
                  center: Literal["random", "middle"] = "random", beta_start: float = 1.1,
                  beta_step: float = 0.1, image_shape: tuple[int, int, int] | None = None,
-                 value_range: tuple[float, float] = (0.0, 1.0)) -> None:
+                 value_range: tuple[float, float] = (0.0, 1.0), noise: NoiseOption = 0.0) -> None:
         del schedule  # T is this degradation's own option
-        super().__init__(num_timesteps=num_timesteps, image_shape=image_shape)
         if center not in _CENTERS:
             raise ValueError(f"center must be one of {list(_CENTERS)}, got {center!r}")
+        self.has_source = center == "random"  # before super().__init__, which adds the noise
+        super().__init__(num_timesteps=num_timesteps, image_shape=image_shape, noise=noise)
         for name, value in (("beta_start", beta_start), ("beta_step", beta_step)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if beta_start <= 0:
             raise ValueError(f"beta_start must be > 0, got {beta_start!r}")
         self.center = center
-        self.has_source = center == "random"
         self.beta = beta_start + beta_step * torch.arange(self.num_timesteps, dtype=torch.float64)
         self._beta_cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
         low, high = value_range
@@ -89,13 +97,16 @@ class Inpaint(Degradation):
 
     def sample_source(self, x0: Tensor, *, generator: torch.Generator | None = None) -> Tensor | None:
         """A centre ``(row, column)`` per image, its row uniform over ``-1 .. H - 1`` and its column
-        over ``-1 .. W - 1``, as the official code draws them (``None`` for ``"middle"``)."""
-        if self.center == "middle":
-            return None
-        height, width = x0.shape[-2:]
-        rows = torch.randint(-1, height, (x0.shape[0],), generator=generator, device=x0.device)
-        cols = torch.randint(-1, width, (x0.shape[0],), generator=generator, device=x0.device)
-        return torch.stack([rows, cols], dim=1).to(x0.dtype)
+        over ``-1 .. W - 1``, as the official code draws them (``None`` for ``"middle"``); with
+        noise, joined to it."""
+        centers = None
+        if self.center == "random":
+            height, width = x0.shape[-2:]
+            rows = torch.randint(-1, height, (x0.shape[0],), generator=generator, device=x0.device)
+            cols = torch.randint(-1, width, (x0.shape[0],), generator=generator, device=x0.device)
+            centers = torch.stack([rows, cols], dim=1).to(x0.dtype)
+        noise = self.draw_noise(x0, generator)
+        return centers if noise is None else self.join_noise(centers, noise)
 
     def masks(self, t: Tensor | int, like: Tensor, centers: Tensor | None = None) -> Tensor:
         """The masks ``m_t`` ``(B, 1, H, W)`` for a batch shaped like ``like`` (1 keeps a pixel,
@@ -129,11 +140,13 @@ class Inpaint(Degradation):
         return self._beta_cache[key]
 
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
-        """Grey out each image of ``x0`` with its mask ``m_t`` (``source``: the centres)."""
+        """Grey out each image of ``x0`` with its mask ``m_t`` (``source``: the centres, and the
+        noise of a noisy inpainting)."""
         check_images("x0", x0)
-        mask = self.masks(t, x0, source)
-        return mask * x0 + (1 - mask) * self.fill
+        centers, noise = self.split_noise(source, x0)
+        mask = self.masks(t, x0, centers)
+        return self.add_noise(mask * x0 + (1 - mask) * self.fill, t, noise)
 
     def __repr__(self) -> str:
         return (f"Inpaint(num_timesteps={self.num_timesteps}, center={self.center!r}, "
-                f"beta=[{float(self.beta[0]):g}, {float(self.beta[-1]):g}])")
+                f"beta=[{float(self.beta[0]):g}, {float(self.beta[-1]):g}]{self.noise_repr()})")

@@ -9,6 +9,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from colddiff.degradations.base import Degradation, check_images, check_timesteps
+from colddiff.degradations.noise import NoiseOption
 from colddiff.degradations.registry import register
 from colddiff.schedules import Schedule
 
@@ -53,7 +54,10 @@ class SuperResolution(Degradation):
     halvings is this degradation's own option), so that configs, which always pass one, work.
 
     There is no source and no prior: a model generates from down-sampled real images
-    (``Trainer.sample`` degrades training images for it).
+    (``Trainer.sample`` degrades training images for it). With ``noise`` (a level or ``T + 1``
+    levels, as for every :class:`~colddiff.Degradation`), ``x_t`` also carries ``noise_t z``:
+    the noise is then the source, re-estimated at every step by the ``cold`` sampler with
+    ``source="estimate"``.
 
     Args:
         schedule: Accepted for the common constructor; its length is not used.
@@ -61,18 +65,20 @@ class SuperResolution(Degradation):
         mode: ``"area"`` (block means; the default), ``"nearest"`` (one pixel per block) or
             ``"bicubic"`` (the official MNIST setting: each step resamples the previous one).
         image_shape: ``(C, H, W)`` of the images, or ``None`` for any size divisible by ``2^T``.
+        noise: Added noise (default 0: none).
 
     Raises:
         ValueError: If ``mode`` is unknown, or ``image_shape`` is not divisible by ``2^T``.
     """
 
     default_num_timesteps = 3
+    start_is_source = False  # its source, when noisy, is the noise
 
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
                  mode: Literal["area", "nearest", "bicubic"] = "area",
-                 image_shape: tuple[int, int, int] | None = None) -> None:
+                 image_shape: tuple[int, int, int] | None = None, noise: NoiseOption = 0.0) -> None:
         del schedule  # the number of halvings is T
-        super().__init__(num_timesteps=num_timesteps, image_shape=image_shape)
+        super().__init__(num_timesteps=num_timesteps, image_shape=image_shape, noise=noise)
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {list(_MODES)}, got {mode!r}")
         self.mode = mode
@@ -89,7 +95,8 @@ class SuperResolution(Degradation):
                 f"(degradation_kwargs num_timesteps)")
 
     def degrade(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
-        """Down-sample each image of ``x0`` by ``2^t`` and back (``source`` is ignored)."""
+        """Down-sample each image of ``x0`` by ``2^t`` and back (``source``: the noise of a noisy
+        super-resolution; ignored otherwise)."""
         check_images("x0", x0)
         t = check_timesteps(t, x0, self.num_timesteps)
         self._check_size(*x0.shape[-2:])
@@ -100,7 +107,8 @@ class SuperResolution(Degradation):
             # Bicubic resamples the previous level, as the official code does; the block modes
             # down-sample x0 directly (the same as halving it step after step).
             levels.append(self._resample(levels[-1] if self.mode == "bicubic" else x0, 2**step))
-        return torch.stack(levels)[t, torch.arange(x0.shape[0], device=x0.device)]
+        degraded = torch.stack(levels)[t, torch.arange(x0.shape[0], device=x0.device)]
+        return self.add_noise(degraded, t, self.split_noise(source, x0)[1])
 
     def _resample(self, image: Tensor, factor: int) -> Tensor:
         """``image`` down-sampled by ``factor`` and filled back to full size, block by block."""
@@ -114,4 +122,4 @@ class SuperResolution(Degradation):
         return small.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
 
     def __repr__(self) -> str:
-        return f"SuperResolution(num_timesteps={self.num_timesteps}, mode={self.mode!r})"
+        return f"SuperResolution(num_timesteps={self.num_timesteps}, mode={self.mode!r}{self.noise_repr()})"

@@ -3,6 +3,7 @@ Transforms Without Noise", Algorithm 1 (naive) and Algorithm 2 (improved), for a
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -41,21 +42,34 @@ class ColdSampler(Sampler):
     Deterministic degradations (blur) have no source and ignore ``source``. With strided
     sampling, ``s - 1`` is the next visited step.
 
+    A noisy degradation (the ``noise`` option, ``x_t = D(x_0, t) + noise_t z``) has its noise
+    re-estimated at every step, ``z = (x_t - D(x0_hat, t)) / noise_t`` (Bansal et al.'s hot
+    sampler, section 5.2; :meth:`~colddiff.Degradation.renoise`), whatever ``source`` says of its
+    own source. With ``fresh_noise`` it instead gets fresh noise: ``x_{s-1} = D(x0_hat, s - 1) +
+    fresh_noise * noise_{s-1} * eps``, ``eps ~ N(0, I)``, for both algorithms. This is the
+    sampler of Inverse Heat Dissipation (Rissanen et al. 2023, section 2:
+    ``u_{k-1} = mu_theta(u_k, k) + delta eps`` with ``mu_theta = D(x0_hat, k - 1)``, the next,
+    less blurred level, and ``delta = 1.25 sigma``: ``fresh_noise=1.25``); no noise is added at the
+    last step.
+
     Args:
         denoiser: The trained denoiser (any degradation, any target).
         algorithm: 1 or 2.
         source: ``"fixed"`` or ``"estimate"``.
+        fresh_noise: ``None`` (re-estimate a noisy degradation's noise), or the factor ``>= 0``
+            of fresh noise to the degradation's noise level at each step.
         clip_x0: As for :class:`Sampler`.
         data_range: As for :class:`Sampler`.
 
     Raises:
-        ValueError: If ``algorithm`` or ``source`` is unknown, or ``source="estimate"`` for a
-            degradation that cannot recover its source.
+        ValueError: If ``algorithm`` or ``source`` is unknown, ``source="estimate"`` for a
+            degradation that cannot recover its source, or ``fresh_noise`` is given for a
+            degradation without noise or is not a finite number ``>= 0``.
     """
 
     def __init__(self, denoiser: Denoiser, *, algorithm: Literal[1, 2] = 2,
-                 source: Literal["fixed", "estimate"] = "fixed", clip_x0: bool = True,
-                 data_range: tuple[float, float] = (0.0, 1.0)) -> None:
+                 source: Literal["fixed", "estimate"] = "fixed", fresh_noise: float | None = None,
+                 clip_x0: bool = True, data_range: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
         if algorithm not in (1, 2):
             raise ValueError(f"algorithm must be 1 or 2, got {algorithm!r}")
@@ -70,8 +84,14 @@ class ColdSampler(Sampler):
         if source == "fixed" and deg.has_source and not deg.start_is_source and deg.recovers_source:
             raise ValueError(f"{deg!r} is sampled with source='estimate' (its source, noise, is "
                              f"re-estimated at each step; the start is not it), not source='fixed'")
+        if fresh_noise is not None and not (
+                deg.noisy and isinstance(fresh_noise, (int, float)) and not isinstance(fresh_noise, bool)
+                and math.isfinite(fresh_noise) and fresh_noise >= 0):
+            raise ValueError(f"fresh_noise must be None or a finite number >= 0 for a degradation with "
+                             f"noise, got {fresh_noise!r} for {deg!r}")
         self.algorithm = algorithm
         self.source = source
+        self.fresh_noise = fresh_noise
         self._fixed_source: Tensor | None = None
         self._estimate_once = False
 
@@ -108,6 +128,11 @@ class ColdSampler(Sampler):
         source = self._fixed_source
         if deg.has_source and self.source == "estimate":
             source = deg.source_from_x0(x_t, t_batch, x0_hat)
+        elif deg.noisy:  # Bansal's hot sampler: the noise re-estimated from the prediction
+            source = deg.renoise(x_t, t_batch, x0_hat, source)
+        if self.fresh_noise is not None:  # Rissanen et al.: the next level plus fresh noise
+            fresh = self.fresh_noise * self.noise(x_t, generator)
+            return deg.degrade(x0_hat, s_batch, deg.renoise(x_t, t_batch, x0_hat, source, fresh))
         if self.algorithm == 1:
             return deg.degrade(x0_hat, s_batch, source)
         return x_t - deg.degrade(x0_hat, t_batch, source) + deg.degrade(x0_hat, s_batch, source)
