@@ -136,7 +136,11 @@ def test_ddpm_takes_diffusers_steps(variance: str, steps: int | None, clip: bool
     sampler = samplers.create("ddpm", gaussian_denoiser(), variance=variance, clip_x0=clip,
                               data_range=(-1.0, 1.0))
     ours = our_trajectory(sampler, start(), steps, noise)
+    assert_same_trajectory(ours, _ddpm_reference(times, noise, monkeypatch, variance, clip))
 
+
+def _ddpm_reference(times: list[int], noise: list[Tensor], monkeypatch: pytest.MonkeyPatch,
+                    variance: str = "beta", clip: bool = False) -> list[Tensor]:
     scheduler = diffusers.DDPMScheduler(num_train_timesteps=T, trained_betas=SCHEDULE.beta[1:].numpy(),
                                         variance_type="fixed_large" if variance == "beta" else "fixed_small",
                                         clip_sample=clip, clip_sample_range=1.0, prediction_type="epsilon")
@@ -145,8 +149,7 @@ def test_ddpm_takes_diffusers_steps(variance: str, steps: int | None, clip: bool
     # Ho et al. add no noise at the last step; diffusers adds it at a strided last step: give it zero.
     supply = iter([*noise[: len(times) - 2], torch.zeros(SHAPE, dtype=torch.float64)])
     monkeypatch.setattr("diffusers.schedulers.scheduling_ddpm.randn_tensor", lambda *a, **k: next(supply))
-    reference = reference_loop(times, start(), lambda i, t, out, x: scheduler.step(out, t, x).prev_sample)
-    assert_same_trajectory(ours, reference)
+    return reference_loop(times, start(), lambda i, t, out, x: scheduler.step(out, t, x).prev_sample)
 
 
 # ---------------------------------------------------------------------------------- ddim
@@ -348,17 +351,8 @@ def test_samplers_on_every_spacing_take_diffusers_steps(spacing: str, sampler: s
     noise = fixed_noise(len(times))
     created = samplers.create(sampler, gaussian_denoiser(), spacing=spacing, clip_x0=False)
     ours = our_trajectory(created, start(), 15, noise)
-    if sampler == "dpmsolver++":
-        reference = _dpm_reference(times, 2, eps_output, "epsilon")
-    else:
-        scheduler = diffusers.DDPMScheduler(num_train_timesteps=T, trained_betas=SCHEDULE.beta[1:].numpy(),
-                                            variance_type="fixed_large", clip_sample=False,
-                                            prediction_type="epsilon")
-        scheduler.set_timesteps(timesteps=[t - 1 for t in times[:-1]])
-        float64_tables(scheduler)
-        supply = iter([*noise[: len(times) - 2], torch.zeros(SHAPE, dtype=torch.float64)])
-        monkeypatch.setattr("diffusers.schedulers.scheduling_ddpm.randn_tensor", lambda *a, **k: next(supply))
-        reference = reference_loop(times, start(), lambda i, t, out, x: scheduler.step(out, t, x).prev_sample)
+    reference = (_dpm_reference(times, 2, eps_output, "epsilon") if sampler == "dpmsolver++"
+                 else _ddpm_reference(times, noise, monkeypatch))
     assert_same_trajectory(ours, reference)
 
 

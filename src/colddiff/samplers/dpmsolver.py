@@ -11,27 +11,16 @@ import torch
 from torch import Tensor
 
 from colddiff.denoisers import Denoiser
-from colddiff.samplers.base import Sampler
 from colddiff.samplers.grids import Spacing
+from colddiff.samplers.multistep import MultistepSampler
 
-__all__ = ["DPMSolverSampler", "noise_levels"]
+__all__ = ["DPMSolverSampler"]
 
 #: Below this many steps the last two steps lower their order (diffusers' ``lower_order_final``).
 FEW_STEPS = 15
 
 
-def noise_levels(alpha_bar: list[float], times: list[int]) -> tuple[list[float], list[float], list[float]]:
-    """``(alpha_t, sigma_t, lambda_t)`` at each of ``times``: ``alpha_t = sqrt(alpha_bar_t)``,
-    ``sigma_t = sqrt(1 - alpha_bar_t)`` and ``lambda_t = log(alpha_t / sigma_t)`` (``inf`` at
-    ``t = 0``, where ``sigma_0 = 0``)."""
-    alpha = [math.sqrt(alpha_bar[t]) for t in times]
-    sigma = [math.sqrt(1 - alpha_bar[t]) for t in times]
-    # alpha_t > 0 for every t (a schedule's betas are below 1); only sigma_0 is 0.
-    lam = [math.log(a / s) if s > 0 else math.inf for a, s in zip(alpha, sigma, strict=True)]
-    return alpha, sigma, lam
-
-
-class DPMSolverSampler(Sampler):
+class DPMSolverSampler(MultistepSampler):
     """DPM-Solver++ (Lu et al. 2022, "DPM-Solver++"), multistep, data prediction: 2M (their
     Algorithm 2) and 3M.
 
@@ -77,17 +66,12 @@ class DPMSolverSampler(Sampler):
                  variant: Literal["taylor", "diffusers"] = "taylor", spacing: Spacing = "trailing",
                  rho: float = 7.0, final_denoise: bool = False, clip_x0: bool = True,
                  data_range: tuple[float, float] = (0.0, 1.0)) -> None:
-        super().__init__(denoiser, spacing=spacing, rho=rho, final_denoise=final_denoise, clip_x0=clip_x0,
-                         data_range=data_range)
-        self._alpha_bar = self.require_gaussian().schedule.alpha_bar.tolist()
-        if order not in (1, 2, 3) or isinstance(order, bool):
-            raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+        super().__init__(denoiser, order=order, spacing=spacing, rho=rho, final_denoise=final_denoise,
+                         clip_x0=clip_x0, data_range=data_range)
         if variant not in ("taylor", "diffusers"):
             raise ValueError(f"variant must be 'taylor' or 'diffusers', got {variant!r}")
-        self.order = order
         self.variant = variant
         self._coefficients: list[tuple[float, float, tuple[float, ...]]] = []
-        self._history: list[Tensor] = []
 
     def step_order(self, i: int, steps: int, to_zero: bool) -> int:
         """The order of step ``i`` of ``steps``: rising over the first steps, first order at the
@@ -101,7 +85,7 @@ class DPMSolverSampler(Sampler):
 
     def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
         """Precompute ``(x_t weight, D weight, weights of the last predictions in D)`` per step."""
-        alpha, sigma, lam = noise_levels(self._alpha_bar, times)
+        alpha, sigma, lam = self.noise_levels(times)
         steps = len(times) - 1
         self._coefficients = []
         for i in range(steps):
@@ -113,17 +97,17 @@ class DPMSolverSampler(Sampler):
             weights = _direction_weights(order, h, lam[i] - lam[i - 1] if i else h,
                                          lam[i - 1] - lam[i - 2] if i > 1 else h, self.variant == "taylor")
             self._coefficients.append((sigma[i + 1] / sigma[i], -alpha[i + 1] * math.expm1(-h), weights))
-        self._history = []
+        self.history = []
 
     def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
              s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
         """One DPM-Solver++ step from ``t`` to ``s``."""
         xt_weight, d_weight, weights = self._coefficients[i]
-        self._history = [x0_hat, *self._history[: self.order - 1]]
+        history = self.remember(x0_hat)
         direction = x0_hat
         if len(weights) > 1:
             direction = weights[0] * x0_hat
-            for weight, earlier in zip(weights[1:], self._history[1:], strict=False):
+            for weight, earlier in zip(weights[1:], history[1:], strict=False):
                 direction = direction + weight * earlier
         return xt_weight * x_t + d_weight * direction
 

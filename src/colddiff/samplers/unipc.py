@@ -5,15 +5,11 @@ Diffusion Models", the multistep predictor UniP and corrector UniC, ``B(h) = exp
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 from torch import Tensor
 
-from colddiff.denoisers import Denoiser
-from colddiff.samplers.base import Sampler
-from colddiff.samplers.dpmsolver import noise_levels
-from colddiff.samplers.grids import Spacing
+from colddiff.samplers.multistep import MultistepSampler
 
 __all__ = ["UniPCSampler"]
 
@@ -21,7 +17,7 @@ __all__ = ["UniPCSampler"]
 Update = tuple[float, tuple[float, ...]]
 
 
-class UniPCSampler(Sampler):
+class UniPCSampler(MultistepSampler):
     """UniPC (Zhao et al. 2023), bh2, data prediction: UniP-``p`` predicts, UniC corrects.
 
     With ``alpha_t``, ``sigma_t`` and ``lambda_t`` as for :class:`DPMSolverSampler`, ``h =
@@ -52,23 +48,13 @@ class UniPCSampler(Sampler):
         ValueError: If the degradation is not Gaussian noise or ``order`` is not 1, 2 or 3.
     """
 
-    def __init__(self, denoiser: Denoiser, *, order: Literal[1, 2, 3] = 2, spacing: Spacing = "trailing",
-                 rho: float = 7.0, final_denoise: bool = False, clip_x0: bool = True,
-                 data_range: tuple[float, float] = (0.0, 1.0)) -> None:
-        super().__init__(denoiser, spacing=spacing, rho=rho, final_denoise=final_denoise, clip_x0=clip_x0,
-                         data_range=data_range)
-        self._alpha_bar = self.require_gaussian().schedule.alpha_bar.tolist()
-        if order not in (1, 2, 3) or isinstance(order, bool):
-            raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
-        self.order = order
-        self._predictors: list[Update] = []
-        self._correctors: list[Update] = []
-        self._history: list[Tensor] = []
-        self._last: Tensor | None = None
+    _predictors: list[Update]
+    _correctors: list[Update]
+    _last: Tensor | None
 
     def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
         """Precompute each step's predictor and (but for the last step) corrector."""
-        alpha, sigma, lam = noise_levels(self._alpha_bar, times)
+        alpha, sigma, lam = self.noise_levels(times)
         steps = len(times) - 1
         self._predictors, self._correctors = [], []
         for i in range(steps):
@@ -81,17 +67,16 @@ class UniPCSampler(Sampler):
             scale, phi = sigma[i + 1] / sigma[i], -alpha[i + 1] * math.expm1(-h)
             self._predictors.append((scale, _predictor_weights(ratios, h, phi)))
             self._correctors.append((scale, _corrector_weights(ratios, h, phi)))
-        self._history, self._last = [], None
+        self.history, self._last = [], None
 
     def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
              s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
         """Correct ``x_t`` with its prediction (UniC, after the first step), then predict ``x_s``
         (UniP)."""
         if i > 0 and self._last is not None:
-            x_t = _apply(self._correctors[i - 1], self._last, [x0_hat, *self._history])
-        self._history = [x0_hat, *self._history][: self.order]
+            x_t = _apply(self._correctors[i - 1], self._last, [x0_hat, *self.history])
         self._last = x_t
-        return _apply(self._predictors[i], x_t, self._history)
+        return _apply(self._predictors[i], x_t, self.remember(x0_hat))
 
 
 def _apply(update: Update, x: Tensor, predictions: list[Tensor]) -> Tensor:
