@@ -63,8 +63,8 @@ BAD: list[tuple[Callable[[], object], str]] = [
     (lambda: DDIMSampler(gaussian_denoiser(), eta=-0.01), "eta must be a number in [0, 1], got -0.01"),
     (lambda: DDIMSampler(gaussian_denoiser(), eta="0"),  # type: ignore[arg-type]
      "eta must be a number in [0, 1], got '0'"),
-    (lambda: DPMSolverSampler(gaussian_denoiser(), order=3), "order must be 1 or 2, got 3"),  # type: ignore[arg-type]
-    (lambda: DPMSolverSampler(gaussian_denoiser(), order=True), "order must be 1 or 2, got True"),  # type: ignore[arg-type]
+    (lambda: DPMSolverSampler(gaussian_denoiser(), order=4), "order must be 1, 2 or 3, got 4"),  # type: ignore[arg-type]
+    (lambda: DPMSolverSampler(gaussian_denoiser(), order=True), "order must be 1, 2 or 3, got True"),  # type: ignore[arg-type]
     (lambda: ColdSampler(Denoiser(X0Oracle(torch.zeros(1, 1, 4, 4)), _Uninvertible(SHORT), predict="x0"),
                          source="estimate"),
      "source='estimate' needs a degradation that can recover its source; _Uninvertible cannot, use "

@@ -5,12 +5,14 @@ points hide wrong steps. Here a non-trivial oracle network (its output depends o
 ``t``) drives our samplers and a reference, with the injected noise fixed, and the whole
 trajectory must agree to 1e-10:
 
-* ``ddpm``, ``ddim`` and ``dpmsolver++`` against diffusers' ``DDPMScheduler``, ``DDIMScheduler``
-  and ``DPMSolverMultistepScheduler``. Their timestep ``k`` is our ``t = k + 1`` (our index 0 is
-  the clean image); their tables are set to our float64 ``alpha_bar`` so that only the step
-  arithmetic is compared. Correspondences: our strided steps are DDPM's custom ``timesteps``
-  and DPM-Solver's custom ``timesteps`` (any ``K``), and DDIM's ``timestep_spacing="trailing"``
-  when ``K`` divides ``T``; our ``clip_x0`` with ``data_range=(-1, 1)`` is their ``clip_sample``
+* ``ddpm``, ``ddim``, ``dpmsolver++`` (2M, 3M) and ``unipc`` against diffusers' ``DDPMScheduler``,
+  ``DDIMScheduler``, ``DPMSolverMultistepScheduler`` and ``UniPCMultistepScheduler``. Their
+  timestep ``k`` is our ``t = k + 1`` (our index 0 is the clean image); their tables are set to
+  our float64 ``alpha_bar`` so that only the step arithmetic is compared. Correspondences: our
+  grids (any ``K``, any spacing) are DDPM's and DPM-Solver's custom ``timesteps`` and UniPC's
+  timesteps and sigmas set by hand, and DDIM's ``timestep_spacing="trailing"`` when ``K``
+  divides ``T``; a grid ending above 0 is their ``final_sigmas_type="sigma_min"`` with that
+  last sigma; our ``clip_x0`` with ``data_range=(-1, 1)`` is their ``clip_sample``
   with range 1 (for DDIM with ``use_clipped_model_output=True``). diffusers' DDPM adds noise
   even at a strided last step (its timestep is above 0); Ho et al. add none at the last step, as
   we do, so the reference gets zero noise there.
@@ -31,7 +33,7 @@ from torch import Tensor, nn
 
 from colddiff import Denoiser, Schedule, samplers
 from colddiff.degradations import Blur, GaussianNoise, ImageMixing
-from colddiff.samplers import Sampler
+from colddiff.samplers import Sampler, Spacing
 
 T = 1000
 SCHEDULE = Schedule.preset("default")
@@ -73,8 +75,24 @@ def our_trajectory(sampler: Sampler, x_T: Tensor, steps: int | None, noise: list
     return [*states, final]
 
 
-def timesteps(steps: int | None) -> list[int]:
-    return samplers.create("ddim", gaussian_denoiser()).timesteps(steps)
+def timesteps(steps: int | None, spacing: Spacing = "trailing") -> list[int]:
+    return samplers.create("ddim", gaussian_denoiser(), spacing=spacing).timesteps(steps)
+
+
+def sigmas(times: list[int]) -> Tensor:
+    """diffusers' ``sigma = sqrt((1 - alpha_bar) / alpha_bar)`` at each of ``times`` (0 at t = 0)."""
+    alpha_bar = ALPHA_BAR[torch.tensor(times)]
+    return ((1 - alpha_bar) / alpha_bar).sqrt()
+
+
+def eps_output(x: Tensor, t: int) -> Tensor:
+    """The oracle's output at ``x`` and step ``t`` (a noise prediction for the Gaussian samplers)."""
+    return oracle_output(x, torch.full((x.shape[0],), t / T, dtype=torch.float64))
+
+
+def clipped_x0(x: Tensor, t: int) -> Tensor:
+    """The clean image implied by the oracle's noise prediction, clipped to [-1, 1]."""
+    return ((x - (1 - ALPHA_BAR[t]).sqrt() * eps_output(x, t)) / ALPHA_BAR[t].sqrt()).clamp(-1, 1)
 
 
 def gaussian_denoiser(predict: str = "eps") -> Denoiser:
@@ -118,7 +136,11 @@ def test_ddpm_takes_diffusers_steps(variance: str, steps: int | None, clip: bool
     sampler = samplers.create("ddpm", gaussian_denoiser(), variance=variance, clip_x0=clip,
                               data_range=(-1.0, 1.0))
     ours = our_trajectory(sampler, start(), steps, noise)
+    assert_same_trajectory(ours, _ddpm_reference(times, noise, monkeypatch, variance, clip))
 
+
+def _ddpm_reference(times: list[int], noise: list[Tensor], monkeypatch: pytest.MonkeyPatch,
+                    variance: str = "beta", clip: bool = False) -> list[Tensor]:
     scheduler = diffusers.DDPMScheduler(num_train_timesteps=T, trained_betas=SCHEDULE.beta[1:].numpy(),
                                         variance_type="fixed_large" if variance == "beta" else "fixed_small",
                                         clip_sample=clip, clip_sample_range=1.0, prediction_type="epsilon")
@@ -127,8 +149,7 @@ def test_ddpm_takes_diffusers_steps(variance: str, steps: int | None, clip: bool
     # Ho et al. add no noise at the last step; diffusers adds it at a strided last step: give it zero.
     supply = iter([*noise[: len(times) - 2], torch.zeros(SHAPE, dtype=torch.float64)])
     monkeypatch.setattr("diffusers.schedulers.scheduling_ddpm.randn_tensor", lambda *a, **k: next(supply))
-    reference = reference_loop(times, start(), lambda i, t, out, x: scheduler.step(out, t, x).prev_sample)
-    assert_same_trajectory(ours, reference)
+    return reference_loop(times, start(), lambda i, t, out, x: scheduler.step(out, t, x).prev_sample)
 
 
 # ---------------------------------------------------------------------------------- ddim
@@ -177,16 +198,36 @@ def float64_dpm_solver(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(diffusers.schedulers.scheduling_dpmsolver_multistep, "torch", _Float64Torch())
 
 
+def _with_full_d2(scheduler: diffusers.DPMSolverMultistepScheduler) -> None:
+    """Make diffusers' third-order update add the half of its ``D2`` term it leaves out (our
+    ``variant="taylor"``): ``- alpha_t phi_3 D2`` once more, from its own predictions and sigmas."""
+    update = scheduler.multistep_dpm_solver_third_order_update
+
+    def full(model_outputs: list[Tensor], *, sample: Tensor, noise: Tensor | None = None) -> Tensor:
+        i = scheduler.step_index
+        alpha_t = 1 / (scheduler.sigmas[i + 1] ** 2 + 1).sqrt()
+        lam = [-scheduler.sigmas[i + 1 - k].log() for k in range(4)]  # lambda_t, lambda_s0, s1, s2
+        h, h_0, h_1 = lam[0] - lam[1], lam[1] - lam[2], lam[2] - lam[3]
+        m0, m1, m2 = model_outputs[-1], model_outputs[-2], model_outputs[-3]
+        d2 = ((m0 - m1) / (h_0 / h) - (m1 - m2) / (h_1 / h)) / ((h_0 + h_1) / h)
+        phi_3 = (torch.exp(-h) - 1.0 + h) / h**2 - 0.5
+        return update(model_outputs, sample=sample, noise=noise) - alpha_t * phi_3 * d2
+
+    scheduler.multistep_dpm_solver_third_order_update = full  # type: ignore[method-assign]
+
+
 def _dpm_reference(times: list[int], order: int, model_output: Callable[[Tensor, int], Tensor],
-                   prediction_type: str) -> list[Tensor]:
+                   prediction_type: str, full_d2: bool = False) -> list[Tensor]:
     scheduler = diffusers.DPMSolverMultistepScheduler(
         num_train_timesteps=T, trained_betas=SCHEDULE.beta[1:].numpy(), algorithm_type="dpmsolver++",
         solver_order=order, solver_type="midpoint", prediction_type=prediction_type,
-        final_sigmas_type="zero", lower_order_final=True, thresholding=False)
+        final_sigmas_type="zero" if times[-1] == 0 else "sigma_min", lower_order_final=True,
+        thresholding=False)
     float64_tables(scheduler)
     scheduler.set_timesteps(timesteps=[t - 1 for t in times[:-1]])
-    alpha_bar = ALPHA_BAR[torch.tensor(times[:-1])]
-    scheduler.sigmas = torch.cat([((1 - alpha_bar) / alpha_bar).sqrt(), torch.zeros(1, dtype=torch.float64)])
+    scheduler.sigmas = sigmas(times)
+    if full_d2:
+        _with_full_d2(scheduler)
     states, x = [start()], start()
     for t in times[:-1]:
         x = scheduler.step(model_output(x, t), t - 1, x).prev_sample
@@ -201,24 +242,49 @@ def test_dpmsolver_takes_diffusers_steps(order: int, steps: int | None) -> None:
     times = timesteps(steps)
     ours = our_trajectory(samplers.create("dpmsolver++", gaussian_denoiser(), order=order, clip_x0=False),
                           start(), steps, [])
-    reference = _dpm_reference(
-        times, order, lambda x, t: oracle_output(x, torch.full((x.shape[0],), t / T, dtype=torch.float64)),
-        "epsilon")
-    assert_same_trajectory(ours, reference)
+    assert_same_trajectory(ours, _dpm_reference(times, order, eps_output, "epsilon"))
 
 
 @pytest.mark.parametrize("order", [1, 2])
 @pytest.mark.usefixtures("float64_dpm_solver")
 def test_dpmsolver_with_clipping_is_diffusers_fed_the_clipped_clean_image(order: int) -> None:
-    times = timesteps(10)
-
-    def clipped_x0(x: Tensor, t: int) -> Tensor:  # computed here from the model's noise output
-        eps = oracle_output(x, torch.full((x.shape[0],), t / T, dtype=torch.float64))
-        return ((x - (1 - ALPHA_BAR[t]).sqrt() * eps) / ALPHA_BAR[t].sqrt()).clamp(-1, 1)
-
     ours = our_trajectory(samplers.create("dpmsolver++", gaussian_denoiser(), order=order, clip_x0=True,
                                           data_range=(-1.0, 1.0)), start(), 10, [])
-    assert_same_trajectory(ours, _dpm_reference(times, order, clipped_x0, "sample"))
+    assert_same_trajectory(ours, _dpm_reference(timesteps(10), order, clipped_x0, "sample"))
+
+
+@pytest.mark.parametrize("variant", ["diffusers", "taylor"])
+@pytest.mark.parametrize(("steps", "spacing"), [(None, "trailing"), (20, "trailing"), (7, "trailing"),
+                                                 (20, "logsnr"), (12, "karras"), (16, "quadratic")])
+@pytest.mark.usefixtures("float64_dpm_solver")
+def test_dpmsolver_3m_takes_diffusers_steps(variant: str, steps: int | None, spacing: str) -> None:
+    """3M: diffusers' ``solver_order=3`` as it is (``variant="diffusers"``) or with its ``D2``
+    term doubled (``"taylor"``); fewer than 15 steps lower the order of the last two."""
+    sampler = samplers.create("dpmsolver++", gaussian_denoiser(), order=3, variant=variant, spacing=spacing,
+                              clip_x0=False)
+    ours = our_trajectory(sampler, start(), steps, [])
+    reference = _dpm_reference(sampler.timesteps(steps), 3, eps_output, "epsilon", variant == "taylor")
+    assert_same_trajectory(ours, reference)
+
+
+@pytest.mark.parametrize("variant", ["diffusers", "taylor"])
+@pytest.mark.usefixtures("float64_dpm_solver")
+def test_dpmsolver_3m_with_clipping_is_diffusers_fed_the_clipped_clean_image(variant: str) -> None:
+    sampler = samplers.create("dpmsolver++", gaussian_denoiser(), order=3, variant=variant, clip_x0=True,
+                              data_range=(-1.0, 1.0))
+    reference = _dpm_reference(timesteps(20), 3, clipped_x0, "sample", variant == "taylor")
+    assert_same_trajectory(our_trajectory(sampler, start(), 20, []), reference)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+@pytest.mark.parametrize("steps", [8, 19])
+@pytest.mark.usefixtures("float64_dpm_solver")
+def test_dpmsolver_on_a_grid_ending_above_zero_is_diffusers_with_that_sigma(order: int, steps: int) -> None:
+    """An explicit grid ending at t = 40 (no denoising to 0): diffusers with that last sigma."""
+    grid = [*timesteps(steps - 1)[:-1], 40]
+    sampler = samplers.create("dpmsolver++", gaussian_denoiser(), order=order, spacing=grid, clip_x0=False)
+    ours = our_trajectory(sampler, start(), None, [])
+    assert_same_trajectory(ours, _dpm_reference(grid, order, eps_output, "epsilon", order == 3))
 
 
 def test_dpmsolver_order_one_is_ddim() -> None:
@@ -226,6 +292,68 @@ def test_dpmsolver_order_one_is_ddim() -> None:
     ddim = our_trajectory(samplers.create("ddim", gaussian_denoiser()), start(), 25, [])
     for a, b in zip(dpm, ddim, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------- unipc
+def _unipc_reference(times: list[int], order: int, model_output: Callable[[Tensor, int], Tensor],
+                     prediction_type: str) -> list[Tensor]:
+    """diffusers' UniPC (bh2) over ``times``: its timesteps and sigmas set by hand, since its
+    ``set_timesteps`` takes no custom grid."""
+    scheduler = diffusers.UniPCMultistepScheduler(
+        num_train_timesteps=T, trained_betas=SCHEDULE.beta[1:].numpy(), solver_order=order,
+        solver_type="bh2", predict_x0=True, prediction_type=prediction_type, lower_order_final=True,
+        thresholding=False)
+    float64_tables(scheduler)
+    scheduler.set_timesteps(len(times) - 1)
+    scheduler.timesteps = torch.tensor([t - 1 for t in times[:-1]])
+    scheduler.sigmas = sigmas(times)
+    states, x = [start()], start()
+    for t in times[:-1]:
+        x = scheduler.step(model_output(x, t), t - 1, x).prev_sample
+        states.append(x)
+    return states
+
+
+UNIPC_CASES = [(3, None, "trailing"), *((order, steps, spacing) for order in (1, 2, 3) for steps, spacing in
+                                        [(20, "trailing"), (10, "trailing"), (5, "trailing"), (20, "logsnr"),
+                                         (10, "karras")])]
+
+
+@pytest.mark.parametrize(("order", "steps", "spacing"), UNIPC_CASES)
+def test_unipc_takes_diffusers_steps(order: int, steps: int | None, spacing: str) -> None:
+    sampler = samplers.create("unipc", gaussian_denoiser(), order=order, spacing=spacing, clip_x0=False)
+    ours = our_trajectory(sampler, start(), steps, [])
+    assert_same_trajectory(ours, _unipc_reference(sampler.timesteps(steps), order, eps_output, "epsilon"))
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_unipc_with_clipping_is_diffusers_fed_the_clipped_clean_image(order: int) -> None:
+    sampler = samplers.create("unipc", gaussian_denoiser(), order=order, clip_x0=True, data_range=(-1.0, 1.0))
+    reference = _unipc_reference(timesteps(12), order, clipped_x0, "sample")
+    assert_same_trajectory(our_trajectory(sampler, start(), 12, []), reference)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_unipc_on_a_grid_ending_above_zero_is_diffusers_with_a_final_sigma(order: int) -> None:
+    grid = [*timesteps(11)[:-1], 25]
+    sampler = samplers.create("unipc", gaussian_denoiser(), order=order, spacing=grid, clip_x0=False)
+    ours = our_trajectory(sampler, start(), None, [])
+    assert_same_trajectory(ours, _unipc_reference(grid, order, eps_output, "epsilon"))
+
+
+# ---------------------------------------------------------------------------------- other grids
+@pytest.mark.parametrize("spacing", ["leading", "linspace", "quadratic", "logsnr", "karras"])
+@pytest.mark.parametrize("sampler", ["ddpm", "dpmsolver++"])
+@pytest.mark.usefixtures("float64_dpm_solver")
+def test_samplers_on_every_spacing_take_diffusers_steps(spacing: str, sampler: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    times = timesteps(15, spacing)
+    noise = fixed_noise(len(times))
+    created = samplers.create(sampler, gaussian_denoiser(), spacing=spacing, clip_x0=False)
+    ours = our_trajectory(created, start(), 15, noise)
+    reference = (_dpm_reference(times, 2, eps_output, "epsilon") if sampler == "dpmsolver++"
+                 else _ddpm_reference(times, noise, monkeypatch))
+    assert_same_trajectory(ours, reference)
 
 
 # ---------------------------------------------------------------------------------- cold

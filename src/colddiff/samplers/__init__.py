@@ -9,7 +9,11 @@ their options:
   deterministic, 1: ancestral with the posterior variance).
 * ``cold`` (:class:`ColdSampler`): Bansal et al.'s Algorithms 1 and 2 for any degradation;
   ``algorithm``, ``source``.
-* ``dpmsolver++`` (:class:`DPMSolverSampler`): DPM-Solver++ (2M), ``order`` 1 or 2.
+* ``dpmsolver++`` (:class:`DPMSolverSampler`): DPM-Solver++ (2M, 3M), ``order`` 1, 2 or 3.
+* ``unipc`` (:class:`UniPCSampler`): UniPC (bh2), ``order`` 1, 2 or 3.
+
+Every sampler also takes ``spacing`` (its step grid, :mod:`colddiff.samplers.grids`), ``rho``
+(for ``spacing="karras"``), ``final_denoise``, ``clip_x0`` and ``data_range``.
 
 Third-party packages add samplers through the ``colddiff.samplers`` entry-point group: a
 :class:`Sampler` subclass whose constructor takes the denoiser and keyword options.
@@ -26,9 +30,12 @@ from colddiff.samplers.cold import ColdSampler
 from colddiff.samplers.ddim import DDIMSampler
 from colddiff.samplers.ddpm import DDPMSampler
 from colddiff.samplers.dpmsolver import DPMSolverSampler
+from colddiff.samplers.grids import SPACINGS, Spacing, StepGrid
+from colddiff.samplers.unipc import UniPCSampler
 
-__all__ = ["ENTRY_POINT_GROUP", "REGISTRY", "Callback", "ColdSampler", "DDIMSampler", "DDPMSampler",
-           "DPMSolverSampler", "Sampler", "available", "create", "get", "refresh", "register"]
+__all__ = ["ENTRY_POINT_GROUP", "REGISTRY", "SPACINGS", "Callback", "ColdSampler", "DDIMSampler",
+           "DDPMSampler", "DPMSolverSampler", "Sampler", "Spacing", "StepGrid", "UniPCSampler", "available",
+           "create", "get", "refresh", "register"]
 
 #: The entry-point group third-party packages register samplers under.
 ENTRY_POINT_GROUP = "colddiff.samplers"
@@ -39,6 +46,7 @@ REGISTRY.register("ddpm")(DDPMSampler)
 REGISTRY.register("ddim")(DDIMSampler)
 REGISTRY.register("cold")(ColdSampler)
 REGISTRY.register("dpmsolver++")(DPMSolverSampler)
+REGISTRY.register("unipc")(UniPCSampler)
 
 register = REGISTRY.register
 refresh = REGISTRY.refresh

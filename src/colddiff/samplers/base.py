@@ -6,15 +6,18 @@ Every sampler shares one call, in the style of k-diffusion::
     x0 = sampler.sample(x_T, sample_steps=None, generator=None, callback=None, t_start=None,
                         source=None)
 
-``sample_steps`` visits ``K <= T`` of the time steps (``T = t_K > ... > t_0 = 0``, evenly spaced and
-rounded; ``None`` visits all ``T``). ``t_start`` starts part-way, from an image degraded to that
-step (restoration: Bansal et al.'s "sampled" reconstruction); the visited steps then run from
+``sample_steps`` visits ``K <= T`` of the time steps ``t_K > ... > t_0 = 0``, spaced by the
+sampler's ``spacing`` (:mod:`colddiff.samplers.grids`; by default evenly, ``T = t_K``;
+``None`` visits all ``T``). ``t_start`` starts part-way, from an image degraded to that step
+(restoration: Bansal et al.'s "sampled" reconstruction); the visited steps then run from
 ``t_start`` down to 0. ``source`` is the source ``x_T`` was degraded with, where it is known
 and a sampler needs it (the mask centres of inpainting, for the cold sampler).
 
 At each step the denoiser predicts the clean image ``x0_hat`` (clamped to ``data_range`` when
 ``clip_x0`` is on, like diffusers' ``clip_sample``), ``callback(i, t, x_t, x0_hat)`` sees it, and
-the sampler's :meth:`~Sampler.step` moves ``x_t`` to the next step. Sampling runs under
+the sampler's :meth:`~Sampler.step` moves ``x_t`` to the next step. An explicit grid may end
+above 0; ``final_denoise=True`` then returns the clean-image prediction at its last step (one
+more network call, which the callback sees too). Sampling runs under
 :func:`torch.inference_mode` with the denoiser in eval mode.
 """
 
@@ -31,6 +34,7 @@ from torch import Tensor
 from colddiff.degradations.base import check_images
 from colddiff.degradations.gaussian import GaussianNoise
 from colddiff.denoisers import Denoiser
+from colddiff.samplers.grids import Spacing, StepGrid
 
 __all__ = ["Callback", "Sampler"]
 
@@ -40,32 +44,50 @@ and the clean image predicted from it (before the step is taken)."""
 
 
 class Sampler(ABC):
-    """Base class: the shared loop, strided time steps, clipping and the callback.
+    """Base class: the shared loop, the step grid, clipping and the callback.
 
     Subclasses implement :meth:`step` (one move from ``t`` to an earlier ``s``) and may prepare
     per-run constants in :meth:`setup`; stochastic ones draw their noise with :meth:`noise`.
     The constructor contract: ``cls(denoiser, **options)``, every option a keyword, and
-    ``clip_x0`` / ``data_range`` passed on to ``super().__init__``.
+    ``spacing``, ``rho``, ``final_denoise``, ``clip_x0`` and ``data_range`` passed on to
+    ``super().__init__``.
 
     Args:
         denoiser: The trained denoiser.
+        spacing: The step grid: ``"trailing"`` (even, the default), ``"leading"``,
+            ``"linspace"``, ``"quadratic"``, ``"logsnr"``, ``"karras"`` or an explicit list of
+            steps (see :mod:`colddiff.samplers.grids`).
+        rho: Karras et al.'s ``rho``, for ``spacing="karras"``.
+        final_denoise: Where a grid ends above ``t = 0``, return the clean-image prediction at
+            its last step instead of that (noisy) state.
         clip_x0: Clamp each predicted clean image to ``data_range``.
         data_range: ``(low, high)`` of the data, ``(0, 1)`` for images scaled by ``ToTensor``.
+
+    Raises:
+        ValueError: If an option is invalid; the message names it.
     """
 
-    def __init__(self, denoiser: Denoiser, *, clip_x0: bool = True,
+    def __init__(self, denoiser: Denoiser, *, spacing: Spacing = "trailing", rho: float = 7.0,
+                 final_denoise: bool = False, clip_x0: bool = True,
                  data_range: tuple[float, float] = (0.0, 1.0)) -> None:
         if not isinstance(denoiser, Denoiser):
             raise ValueError(f"denoiser must be a colddiff.Denoiser, got {type(denoiser).__name__}")
         low, high = data_range
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"data_range must be finite (low, high) with low < high, got {data_range!r}")
+        if not isinstance(final_denoise, bool):
+            raise ValueError(f"final_denoise must be True or False, got {final_denoise!r}")
         self.denoiser = denoiser
         self.degradation = denoiser.degradation
+        #: The step grid (its ``spacing`` is the checked spacing: a name or a tuple of steps).
+        self.grid = StepGrid(spacing, self.degradation, rho=rho)
+        self.final_denoise = final_denoise
         self.clip_x0 = clip_x0
         self.data_range = (float(low), float(high))
         #: The source given to the current :meth:`sample` call (``None`` when not given).
         self.start_source: Tensor | None = None
+        #: The step the current :meth:`sample` call starts from (``t_start``, else ``T``).
+        self.start_step = self.degradation.num_timesteps
 
     def prior(self, n: int, *, generator: torch.Generator | None = None,
               device: torch.device | str | None = None) -> Tensor:
@@ -81,25 +103,14 @@ class Sampler(ABC):
         return self.degradation.prior(n, generator=generator, device=device)
 
     def timesteps(self, sample_steps: int | None = None, *, t_start: int | None = None) -> list[int]:
-        """The visited steps ``[t_K = t_start, ..., t_0 = 0]``, ``K = sample_steps`` (all
-        ``t_start`` when ``None``; ``t_start`` defaults to ``T``).
+        """The visited steps ``[t_K, ..., t_0]`` from ``t_start`` (default ``T``), ``K =
+        sample_steps`` (every step when ``None``), spaced by the sampler's ``spacing``.
 
         Raises:
             ValueError: If ``t_start`` is not an integer in ``[1, T]`` or ``sample_steps`` not one
-                in ``[1, t_start]``.
+                in ``[1, t_start]`` (with an explicit grid: not ``None`` or its number of steps).
         """
-        total = self.degradation.num_timesteps
-        if t_start is not None:
-            if isinstance(t_start, bool) or not isinstance(t_start, int) or not 1 <= t_start <= total:
-                raise ValueError(f"t_start must be an integer in [1, {total}] (T) or None, got {t_start!r}")
-            total = t_start
-        if sample_steps is None:
-            sample_steps = total
-        if (isinstance(sample_steps, bool) or not isinstance(sample_steps, int)
-                or not 1 <= sample_steps <= total):
-            raise ValueError(f"sample_steps must be an integer in [1, {total}] or None, "
-                             f"got {sample_steps!r}")
-        return [math.floor(total * k / sample_steps + 0.5) for k in range(sample_steps, -1, -1)]
+        return self.grid.steps(sample_steps, t_start=t_start)
 
     def check_start(self, x_T: Tensor) -> None:
         """Check that ``x_T`` is a batch this sampler can start from.
@@ -163,8 +174,8 @@ class Sampler(ABC):
         Args:
             x_T: Starting batch ``(B, C, H, W)``, e.g. from :meth:`prior`, or images degraded to
                 step ``t_start``.
-            sample_steps: Number of steps ``K`` (strided sampling); ``None`` for every step from
-                ``t_start``.
+            sample_steps: Number of steps ``K`` (network calls), spaced by ``spacing``; ``None``
+                for every step from ``t_start`` (or an explicit grid's steps).
             generator: Random generator for stochastic samplers; on ``x_T``'s device. The same
                 seed gives bit-identical samples on the same machine.
             callback: Called as ``callback(i, t, x_t, x0_hat)`` before each step.
@@ -179,24 +190,36 @@ class Sampler(ABC):
         self.check_start(x_T)
         times = self.timesteps(sample_steps, t_start=t_start)
         self.start_source = source
-        batch = x_T.shape[0]
+        self.start_step = t_start if t_start is not None else self.degradation.num_timesteps
         was_training = self.denoiser.training
         self.denoiser.eval()
         try:
             with torch.inference_mode():
-                time_batches = torch.tensor(times, device=x_T.device)[:, None].expand(-1, batch)
-                self.setup(times, x_T, generator)
-                x_t = x_T
-                for i, (t, s) in enumerate(itertools.pairwise(times)):
-                    x0_hat = self.denoiser.predict_x0(x_t, time_batches[i])
-                    if self.clip_x0:
-                        x0_hat = x0_hat.clamp(*self.data_range)
-                    if callback is not None:
-                        callback(i, t, x_t, x0_hat)
-                    x_t = self.step(i, t, s, x_t, x0_hat, time_batches[i], time_batches[i + 1],
-                                    generator)
+                x_t = self._run(x_T, times, generator, callback)
         finally:
             self.denoiser.train(was_training)
-        if self.clip_x0:  # the last step returns the clipped x0_hat, up to rounding
+        if self.clip_x0:  # a step to 0 returns the clipped x0_hat, up to rounding
             return x_t.clamp(*self.data_range)
         return x_t.clone()
+
+    def _run(self, x_T: Tensor, times: list[int], generator: torch.Generator | None,
+             callback: Callback | None) -> Tensor:
+        """The loop over the grid ``times`` (under inference mode)."""
+        time_batches = torch.tensor(times, device=x_T.device)[:, None].expand(-1, x_T.shape[0])
+        self.setup(times, x_T, generator)
+        x_t = x_T
+        for i, (t, s) in enumerate(itertools.pairwise(times)):
+            x0_hat = self._predict(i, t, x_t, time_batches[i], callback)
+            x_t = self.step(i, t, s, x_t, x0_hat, time_batches[i], time_batches[i + 1], generator)
+        if self.final_denoise and times[-1] > 0:
+            x_t = self._predict(len(times) - 1, times[-1], x_t, time_batches[-1], callback)
+        return x_t
+
+    def _predict(self, i: int, t: int, x_t: Tensor, t_batch: Tensor, callback: Callback | None) -> Tensor:
+        """The (clipped) clean-image prediction at step ``t``, shown to the callback."""
+        x0_hat = self.denoiser.predict_x0(x_t, t_batch)
+        if self.clip_x0:
+            x0_hat = x0_hat.clamp(*self.data_range)
+        if callback is not None:
+            callback(i, t, x_t, x0_hat)
+        return x0_hat

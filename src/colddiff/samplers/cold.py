@@ -11,6 +11,7 @@ from torch import Tensor
 
 from colddiff.denoisers import Denoiser
 from colddiff.samplers.base import Sampler
+from colddiff.samplers.grids import Spacing
 
 __all__ = ["ColdSampler"]
 
@@ -58,8 +59,7 @@ class ColdSampler(Sampler):
         source: ``"fixed"`` or ``"estimate"``.
         fresh_noise: ``None`` (re-estimate a noisy degradation's noise), or the factor ``>= 0``
             of fresh noise to the degradation's noise level at each step.
-        clip_x0: As for :class:`Sampler`.
-        data_range: As for :class:`Sampler`.
+        spacing, rho, final_denoise, clip_x0, data_range: As for :class:`Sampler`.
 
     Raises:
         ValueError: If ``algorithm`` or ``source`` is unknown, ``source="estimate"`` for a
@@ -69,8 +69,10 @@ class ColdSampler(Sampler):
 
     def __init__(self, denoiser: Denoiser, *, algorithm: Literal[1, 2] = 2,
                  source: Literal["fixed", "estimate"] = "fixed", fresh_noise: float | None = None,
+                 spacing: Spacing = "trailing", rho: float = 7.0, final_denoise: bool = False,
                  clip_x0: bool = True, data_range: tuple[float, float] = (0.0, 1.0)) -> None:
-        super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
+        super().__init__(denoiser, spacing=spacing, rho=rho, final_denoise=final_denoise, clip_x0=clip_x0,
+                         data_range=data_range)
         if algorithm not in (1, 2):
             raise ValueError(f"algorithm must be 1 or 2, got {algorithm!r}")
         if source not in ("fixed", "estimate"):
@@ -111,7 +113,7 @@ class ColdSampler(Sampler):
         elif not deg.start_is_source:
             raise ValueError(f"{deg!r} needs the source each image was degraded with: pass it, "
                              f"sample(..., source=...)")
-        elif times[0] == deg.num_timesteps:
+        elif self.start_step == deg.num_timesteps:
             self._fixed_source = x_T
         elif deg.recovers_source:  # part-way, x_t is far from its source: estimate it once
             self._estimate_once = True

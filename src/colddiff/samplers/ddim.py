@@ -11,6 +11,7 @@ from torch import Tensor
 
 from colddiff.denoisers import Denoiser
 from colddiff.samplers.base import Sampler
+from colddiff.samplers.grids import Spacing
 
 __all__ = ["DDIMSampler"]
 
@@ -33,16 +34,17 @@ class DDIMSampler(Sampler):
     Args:
         denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise`.
         eta: In ``[0, 1]``.
-        clip_x0: As for :class:`Sampler`.
-        data_range: As for :class:`Sampler`.
+        spacing, rho, final_denoise, clip_x0, data_range: As for :class:`Sampler`.
 
     Raises:
         ValueError: If the degradation is not Gaussian noise or ``eta`` is outside ``[0, 1]``.
     """
 
-    def __init__(self, denoiser: Denoiser, *, eta: float = 0.0, clip_x0: bool = True,
+    def __init__(self, denoiser: Denoiser, *, eta: float = 0.0, spacing: Spacing = "trailing",
+                 rho: float = 7.0, final_denoise: bool = False, clip_x0: bool = True,
                  data_range: tuple[float, float] = (0.0, 1.0)) -> None:
-        super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
+        super().__init__(denoiser, spacing=spacing, rho=rho, final_denoise=final_denoise, clip_x0=clip_x0,
+                         data_range=data_range)
         self._alpha_bar = self.require_gaussian().schedule.alpha_bar.tolist()
         if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
             raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")

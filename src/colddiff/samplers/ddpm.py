@@ -12,6 +12,7 @@ from torch import Tensor
 
 from colddiff.denoisers import Denoiser
 from colddiff.samplers.base import Sampler
+from colddiff.samplers.grids import Spacing
 
 __all__ = ["DDPMSampler"]
 
@@ -37,16 +38,17 @@ class DDPMSampler(Sampler):
         denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise` (predicting
             ``"eps"`` or ``"x0"``).
         variance: ``"beta"`` or ``"posterior"``.
-        clip_x0: As for :class:`Sampler`.
-        data_range: As for :class:`Sampler`.
+        spacing, rho, final_denoise, clip_x0, data_range: As for :class:`Sampler`.
 
     Raises:
         ValueError: If the degradation is not Gaussian noise or ``variance`` is unknown.
     """
 
     def __init__(self, denoiser: Denoiser, *, variance: Literal["beta", "posterior"] = "beta",
+                 spacing: Spacing = "trailing", rho: float = 7.0, final_denoise: bool = False,
                  clip_x0: bool = True, data_range: tuple[float, float] = (0.0, 1.0)) -> None:
-        super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
+        super().__init__(denoiser, spacing=spacing, rho=rho, final_denoise=final_denoise, clip_x0=clip_x0,
+                         data_range=data_range)
         self._alpha_bar = self.require_gaussian().schedule.alpha_bar.tolist()
         if variance not in ("beta", "posterior"):
             raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")

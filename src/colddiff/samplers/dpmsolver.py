@@ -1,5 +1,6 @@
-"""DPM-Solver++ (2M): Lu et al. (2022), "DPM-Solver++: Fast Solver for Guided Sampling of
-Diffusion Probabilistic Models", Algorithm 2 (multistep, data prediction)."""
+"""DPM-Solver++ (2M and 3M): Lu et al. (2022), "DPM-Solver++: Fast Solver for Guided Sampling of
+Diffusion Probabilistic Models", Algorithm 2 (multistep, data prediction) and its third-order
+multistep form."""
 
 from __future__ import annotations
 
@@ -10,68 +11,123 @@ import torch
 from torch import Tensor
 
 from colddiff.denoisers import Denoiser
-from colddiff.samplers.base import Sampler
+from colddiff.samplers.grids import Spacing
+from colddiff.samplers.multistep import MultistepSampler
 
 __all__ = ["DPMSolverSampler"]
 
+#: Below this many steps the last two steps lower their order (diffusers' ``lower_order_final``).
+FEW_STEPS = 15
 
-class DPMSolverSampler(Sampler):
-    """DPM-Solver++ (Lu et al. 2022, "DPM-Solver++", Algorithm 2: multistep "2M"), data prediction.
+
+class DPMSolverSampler(MultistepSampler):
+    """DPM-Solver++ (Lu et al. 2022, "DPM-Solver++"), multistep, data prediction: 2M (their
+    Algorithm 2) and 3M.
 
     With ``alpha_t = sqrt(alpha_bar_t)``, ``sigma_t = sqrt(1 - alpha_bar_t)``, ``lambda_t =
     log(alpha_t / sigma_t)`` and ``h = lambda_s - lambda_t``, a step from ``t`` to ``s`` is::
 
         x_s = (sigma_s / sigma_t) x_t - alpha_s (exp(-h) - 1) D
 
-    with ``D = x0_hat`` (order 1, which is DDIM) or, from the second step on, ``D = (1 + 1/(2r))
-    x0_hat - 1/(2r) x0_hat_prev``, ``r = h_prev / h`` (order 2). The last step, to ``t = 0`` where
-    ``sigma_0 = 0``, is first order and returns ``x0_hat``. Built on the denoiser's (clipped)
+    with ``D = x0_hat`` at first order (which is DDIM), ``D = (1 + 1/(2r)) x0_hat - 1/(2r)
+    x0_hat_prev``, ``r = h_prev / h``, at second order, and at third order ``D = D0 + c1 D1 + c2
+    D2`` over the last three predictions: ``D0 = x0_hat``, ``D1 ~ h x0_hat'`` and ``D2 ~ h^2
+    x0_hat'' / 2`` (divided differences in ``lambda``; Lu et al.'s multistep third-order update),
+    ``c1 = -(phi/h + 1)/phi`` and ``c2 = w ((phi + h)/h^2 - 1/2)/phi``, ``phi = exp(-h) - 1``.
+    ``variant="taylor"`` (the default) takes ``w = 2``, the coefficient of the Taylor expansion
+    of the exact solution: third order, the error falls ~8-fold when the steps halve.
+    ``variant="diffusers"`` takes ``w = 1``, as Lu et al.'s reference code, diffusers'
+    ``DPMSolverMultistepScheduler`` and k-diffusion's ``dpmpp_3m`` do: it follows them step by
+    step, but its ``D2`` term is half the expansion's, so it is second order as ``h -> 0``
+    (measured in ``tests/test_solver_convergence.py``).
+
+    The order rises from 1 to ``order`` over the first steps (each needs that many earlier
+    predictions); the last step, to ``t = 0`` where ``sigma_0 = 0``, is first order and returns
+    ``x0_hat``; with fewer than 15 steps the last step is first order and the one before at most
+    second order (diffusers' ``lower_order_final``). Built on the denoiser's (clipped)
     ``x0_hat``, so it works for any target. It matches diffusers' ``DPMSolverMultistepScheduler``
-    (``algorithm_type="dpmsolver++"``, ``solver_type="midpoint"``, ``final_sigmas_type="zero"``,
-    ``prediction_type="sample"`` fed our ``x0_hat``; its timestep ``k`` is our ``t = k + 1``).
+    (``algorithm_type="dpmsolver++"``, ``solver_order=order``, ``solver_type="midpoint"``,
+    ``lower_order_final=True``, ``final_sigmas_type="zero"``, or ``"sigma_min"`` for a grid
+    ending at ``t = 1``, ``prediction_type="sample"`` fed our ``x0_hat``; its timestep ``k`` is
+    our ``t = k + 1``), at order 3 with ``variant="diffusers"``, or with the ``D2`` term doubled.
 
     Args:
         denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise`.
-        order: 1 or 2.
-        clip_x0: As for :class:`Sampler`.
-        data_range: As for :class:`Sampler`.
+        order: 1, 2 or 3.
+        variant: At order 3, ``"taylor"`` or ``"diffusers"`` (see above); ignored below it.
+        spacing, rho, final_denoise, clip_x0, data_range: As for :class:`Sampler`.
 
     Raises:
-        ValueError: If the degradation is not Gaussian noise or ``order`` is not 1 or 2.
+        ValueError: If the degradation is not Gaussian noise, ``order`` is not 1, 2 or 3 or
+            ``variant`` not ``"taylor"`` or ``"diffusers"``.
     """
 
-    def __init__(self, denoiser: Denoiser, *, order: Literal[1, 2] = 2, clip_x0: bool = True,
+    def __init__(self, denoiser: Denoiser, *, order: Literal[1, 2, 3] = 2,
+                 variant: Literal["taylor", "diffusers"] = "taylor", spacing: Spacing = "trailing",
+                 rho: float = 7.0, final_denoise: bool = False, clip_x0: bool = True,
                  data_range: tuple[float, float] = (0.0, 1.0)) -> None:
-        super().__init__(denoiser, clip_x0=clip_x0, data_range=data_range)
-        self._alpha_bar = self.require_gaussian().schedule.alpha_bar.tolist()
-        if order not in (1, 2) or isinstance(order, bool):
-            raise ValueError(f"order must be 1 or 2, got {order!r}")
-        self.order = order
-        self._coefficients: list[tuple[float, float, float | None]] = []
-        self._previous: Tensor | None = None
+        super().__init__(denoiser, order=order, spacing=spacing, rho=rho, final_denoise=final_denoise,
+                         clip_x0=clip_x0, data_range=data_range)
+        if variant not in ("taylor", "diffusers"):
+            raise ValueError(f"variant must be 'taylor' or 'diffusers', got {variant!r}")
+        self.variant = variant
+        self._coefficients: list[tuple[float, float, tuple[float, ...]]] = []
+
+    def step_order(self, i: int, steps: int, to_zero: bool) -> int:
+        """The order of step ``i`` of ``steps``: rising over the first steps, first order at the
+        last step to ``t = 0``, lowered at the last two of fewer than :data:`FEW_STEPS`."""
+        few = steps < FEW_STEPS
+        if i == steps - 1 and (to_zero or few):
+            return 1
+        if i == steps - 2 and few:
+            return min(self.order, i + 1, 2)
+        return min(self.order, i + 1)
 
     def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
-        """Precompute ``(x_t weight, D weight, 1 / (2 r) or None for a first-order step)``."""
-        alpha = [math.sqrt(self._alpha_bar[t]) for t in times]
-        sigma = [math.sqrt(1 - self._alpha_bar[t]) for t in times]
-        # alpha_t > 0 for every t (a schedule's betas are below 1); only sigma_0 is 0.
-        lam = [math.log(a / s) if s > 0 else math.inf for a, s in zip(alpha, sigma, strict=True)]
+        """Precompute ``(x_t weight, D weight, weights of the last predictions in D)`` per step."""
+        alpha, sigma, lam = self.noise_levels(times)
+        steps = len(times) - 1
         self._coefficients = []
-        for i in range(len(times) - 1):
+        for i in range(steps):
+            order = self.step_order(i, steps, sigma[i + 1] == 0)
             if sigma[i + 1] == 0:  # the last step: x_0 = x0_hat
-                self._coefficients.append((0.0, alpha[i + 1], None))
+                self._coefficients.append((0.0, alpha[i + 1], (1.0,)))
                 continue
             h = lam[i + 1] - lam[i]
-            half_over_r = (h / (lam[i] - lam[i - 1])) / 2 if self.order == 2 and i > 0 else None
-            self._coefficients.append((sigma[i + 1] / sigma[i], -alpha[i + 1] * math.expm1(-h), half_over_r))
-        self._previous = None
+            weights = _direction_weights(order, h, lam[i] - lam[i - 1] if i else h,
+                                         lam[i - 1] - lam[i - 2] if i > 1 else h, self.variant == "taylor")
+            self._coefficients.append((sigma[i + 1] / sigma[i], -alpha[i + 1] * math.expm1(-h), weights))
+        self.history = []
 
     def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
              s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
         """One DPM-Solver++ step from ``t`` to ``s``."""
-        xt_weight, d_weight, half_over_r = self._coefficients[i]
+        xt_weight, d_weight, weights = self._coefficients[i]
+        history = self.remember(x0_hat)
         direction = x0_hat
-        if half_over_r is not None and self._previous is not None:
-            direction = (1 + half_over_r) * x0_hat - half_over_r * self._previous
-        self._previous = x0_hat
+        if len(weights) > 1:
+            direction = weights[0] * x0_hat
+            for weight, earlier in zip(weights[1:], history[1:], strict=False):
+                direction = direction + weight * earlier
         return xt_weight * x_t + d_weight * direction
+
+
+def _direction_weights(order: int, h: float, h_0: float, h_1: float, taylor: bool) -> tuple[float, ...]:
+    """The weights of ``x0_hat``, the previous and the one before in ``D`` for a step of size
+    ``h`` after steps of sizes ``h_0`` and ``h_1`` (all in ``lambda``); ``taylor``: ``D2``'s
+    weight from the Taylor expansion, else as diffusers (half that)."""
+    if order == 1:
+        return (1.0,)
+    if order == 2:
+        half_over_r = (h / h_0) / 2
+        return (1 + half_over_r, -half_over_r)
+    # Third order: D = D0 + c1 D1 + c2 D2 (diffusers' multistep_dpm_solver_third_order_update,
+    # divided by its D0 weight; D2 doubled for "taylor"), D1 and D2 through the predictions m0,
+    # m1, m2: D1_0 = (m0 - m1) / r0, D1_1 = (m1 - m2) / r1, D1 = D1_0 + r0 (D1_0 - D1_1) / (r0 + r1),
+    # D2 = (D1_0 - D1_1) / (r0 + r1).
+    r0, r1 = h_0 / h, h_1 / h
+    phi = math.expm1(-h)
+    c1, c2 = -(phi / h + 1) / phi, (2 if taylor else 1) * ((phi + h) / h**2 - 0.5) / phi
+    u = c1 * (1 + r0 / (r0 + r1)) + c2 / (r0 + r1)  # the weight of D1_0 = (m0 - m1) / r0
+    v = c1 * r0 / (r0 + r1) + c2 / (r0 + r1)  # minus the weight of D1_1 = (m1 - m2) / r1
+    return (1 + u / r0, -u / r0 - v / r1, v / r1)

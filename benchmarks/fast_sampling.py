@@ -1,0 +1,140 @@
+"""Fast sampling: Fréchet distance against network calls, for each sampler and step spacing.
+
+    python -m benchmarks.fast_sampling --json fast-sampling.json     # the whole table (hours on a CPU)
+    python -m benchmarks.fast_sampling --n 100 --calls 10 --spacings trailing logsnr  # one small point
+    python -m benchmarks.fast_sampling --quick                       # a smoke test (CI)
+
+For a shipped model (``--pretrained``, default ``mnist-ddpm``) and each sampler (``--samplers``:
+DDIM, DPM-Solver++ 2M and 3M, UniPC), spacing (``--spacings``: trailing, logsnr, karras,
+quadratic) and number of network calls (``--calls``: 5, 10, 20, 50), this draws ``--n`` samples
+(default 1,000, seed ``--seed``, in batches of 250) and scores them with the full FMD protocol
+(``colddiff.fmd.score(samples, protocol="full")``): ``fmd_ratio`` is the Fréchet distance to
+MNIST test digits divided by that of real training digits at the same ``n`` (1.0 is as good as
+real data). Each row also gives the classifier's class histogram, the seconds per image and
+the calls actually made: a rounded grid can repeat a step, and repeats are dropped (on the
+cosine schedule of ``mnist-ddpm``, ``logsnr`` and ``karras`` crowd their steps next to ``T``).
+The baseline row is the model's own sampler with the card's number of steps (``mnist-ddpm``:
+50 steps of ancestral sampling), the quality the few-step samplers are measured against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from benchmarks.common import emit, machine
+from colddiff import Sampler, fmd, pretrained, samplers
+from colddiff.config import to_unit_range
+
+#: The samplers by the name used here: a registered sampler and its options.
+SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ddim": ("ddim", {}),
+    "dpmsolver++2": ("dpmsolver++", {"order": 2}),
+    "dpmsolver++3": ("dpmsolver++", {"order": 3}),
+    "dpmsolver++3-diffusers": ("dpmsolver++", {"order": 3, "variant": "diffusers"}),
+    "unipc": ("unipc", {"order": 2}),
+    "unipc3": ("unipc", {"order": 3}),
+}
+DEFAULT_SAMPLERS = ["ddim", "dpmsolver++2", "dpmsolver++3", "unipc"]
+SPACINGS = ["trailing", "logsnr", "karras", "quadratic"]
+CALLS = [5, 10, 20, 50]
+#: ``--quick``: two configurations, a few samples.
+QUICK_N, QUICK_CONFIGS = 16, [("ddim", "trailing", 5), ("dpmsolver++3", "logsnr", 5)]
+
+
+def draw(sampler: Sampler, steps: int | None, n: int, seed: int, model: pretrained.Pretrained,
+         batch: int = 250) -> tuple[Tensor, float, int]:
+    """``n`` samples in ``[0, 1]``, the seconds they took and the network calls per image."""
+    generator = torch.Generator().manual_seed(seed)
+    with warnings.catch_warnings():  # repeated steps are counted below instead
+        warnings.simplefilter("ignore", UserWarning)
+        calls = len(sampler.timesteps(steps)) - 1
+        start, batches = time.perf_counter(), []
+        for done in range(0, n, batch):
+            x_T = sampler.prior(min(batch, n - done), generator=generator)
+            batches.append(sampler.sample(x_T, steps, generator=generator))
+    seconds = time.perf_counter() - start
+    return to_unit_range(torch.cat(batches), model.config).clamp(0, 1), seconds, calls
+
+
+def score(samples: Tensor) -> dict[str, Any]:
+    """The full protocol's scores of ``samples``."""
+    result = fmd.score(samples, protocol="full")
+    return {"fmd_ratio": result.fmd_ratio, "fmd": result.fmd, "train_baseline": result.train_baseline,
+            "confidence": result.confidence, "class_histogram": result.class_histogram}
+
+
+def run(model: pretrained.Pretrained, name: str, spacing: str, calls: int, n: int,
+        seed: int) -> dict[str, Any]:
+    """One row of the table: ``name`` with ``spacing`` at ``calls`` network calls."""
+    registered, options = SAMPLERS[name]
+    sampler = model.sampler(sampler=registered, sampler_kwargs={**options, "spacing": spacing})
+    samples, seconds, made = draw(sampler, calls, n, seed, model)
+    row = {"sampler": name, "spacing": spacing, "calls_requested": calls, "calls": made, "n": n,
+           "seconds_per_image": seconds / n, **score(samples)}
+    print(f"{name:<24} {spacing:<10} {made:>3} calls: FMD ratio {row['fmd_ratio']:.3f} "
+          f"({row['seconds_per_image'] * 1000:.0f} ms/image)", file=sys.stderr, flush=True)
+    return row
+
+
+def table(rows: list[dict[str, Any]], calls: list[int]) -> str:
+    """The FMD ratios as a Markdown table: a row per sampler and spacing, a column per call count."""
+    lines = ["| sampler | spacing | " + " | ".join(f"{c} calls" for c in calls) + " |",
+             "| --- | --- |" + " --- |" * len(calls)]
+    for key in dict.fromkeys((r["sampler"], r["spacing"]) for r in rows):
+        found = {r["calls_requested"]: r for r in rows if (r["sampler"], r["spacing"]) == key}
+        cells = ["" if c not in found else f"{found[c]['fmd_ratio']:.3f}"
+                 + (f" ({found[c]['calls']})" if found[c]["calls"] != c else "") for c in calls]
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fast_sampling", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pretrained", default="mnist-ddpm", help="the shipped model (default mnist-ddpm)")
+    parser.add_argument("--samplers", nargs="+", choices=list(SAMPLERS), default=DEFAULT_SAMPLERS)
+    parser.add_argument("--spacings", nargs="+", choices=samplers.SPACINGS, default=SPACINGS,
+                        help=f"default: {' '.join(SPACINGS)}")
+    parser.add_argument("--calls", nargs="+", type=int, default=CALLS,
+                        help="network calls per image (default 5 10 20 50)")
+    parser.add_argument("--n", type=int, default=1000, help="samples per configuration")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the model's own sampler")
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--quick", action="store_true", help="two configurations, a few samples")
+    args = parser.parse_args(argv)
+    if args.n < 2 or min(args.calls) < 1:
+        parser.error(f"--n must be at least 2 and --calls at least 1, got {args.n} and {args.calls}")
+
+    model = pretrained.load(args.pretrained)
+    warm_up = model.sampler()
+    warm_up.sample(warm_up.prior(2, generator=torch.Generator().manual_seed(0)), 1)  # not timed
+    n = QUICK_N if args.quick else args.n
+    configs = QUICK_CONFIGS if args.quick else [(s, p, c) for s in args.samplers for p in args.spacings
+                                                   for c in args.calls]
+    report: dict[str, Any] = {"machine": machine(), "model": args.pretrained, "n": n, "seed": args.seed,
+                              "quick": args.quick}
+    if not (args.quick or args.no_baseline):
+        steps = model.config.sample_steps
+        samples, seconds, made = draw(model.sampler(), steps, n, args.seed, model)
+        report["baseline"] = {"sampler": model.config.sampler, "sampler_kwargs": model.config.sampler_kwargs,
+                              "calls": made, "n": n, "seconds_per_image": seconds / n, **score(samples)}
+        print(f"baseline ({model.config.sampler}, {made} calls): FMD ratio "
+              f"{report['baseline']['fmd_ratio']:.3f}", file=sys.stderr, flush=True)
+    rows = [run(model, name, spacing, calls, n, args.seed) for name, spacing, calls in configs]
+    report["results"] = rows
+    print(table(rows, sorted({r["calls_requested"] for r in rows})), file=sys.stderr)
+    emit(report, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
