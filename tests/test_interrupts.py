@@ -50,6 +50,14 @@ def weights(run: Path) -> dict[str, Tensor]:
     return checkpoints.load(run / "checkpoints" / "last.pt")["model"]  # type: ignore[no-any-return]
 
 
+def write_folder(folder: Path, n: int) -> None:
+    """``n`` small grey PNG files."""
+    folder.mkdir(parents=True)
+    pixels = torch.randint(0, 256, (n, 8, 8), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    for i, picture in enumerate(pixels):
+        Image.fromarray(picture.numpy(), mode="L").save(folder / f"{i:04d}.png")
+
+
 def signal_after_step(monkeypatch: pytest.MonkeyPatch, step: int, *numbers: signal.Signals) -> None:
     """Send this process ``numbers`` from within optimiser step ``step`` (counted from 1), once
     its weights are updated."""
@@ -138,15 +146,47 @@ def test_outside_the_main_thread_no_handler_is_installed() -> None:
     assert seen == [signal.getsignal(signal.SIGINT)]
 
 
+# ---------------------------------------------------------------- torchrun
+RANK_SCRIPT = """
+import json, os, signal, sys, torch
+from colddiff.config import TrainConfig
+from colddiff.training import Trainer, TrainingInterrupted
+out = sys.argv[1]
+optimise = Trainer._optimise
+
+def optimise_then_signal(self, loss):  # a signal for rank 1 alone, within step 3
+    optimise(self, loss)
+    if self.processes.rank == 1 and self.step + 1 == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+Trainer._optimise = optimise_then_signal
+trainer = Trainer(TrainConfig.load(os.path.join(out, "input.toml")), out, device="cpu", quiet=True)
+try:
+    trainer.fit()
+except TrainingInterrupted as error:
+    with open(os.path.join(out, f"rank{trainer.processes.rank}.json"), "w") as f:
+        json.dump({"step": trainer.step, "message": str(error)}, f)
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")
+def test_under_torchrun_a_signal_to_one_process_stops_all_after_the_same_step(tmp_path: Path) -> None:
+    from test_distributed import torchrun
+
+    write_folder(tmp_path / "pictures", 128)
+    config = tiny(dataset=str(tmp_path / "pictures"), image_size=8, channels=1, batch_size=8)
+    config.save(tmp_path / "input.toml")
+    (tmp_path / "rank.py").write_text(RANK_SCRIPT)
+    torchrun(str(tmp_path / "rank.py"), str(tmp_path))
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [rank["step"] for rank in ranks] == [3, 3]
+    assert "stopped by another process's signal after step 3" in ranks[0]["message"]
+    assert "stopped by SIGTERM after step 3" in ranks[1]["message"]
+    state = checkpoints.load(tmp_path / "checkpoints" / "last.pt")
+    assert (state["step"], state["batch_in_epoch"], state["world_size"]) == (3, 3, 2)
+
+
 # ---------------------------------------------------------------- the command line
-def write_folder(folder: Path, n: int) -> None:
-    """``n`` small grey PNG files."""
-    folder.mkdir(parents=True)
-    pixels = torch.randint(0, 256, (n, 8, 8), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
-    for i, picture in enumerate(pixels):
-        Image.fromarray(picture.numpy(), mode="L").save(folder / f"{i:04d}.png")
-
-
 def test_ctrl_c_stops_the_cli_with_a_checkpoint_and_status_130_and_resume_goes_on(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder, out = tmp_path / "pictures", tmp_path / "run"
