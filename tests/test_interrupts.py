@@ -119,7 +119,7 @@ def test_the_same_signal_delivered_twice_at_once_is_one_interrupt(
         trainer(tmp_path).fit()
 
 
-def test_a_signal_during_the_hooks_stops_before_the_next_epoch_and_none_in_the_last_is_an_error(
+def test_a_signal_during_the_hooks_stops_before_the_next_epoch_but_lets_the_last_epoch_end(
         tmp_path: Path) -> None:
     def interrupt(trainer: Trainer, epoch: int) -> dict[str, Any]:
         os.kill(os.getpid(), signal.SIGINT)
@@ -227,6 +227,17 @@ def test_resume_where_a_run_stopped_before_its_first_checkpoint_starts_it_from_s
     assert "holds no checkpoint (its run stopped before the first): starting it from step 0" in \
         capsys.readouterr().err
     assert_same_run(tmp_path / "killed", tmp_path / "straight")
+
+
+def test_the_cli_resumes_a_run_killed_before_its_first_checkpoint_from_step_0(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_folder(tmp_path / "pictures", 32)
+    (tmp_path / "run").mkdir()
+    config = tiny(dataset=str(tmp_path / "pictures"), image_size=8, channels=1, epochs=1)
+    config.save(tmp_path / "run" / "config.toml")
+    status, _, err = run_cli(capsys, "train", "--out", str(tmp_path / "run"), "--resume", "--device", "cpu")
+    assert status == 0 and "starting it from step 0" in err, err
+    assert checkpoints.load(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 2
 
 
 def test_resume_with_nothing_to_resume_says_how_to_start_afresh(
