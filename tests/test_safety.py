@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import run_cli
+from PIL import Image
 from torch import Tensor, nn
 
 from colddiff import Denoiser, Schedule, checkpoints, data, nets
@@ -264,6 +265,31 @@ def test_a_network_whose_output_does_not_match_its_input_is_refused_naming_both_
     with pytest.raises(ValueError, match=r"got an nn.Module without parameters"):
         Denoiser(nn.Identity(), GaussianNoise(), predict="eps")
     assert Denoiser(nets.CNN(channels=[4, 4]), GaussianNoise()).loss(x0).isfinite()
+
+
+# ---------------------------------------------------------------- 10. what a run records and says at start
+def test_every_run_records_its_image_shape_and_says_how_many_images_an_epoch_leaves_out(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    pixels = torch.randint(0, 256, (300, 8, 8, 3), generator=torch.Generator().manual_seed(3),
+                           dtype=torch.uint8)
+    for i, picture in enumerate(pixels):
+        Image.fromarray(picture.numpy(), mode="RGB").save(folder / f"{i:03d}.png")
+    TrainConfig.from_dict({"net_kwargs": {"channels": [4, 4]}}).save(tmp_path / "tiny.toml")
+    status, _, err = run(capsys, "train", "--preset", "ddpm-short", "--config", str(tmp_path / "tiny.toml"),
+                         "--data", str(folder), "--image-size", "8", "--batch-size", "128", "--epochs", "1",
+                         "--sample-every", "0", "--device", "cpu", "--out", str(tmp_path / "folder-run"))
+    assert status == 0, err
+    assert "300 images, 2 steps per epoch (256 images: 44 left out of each, other ones each time)" in err
+    saved = TrainConfig.load(tmp_path / "folder-run" / "config.toml")
+    assert (saved.channels, saved.image_size) == (3, 8), "a folder's default channels, recorded"
+
+    config = TrainConfig.preset("ddpm-short", **{**TINY_CONFIG, "batch_size": 128})
+    trainer = Trainer(config, tmp_path / "memory-run", images=pixels[:256].permute(0, 3, 1, 2) / 255)
+    trainer.fit()
+    assert "256 images, 2 steps per epoch, " in capsys.readouterr().err, "none left out: not a word"
+    assert (trainer.config.channels, trainer.config.image_size) == (3, 8)
 
 
 # ---------------------------------------------------------------- 13. instant --help and --version

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -145,7 +146,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     """Train: the config, then the Trainer, which builds and checks the model once."""
-    from colddiff.training import RunExistsError, Trainer
+    from colddiff.training import RunExistsError, Trainer, TrainingInterrupted
 
     config = train_config(args)
     out = args.out or Path("runs") / (args.preset or (args.config.stem if args.config else "train"))
@@ -159,6 +160,11 @@ def run(args: argparse.Namespace) -> int:
         usage_error(args, f"{error.path} already holds a run ({', '.join(p.name for p in error.held)}); "
                     "continue it (--resume), choose another --out, or start it afresh (--overwrite), "
                     "which deletes that run's files")
+    except TrainingInterrupted as error:  # its checkpoint is written: say how to go on, in flags
+        if trainer.processes.main:
+            print(f"colddiff train: {error.what}; continue it with: colddiff train --out "
+                  f"{shlex.quote(str(out))} --resume", file=sys.stderr)
+        return 130
     if trainer.processes.main and not args.quiet:
         print(f"colddiff train: done; checkpoint {trainer.checkpoint_path}", file=sys.stderr)
     return 0

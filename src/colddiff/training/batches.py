@@ -12,6 +12,7 @@ resumed run reads the very same batches.
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,8 +24,9 @@ from torch.utils.data.distributed import DistributedSampler
 from colddiff import data
 from colddiff.config import TrainConfig, from_unit_range
 from colddiff.training.distributed import Processes
+from colddiff.training.interrupts import SIGNALS
 
-__all__ = ["PRIOR_IMAGES", "Batches", "training_set", "with_given_images"]
+__all__ = ["PRIOR_IMAGES", "Batches", "training_set", "with_given_images", "with_image_shape"]
 
 #: At most this many training images (evenly spaced) fit a learned prior of a lazily read folder.
 PRIOR_IMAGES = 4096
@@ -58,6 +60,20 @@ def with_given_images(config: TrainConfig, images: Tensor | Dataset[Any]
                           image_size=height if height == width else config.image_size), given
 
 
+def with_image_shape(config: TrainConfig) -> TrainConfig:
+    """``config`` with its images' ``channels`` and ``image_size`` written out (a named dataset's
+    own, 3 channels for a folder), so that every run's ``config.toml`` records its image shape.
+
+    A config whose shape is not known before the images are read (images from Python not yet
+    recorded), or not square, keeps what it has.
+    """
+    shape = config.image_shape
+    if shape is None:
+        return config
+    channels, height, width = shape
+    return config.replace(channels=channels, image_size=height if height == width else config.image_size)
+
+
 def _source(config: TrainConfig) -> data.ImageDataset | data.ImageFolder:
     """The config's training images, in memory unless they come from a folder too large for
     :data:`colddiff.data.IN_MEMORY_BYTES` (then verified and read lazily)."""
@@ -70,6 +86,14 @@ def _source(config: TrainConfig) -> data.ImageDataset | data.ImageFolder:
     folder.verify(config.on_error)  # type: ignore[arg-type]
     folder.files = folder.files[:config.limit_train]
     return folder
+
+
+def _leave_interrupts_to_the_trainer(worker: int) -> None:
+    """A ``DataLoader`` worker ignores Ctrl-C and ``SIGTERM``: the training process stops after
+    its step (:mod:`.interrupts`), and a worker that died of the terminal's Ctrl-C would fail the
+    batch it is waiting for instead. Workers end with their loader, or their parent."""
+    for number in SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
 
 
 class Batches:
@@ -133,7 +157,8 @@ class Batches:
         if isinstance(images, data.ImageFolder):  # the same batches, decoded by workers
             read = DataLoader(images, batch_sampler=[indices[b * size:(b + 1) * size]
                                                      for b in range(first, batches)],
-                              num_workers=self.config.data_workers, pin_memory=self.device.type == "cuda")
+                              num_workers=self.config.data_workers, pin_memory=self.device.type == "cuda",
+                              worker_init_fn=_leave_interrupts_to_the_trainer)
             decoded = (from_unit_range(x.to(self.device, non_blocking=True), self.config) for x in read)
             return self._laid_out(decoded)
         index = torch.tensor(indices, device=self.device)

@@ -23,7 +23,7 @@ from colddiff import checkpoints
 from colddiff.config import TrainConfig
 from colddiff.training.distributed import Processes
 
-__all__ = ["RUN_FILES", "RunExistsError", "RunFolder"]
+__all__ = ["RUN_FILES", "NothingToResumeError", "RunExistsError", "RunFolder"]
 
 #: What a run folder holds; ``overwrite=True`` removes these and nothing else.
 RUN_FILES = ("config.toml", "metrics.jsonl", "checkpoints", "samples")
@@ -41,6 +41,28 @@ class RunExistsError(FileExistsError):
         super().__init__(f"{path} already holds a run ({', '.join(p.name for p in held)}); resume it "
                          "(fit(resume=True)), choose another out folder, or start it afresh "
                          "(Trainer(overwrite=True)), which deletes that run's files")
+        self.path, self.held = path, held
+
+
+class NothingToResumeError(FileNotFoundError):
+    """Resuming was asked for in a folder without a checkpoint to continue from.
+
+    Args:
+        path: The run folder.
+        held: The files of a run there (:meth:`RunFolder.held_run`; empty when it holds no run).
+    """
+
+    def __init__(self, path: Path, held: list[Path]) -> None:
+        if not held:
+            message = (f"{path} holds no run to resume (no config.toml, no checkpoints/last.pt); "
+                       "start one there without resume=True")
+        else:
+            kept = [p.name for p in held if p.name.startswith("epoch-")]
+            copy = f", or copy checkpoints/{kept[-1]} to last.pt to resume from it" if kept else ""
+            message = (f"{path} holds no checkpoint to resume (checkpoints/last.pt is missing, "
+                       f"{', '.join(p.name for p in held)} are there); start the run afresh with "
+                       f"overwrite=True, which deletes those files, or choose another out folder{copy}")
+        super().__init__(message)
         self.path, self.held = path, held
 
 
@@ -86,6 +108,22 @@ class RunFolder:
         if self.checkpoint_path.parent.is_dir():
             held += sorted(self.checkpoint_path.parent.glob("*.pt"))
         return held
+
+    def resumable(self) -> bool:
+        """Whether resuming continues from a checkpoint (``last.pt``), or starts from step 0:
+        in a folder that holds only the ``config.toml`` of a run stopped before its first
+        checkpoint, nothing of that run was kept, and starting it again is all resuming can do.
+
+        Raises:
+            NothingToResumeError: If the folder holds no run at all (a mistyped folder, most
+                likely), or a run without ``last.pt``; the message says how to start afresh.
+        """
+        if self.checkpoint_path.exists():
+            return True
+        held = self.held_run()
+        if not held and (self.path / "config.toml").exists():
+            return False
+        raise NothingToResumeError(self.path, held)
 
     def prepare(self, resume: bool, overwrite: bool, processes: Processes) -> None:
         """Get the folder ready for a run: refuse to mix two runs in it; on ``overwrite`` (and

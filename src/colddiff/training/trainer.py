@@ -20,10 +20,11 @@ from colddiff.denoisers import Denoiser
 from colddiff.runtime import resolve_device
 from colddiff.samplers import Sampler
 from colddiff.sampling import generate
-from colddiff.training.batches import Batches, training_set, with_given_images
+from colddiff.training.batches import Batches, training_set, with_given_images, with_image_shape
 from colddiff.training.distributed import Processes
 from colddiff.training.ema import EMA
 from colddiff.training.hooks import EpochHook, with_default_hooks
+from colddiff.training.interrupts import Interrupts
 from colddiff.training.monitor import Clocks, LossCheck
 from colddiff.training.run_folder import RunFolder
 from colddiff.training.state import TrainingState
@@ -74,6 +75,7 @@ class Trainer:
             config, given = with_given_images(config, images)
         elif config.dataset == "memory":
             training_set(config)  # raises, saying what to pass
+        config = with_image_shape(config)  # recorded in config.toml and the checkpoints
         self.config, self.quiet, self.overwrite = config, quiet, overwrite
         self.run = RunFolder(out)
         self.processes = Processes.from_environment()
@@ -86,6 +88,7 @@ class Trainer:
         self.losses = LossCheck(self.device, self.processes, self.run.checkpoint_path)
         self.clocks = Clocks(self.device, self.processes, config.max_minutes,
                              compiled=config.compile != "off")
+        self.interrupts = Interrupts(self.processes, self.device, notify=not quiet and self.processes.main)
         self.training_state = TrainingState(config, self.net, self.optimizer, self.scaler, self.ema,
                                             self.generator, self.device, self.processes.world_size,
                                             self.losses, self.clocks)
@@ -172,8 +175,13 @@ class Trainer:
     def fit(self, resume: bool = False) -> list[dict[str, Any]]:
         """Train until ``config.epochs`` epochs are done.
 
+        Ctrl-C (``SIGINT``) or ``SIGTERM`` stops the run after the step under way, with a
+        checkpoint to resume from, and raises :exc:`TrainingInterrupted`; a second one aborts at
+        once (:mod:`.interrupts`).
+
         Args:
-            resume: Continue from ``OUT/checkpoints/last.pt``.
+            resume: Continue from ``OUT/checkpoints/last.pt``; in a folder that holds only the
+                ``config.toml`` of a run stopped before its first checkpoint, start from step 0.
 
         Returns:
             The metrics of the epochs run in this call (rank 0; empty elsewhere).
@@ -181,38 +189,53 @@ class Trainer:
         Raises:
             RunExistsError: If the folder holds a run and neither ``resume`` nor the trainer's
                 ``overwrite`` is set.
+            NothingToResumeError: If ``resume`` is set and the folder holds no checkpoint to
+                continue from (the message says how to start afresh).
+            TrainingInterrupted: If a signal stopped the run (its checkpoint is written).
             NonFiniteLossError: If the loss becomes NaN or infinite.
             ConfigMismatchError: If resuming a checkpoint made for a different model.
             ValueError: If there are fewer training images than one batch per process.
             colddiff.checkpoints.CheckpointError: If the checkpoint cannot be read.
         """
         try:
-            self.run.prepare(resume, self.overwrite, self.processes)
-            if resume:
-                self.resume()
-            batches = self.batches.per_epoch()
-            if self.processes.main:
-                self.run.write_config(self.config)
-                self._say(self._announcement(batches))
-            history = []
-            for epoch in range(self.epoch + 1, self.config.epochs + 1):
-                if self.clocks.out_of_time(between_epochs=True):
-                    break
-                record = self._train_epoch(epoch, batches)
-                partial = record.get("partial", False)
-                # The epoch's weights are safe before its samples and hooks run (they may fail).
-                self.save_checkpoint(epoch_done=not partial)
-                if self.processes.main:
-                    history.append(self._finish_epoch(epoch, record))
-                if partial:
-                    break
+            with self.interrupts.caught():
+                history = self._run(resume)
+            if self.interrupts.stopping and self.epoch < self.config.epochs:
+                raise self.interrupts.error(self.step, self.checkpoint_path)
             return history
         finally:
             self._leave_process_group()
 
+    def _run(self, resume: bool) -> list[dict[str, Any]]:
+        """:meth:`fit`'s work: get the folder ready, then run the epochs until the last one, the
+        time budget or an interrupt."""
+        self.run.prepare(resume, self.overwrite, self.processes)
+        if resume and self.run.resumable():
+            self.resume()
+        elif resume:
+            self._say(f"{self.out} holds no checkpoint (its run stopped before the first): "
+                      "starting it from step 0")
+        batches = self.batches.per_epoch()
+        if self.processes.main:
+            self.run.write_config(self.config)
+            self._say(self._announcement(batches))
+        history = []
+        for epoch in range(self.epoch + 1, self.config.epochs + 1):
+            if self.clocks.out_of_time(between_epochs=True):
+                break
+            record = self._train_epoch(epoch, batches)
+            partial = record.get("partial", False)
+            # The epoch's weights are safe before its samples and hooks run (they may fail).
+            self.save_checkpoint(epoch_done=not partial)
+            if self.processes.main:
+                history.append(self._finish_epoch(epoch, record))
+            if partial or self.interrupts.agree():
+                break
+        return history
+
     def _train_epoch(self, epoch: int, batches: int) -> dict[str, Any]:
         """Train ``epoch`` from its first batch not yet done; return its metrics (``partial``
-        when the time budget stopped it)."""
+        when the time budget or an interrupt stopped it)."""
         progress, losses, clocks = self.training_state.progress, self.losses, self.clocks
         first = progress.batch_in_epoch
         images_per_step = self.config.batch_size * self.processes.world_size
@@ -233,10 +256,12 @@ class Trainer:
                 self._optimise(loss)
                 progress.step, progress.batch_in_epoch = progress.step + 1, batch + 1
                 bar.update()
-                # Under torchrun the budget check is a collective: only where the loss is read anyway.
-                over = (due or checkpoint_due or not self.processes.several) and clocks.out_of_time()
-                clocks.step_done(book=checkpoint_due or over or last)
-                if over:  # the totals hold the rest
+                # Under torchrun the budget and the interrupts are collectives: only where the loss
+                # is read anyway.
+                agreed = due or checkpoint_due or not self.processes.several
+                stop = agreed and (clocks.out_of_time() or self.interrupts.agree())
+                clocks.step_done(book=checkpoint_due or stop or last)
+                if stop:  # the totals hold the rest
                     losses.check_rest(epoch, batch)
                     break
                 if checkpoint_due:
@@ -274,7 +299,7 @@ class Trainer:
         # Both over the whole epoch, including the parts run before a resume.
         record = {"epoch": epoch, "step": self.step, "loss": self.losses.epoch_mean(done),
                   **self.clocks.epoch_summary(done, self.config.batch_size * self.processes.world_size)}
-        if done < batches:  # stopped by the time budget: the epoch stays open
+        if done < batches:  # stopped by the time budget or an interrupt: the epoch stays open
             return {**record, "partial": True, "batches": done}
         self.training_state.close_epoch(epoch)
         return record
@@ -285,15 +310,19 @@ class Trainer:
         if not partial:
             for hook in self.hooks:
                 record.update(hook(self, epoch) or {})
-        budget = f" (time budget reached after {record['batches']} steps)" if partial else ""
+        why = "interrupted" if self.interrupts.stopping else "time budget reached"
+        stopped = f" ({why} after {record['batches']} steps)" if partial else ""
         self._say(f"epoch {epoch}/{self.config.epochs}: loss {record['loss']:.5f}, "
-                  f"{record['images_per_s']:.0f} images/s{budget}")
+                  f"{record['images_per_s']:.0f} images/s{stopped}")
         self.run.log_metrics(record)
         return record
 
     def _announcement(self, batches: int) -> str:
         world, size = self.processes.world_size, self.config.batch_size
-        return (f"colddiff {__version__}: {len(self.batches)} images, {batches} steps per epoch, "
+        used = batches * size * world
+        left_out = len(self.batches) - used  # the sampler's drop_last: no batch is partial
+        epoch = f" ({used} images: {left_out} left out of each, other ones each time)" if left_out else ""
+        return (f"colddiff {__version__}: {len(self.batches)} images, {batches} steps per epoch{epoch}, "
                 f"{world} process(es) x batch {size} = effective batch {size * world}, "
                 f"lr {self.config.lr:g}, device {self.device}, -> {self.out}")
 
