@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from colddiff.cli.arguments import POSITIVE
+from colddiff.cli.arguments import POSITIVE, existing_path
 from colddiff.cli.errors import usage_error
 from colddiff.cli.model_options import add_model_options, add_outputs, load_model, write_images
 from colddiff.cli.sampler_options import add_sampler_options, requested_sampler
@@ -23,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     restore.set_defaults(subparser=restore, handler=run)
     add_model_options(restore)
     given = restore.add_mutually_exclusive_group(required=True)
-    given.add_argument("--input", type=Path, metavar="FILE.pt|FOLDER",
+    given.add_argument("--input", type=existing_path, metavar="FILE.pt|FOLDER",
                        help="degraded images: a tensor (N, C, H, W) in [0, 1] or a folder of images")
     given.add_argument("--from-test-set", type=POSITIVE, metavar="N",
                        help="degrade the first N test images of the model's dataset, then restore them")
