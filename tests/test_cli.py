@@ -97,6 +97,11 @@ EXIT_TABLE: list[tuple[list[str], int, str]] = [
     ([*RESTORE, "--input", "{empty}", "--t", "3"], 1, "empty holds no images"),
     ([*RESTORE, "--input", "{digits}", "--t", "21"], 2,
      r"--t must be an integer in \[1, 20\] \(the model's T\), got 21"),
+    ([*RESTORE, "--from-test-set", "2", "--t", "auto"], 2,
+     "--t auto estimates the step of --input images; --from-test-set degrades them to the step given"),
+    (["restore", "--pretrained", "mnist-ddpm", "--input", "{digits}", "--t", "auto"], 2,
+     "--t must be given for GaussianNoise: it can be estimated only for a degradation without a random"),
+    ([*RESTORE, "--input", "{digits}", "--t", "0"], 2, "--t: must be >= 1, got 0"),
     ([*RESTORE, "--from-test-set", "2", "--bogus"], 2,
      r"\(see colddiff restore --help\)"),
     (["degrade", "--out", "x.png"], 2, "required: --degradation"),
@@ -260,10 +265,10 @@ def test_degradation_and_net_options_on_the_command_line(capsys: pytest.CaptureF
     parser = build_parser()
     config = train.train_config(parser.parse_args(
         ["train", "--preset", "fashion-cold", "--degradation", "blur", "--degradation-arg", "official=true",
-         "--degradation-arg", "noise=0.05", "--net", "unet", "--net-arg", "channels=[8, 16]",
+         "--degradation-arg", "noise=0.05", "--net", "unet", "--net-arg", "channels=8",
          "--net-arg", "attention=false"]))
     assert config.degradation_kwargs == {"official": True, "noise": 0.05}
-    assert config.net_kwargs == {"channels": [8, 16], "attention": False}, "over the new network's defaults"
+    assert config.net_kwargs == {"channels": 8, "attention": False}, "over the new network's defaults"
     preset = TrainConfig.preset("mnist-deblur")
     config = train.train_config(parser.parse_args(["train", "--preset", "mnist-deblur",
                                                    "--net-arg", "blocks=1"]))
@@ -293,3 +298,22 @@ def test_a_skipped_file_is_one_warning_line(capsys: pytest.CaptureFixture[str], 
     broken = folder / "0-broken.png"
     assert err.strip().splitlines() == [f"colddiff degrade: warning: skipped image file {broken} cannot be "
                                         f"decoded: cannot identify image file '{broken}'"]
+
+
+def test_long_commands_show_a_progress_bar_only_on_a_terminal(capsys: pytest.CaptureFixture[str],
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    Image.new("L", (28, 28), 128).save(tmp_path / "grey.png")
+    sample = ["sample", "--pretrained", "mnist-ddpm", "-n", "1", "--sample-steps", "2", "--out",
+              str(tmp_path / "s.png")]
+    restore = ["restore", "--pretrained", "mnist-deblur", "--input", str(tmp_path / "grey.png"), "--t",
+               "auto", "--sample-steps", "1", "--out", str(tmp_path / "r.png")]
+    for argv, bars in ((sample, ["sampling 1"]), (restore, ["estimating t", "restoring 1"])):
+        status, _, err = run(capsys, *argv)
+        assert (status, err) == (0, ""), "stderr is not a terminal: no bar"
+        with monkeypatch.context() as terminal:
+            terminal.setattr(sys.stderr, "isatty", lambda: True)
+            status, _, err = run(capsys, *argv)
+            assert status == 0 and all(f"{bar}: " in err for bar in bars) and "|" in err, err
+            if argv is sample:
+                assert run(capsys, *argv, "--quiet")[::2] == (0, ""), "--quiet: no bar"

@@ -341,5 +341,6 @@ def test_what_a_newcomer_runs_into(tmp_path: Path, capsys: pytest.CaptureFixture
                  "--net", "cnn", "--out", str(tmp_path / "cli"), "--quiet"]) == 0
     assert TrainConfig.load(tmp_path / "cli" / "config.toml").dataset == str(folder.resolve())
     warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    assert warned == [f"colddiff train: warning: skipped image file {folder.resolve() / 'zz-broken.png'} cannot "
-                      f"be decoded: cannot identify image file '{folder.resolve() / 'zz-broken.png'}'"]
+    broken = folder.resolve() / "zz-broken.png"
+    assert warned == [f"colddiff train: warning: skipped image file {broken} cannot be decoded: cannot "
+                      f"identify image file '{broken}'"]

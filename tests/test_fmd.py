@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -181,13 +182,17 @@ def test_samples_from_tensor_files_and_png_folders(tmp_path: Path, data_dir: Pat
         fmd.load_samples(tmp_path / "nothing")
 
 
-def test_cli_scores_a_tensor_file(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_scores_a_tensor_file(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
     torch.save(data.mnist(train=True).images[:64], tmp_path / "samples.pt")
     assert main(["fmd", "score", str(tmp_path / "samples.pt"), "--protocol", "report", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n_samples"] == 64 and result["protocol"] == "report"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: a bar over the 19 passes
     assert main(["fmd", "score", str(tmp_path / "samples.pt"), "--protocol", "report"]) == 0
-    assert "normalised FMD" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "normalised FMD" in out and "FMD (report protocol): " in err and "/19 " in err
+    monkeypatch.undo()
     with pytest.raises(SystemExit, match="2"):  # a usage error: the file given does not exist
         main(["fmd", "score", str(tmp_path / "missing.pt")])
 

@@ -33,6 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     scorer.add_argument("--device", default="auto")
     scorer.add_argument("--precision", choices=runtime.PRECISIONS, default="fp32",
                         help="the classifier's arithmetic (fp32)")
+    scorer.add_argument("--quiet", action="store_true", help="no progress bar")
     trainer = fmd_commands.add_parser(
         "train-classifier", help="train the feature classifier (reproduces the shipped weights)",
         description="Train an MNIST classifier and write its weights and a JSON card beside them.")
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if args.fmd_command == "score":
         try:
             result = fmd.score(fmd.load_samples(args.samples), protocol=args.protocol,
-                               device=resolve_device(args.device), precision=args.precision)
+                               device=resolve_device(args.device), precision=args.precision,
+                               progress=not args.quiet)
         except ValueError as error:  # a device, or samples that are not digits the classifier scores
             usage_error(args, error)
         print(json.dumps(result.to_dict(), indent=2) if args.json else fmd.describe(result))

@@ -119,8 +119,8 @@ NOT_FLAGS = ("schedule", "sampler", "sampler_kwargs", "degradation_kwargs", "net
 KEY_VALUE_FLAGS = (
     ("degradation_kwargs", "--degradation-arg", "a degradation option (degradation_kwargs), VALUE read as "
      "TOML: num_timesteps=6, official=true, noise=0.05 (repeatable)"),
-    ("net_kwargs", "--net-arg", "a network option (net_kwargs), VALUE read as TOML: channels=64, "
-     "'channels=[32, 64]', attention=true (repeatable; after --net, over that network's defaults)"),
+    ("net_kwargs", "--net-arg", "a network option (net_kwargs), VALUE read as TOML: channels=64 (unet), "
+     "'channels=[8, 16]' (cnn), attention=true (repeatable; after --net, over that network's defaults)"),
 )
 
 _SCHEDULES = [*sorted(presets.SCHEDULES), "cosine"]
