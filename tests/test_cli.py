@@ -26,79 +26,144 @@ TINY = ["--limit-train", "128", "--batch-size", "64", "--sample-every", "0", "--
 run = run_cli
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        ([], "the following arguments are required: COMMAND"),
-        (["bogus"], "invalid choice: 'bogus'"),
-        (["train"], "give --preset or --config"),
-        (["train", "--preset", "ddpm-huge"],
-         r"--preset must be one of \[.*'ddpm-default'.*\], got 'ddpm-huge'"),
-        (["train", "--preset", "ddpm-default", "--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
-        (["train", "--preset", "ddpm-default", "--epochs", "two"], "--epochs: invalid int value: 'two'"),
-        (["train", "--preset", "ddpm-default", "--batch-size", "-3"], "--batch-size must be an integer >= 1"),
-        (["train", "--preset", "ddpm-default", "--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
-        (["train", "--preset", "ddpm-default", "--lr", "nan"], "--lr must be a finite number > 0, got nan"),
-        (["train", "--preset", "ddpm-default", "--ema", "1.0"], r"--ema must be a decay in \(0, 1\)"),
-        (["train", "--preset", "ddpm-default", "--sample-every", "-1"],
-         "--sample-every must be an integer >= 0, got -1"),
-        (["train", "--preset", "ddpm-default", "--predict", "score"],
-         r"--predict must be one of \['eps', 'x0', 'v'\], got 'score'"),
-        (["train", "--preset", "ddpm-default", "--on-error", "ignore"], "--on-error must be one of"),
-        (["train", "--preset", "ddpm-default", "--data", "some/folder"],
-         "--data 'some/folder' is not a dataset name .* it needs --image-size"),
-        (["train", "--preset", "ddpm-default", "--net", "resnet"],
-         "unknown net 'resnet'; available: .*cnn.*unet"),
-        (["train", "--preset", "ddpm-default", "--degradation", "no_such_one"],
-         "unknown degradation 'no_such_one'"),
-        (["train", "--preset", "ddpm-default", "--device", "tpu"], "--device must be"),
-        (["train", "--preset", "fashion-cold", "--algorithm", "3"], "--algorithm must be 1 or 2, got 3"),
-        (["train", "--preset", "ddpm-default", "--schedule", "quadratic"], "invalid choice: 'quadratic'"),
-        (["train", "--config", "{missing}"], "--config .*missing.toml: no such file"),
-        (["train", "--config", "{bad_toml}"], "not valid TOML"),
-        (["train", "--config", "{unknown_key}"], r"unknown config keys \['epoch'\]"),
-        (["sample"], "one of the arguments --checkpoint --pretrained is required"),
-        (["sample", "--checkpoint", "x.pt", "-n", "0"], "-n: must be >= 1"),
-        (["sample", "--pretrained", "mnist-ddpm", "--sampler", "euler"],
-         "unknown sampler 'euler'; available: "),
-        (["sample", "--pretrained", "mnist-ddpm", "--sampler", "ddim", "--eta", "2"],
-         r"--eta must be a number in \[0, 1\], got 2.0"),
-        (["sample", "--pretrained", "mnist-ddpm", "--sample-steps", "2000"],
-         r"--sample-steps must be an integer in \[1, 1000\] or None, got 2000"),
-        (["sample", "--pretrained", "fashion-cold"], "--pretrained must be one of"),
-        (["train", "--preset", "ddpm-default", "--order", "2"], "sampler 'ddpm' does not take order"),
-        (["train", "--preset", "ddpm-default", "--sampler-arg", "x"], "--sampler-arg must be KEY=VALUE"),
-        (["sample", "--pretrained", "mnist-fashion-cold", "--source", "noise"],
-         "--source must be 'fixed' or 'estimate', got 'noise'"),
-        (["degrade", "--out", "x.png"], "required: --degradation"),
-        (["degrade", "--degradation", "gaussian"], "required: --out"),
-        (["degrade", "--degradation", "no_such_one", "--out", "x.png"], "unknown degradation 'no_such_one'"),
-        (["degrade", "--degradation", "gaussian", "--out", "x.png", "--channels", "2"],
-         r"--channels must be one of \[None, 1, 3\], got 2"),
-    ],
-)
-def test_usage_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                           argv: list[str], message: str) -> None:
-    (tmp_path / "bad.toml").write_text("epochs = = 1\n")
-    (tmp_path / "unknown.toml").write_text("epoch = 1\n")
-    files = {"missing": str(tmp_path / "missing.toml"), "bad_toml": str(tmp_path / "bad.toml"),
-             "unknown_key": str(tmp_path / "unknown.toml")}
-    status, _, err = run(capsys, *[arg.format(**files) for arg in argv])
-    assert status == 2
-    assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("colddiff")
-    assert re.search(message, err), err
+DDPM = ["train", "--preset", "ddpm-default"]
+SAMPLE = ["sample", "--pretrained", "mnist-ddpm"]
+RESTORE = ["restore", "--pretrained", "mnist-deblur"]
+
+#: ``(argv, exit status, message)`` for every command: usage errors (a value, an option, a file
+#: or folder named on the command line that is missing or of the wrong kind) exit 2, failures
+#: while working (a file that cannot be read) exit 1; ``{name}`` stands for a file of
+#: :func:`_error_files`.
+EXIT_TABLE: list[tuple[list[str], int, str]] = [
+    ([], 2, "the following arguments are required: COMMAND"),
+    (["bogus"], 2, "invalid choice: 'bogus'"),
+    (["train"], 2, "give --preset or --config"),
+    (["train", "--preset", "ddpm-huge"], 2,
+     r"--preset must be one of \[.*'ddpm-default'.*\], got 'ddpm-huge'"),
+    ([*DDPM, "--epochs", "0"], 2, "--epochs must be an integer >= 1, got 0"),
+    ([*DDPM, "--epochs", "two"], 2, "--epochs: invalid int value: 'two'"),
+    ([*DDPM, "--batch-size", "-3"], 2, "--batch-size must be an integer >= 1"),
+    ([*DDPM, "--lr", "0"], 2, "--lr must be a finite number > 0, got 0.0"),
+    ([*DDPM, "--lr", "nan"], 2, "--lr must be a finite number > 0, got nan"),
+    ([*DDPM, "--ema", "1.0"], 2, r"--ema must be a decay in \(0, 1\)"),
+    ([*DDPM, "--sample-every", "-1"], 2,
+     "--sample-every must be an integer >= 0, got -1"),
+    ([*DDPM, "--predict", "score"], 2,
+     r"--predict must be one of \['eps', 'x0', 'v'\], got 'score'"),
+    ([*DDPM, "--on-error", "ignore"], 2, "--on-error must be one of"),
+    ([*DDPM, "--data", "{folder}"], 2,
+     "--data '.*folder' is not a dataset name .* it needs --image-size"),
+    ([*DDPM, "--data", "{text}"], 2,
+     "--data must be one of mnist, fashion_mnist, cifar10 or a folder of images; '.*notes.txt' is a file, "
+     "not a folder"),
+    ([*DDPM, "--data", "{missing}", "--image-size", "8"], 2,
+     "or a folder of images; no folder '.*missing' exists"),
+    ([*DDPM, "--net", "resnet"], 2, "unknown net 'resnet'; available: .*cnn.*unet"),
+    ([*DDPM, "--degradation", "no_such_one"], 2, "unknown degradation 'no_such_one'"),
+    ([*DDPM, "--degradation-arg", "speed=2"], 2,
+     "'gaussian' does not take speed"),
+    ([*DDPM, "--net-arg", "channels"], 2, "--net-arg must be KEY=VALUE, got 'channels'"),
+    ([*DDPM, "--device", "tpu"], 2, "--device must be"),
+    (["train", "--preset", "fashion-cold", "--algorithm", "3"], 2, "--algorithm must be 1 or 2, got 3"),
+    ([*DDPM, "--schedule", "quadratic"], 2, "invalid choice: 'quadratic'"),
+    (["train", "--config", "{missing}.toml"], 2, "--config: .*missing.toml: no such file"),
+    (["train", "--config", "{folder}"], 2, "--config: .*folder is a folder; give a file"),
+    (["train", "--config", "{bad_toml}"], 2, "not valid TOML"),
+    (["train", "--config", "{unknown_key}"], 2, r"unknown config keys \['epoch'\]"),
+    ([*DDPM, "--resume", "--out", "{empty}", "--device", "cpu"], 2,
+     "--resume: .*empty holds no checkpoint to continue .*; start a fresh run there without --resume"),
+    ([*DDPM, "--bogus"], 2, r"unrecognized arguments: --bogus \(see colddiff train --help\)"),
+    ([*DDPM, "--order", "2"], 2, "sampler 'ddpm' does not take order"),
+    ([*DDPM, "--sampler-arg", "x"], 2, "--sampler-arg must be KEY=VALUE"),
+    (["sample"], 2, "one of the arguments --checkpoint --pretrained is required"),
+    ([*SAMPLE, "-n", "0"], 2, "-n: must be >= 1"),
+    (["sample", "--checkpoint", "{missing}.pt"], 2, "--checkpoint: .*missing.pt: no such file"),
+    (["sample", "--checkpoint", "{folder}"], 2, "--checkpoint: .*folder is a folder, not a checkpoint file"),
+    (["sample", "--checkpoint", "{text}"], 1, "notes.txt is not a readable checkpoint"),
+    ([*SAMPLE, "--bogus"], 2,
+     r"^colddiff sample: error: unrecognized arguments: --bogus \(see colddiff sample --help\)"),
+    ([*SAMPLE, "--sampler", "euler"], 2, "unknown sampler 'euler'; available: "),
+    ([*SAMPLE, "--sampler", "ddim", "--eta", "2"], 2,
+     r"--eta must be a number in \[0, 1\], got 2.0"),
+    ([*SAMPLE, "--sample-steps", "2000"], 2,
+     r"--sample-steps must be an integer in \[1, 1000\] or None, got 2000"),
+    (["sample", "--pretrained", "fashion-cold"], 2, "--pretrained must be one of"),
+    (["sample", "--pretrained", "mnist-fashion-cold", "--source", "noise"], 2,
+     "--source must be 'fixed' or 'estimate', got 'noise'"),
+    ([*RESTORE, "--input", "{missing}", "--t", "3"], 2,
+     "--input: .*missing: no such file or folder"),
+    ([*RESTORE, "--input", "{text}", "--t", "3"], 1,
+     "notes.txt is not a readable input"),
+    ([*RESTORE, "--input", "{empty}", "--t", "3"], 1, "empty holds no images"),
+    ([*RESTORE, "--input", "{digits}", "--t", "21"], 2,
+     r"--t must be an integer in \[1, 20\] \(the model's T\), got 21"),
+    ([*RESTORE, "--from-test-set", "2", "--t", "auto"], 2,
+     "--t auto estimates the step of --input images; --from-test-set degrades them to the step given"),
+    (["restore", "--pretrained", "mnist-ddpm", "--input", "{digits}", "--t", "auto"], 2,
+     "--t must be given for GaussianNoise: it can be estimated only for a degradation without a random"),
+    ([*RESTORE, "--input", "{digits}", "--t", "0"], 2, "--t: must be >= 1, got 0"),
+    ([*RESTORE, "--from-test-set", "2", "--bogus"], 2,
+     r"\(see colddiff restore --help\)"),
+    (["degrade", "--out", "x.png"], 2, "required: --degradation"),
+    (["degrade", "--degradation", "gaussian"], 2, "required: --out"),
+    (["degrade", "--degradation", "no_such_one", "--out", "x.png"], 2, "unknown degradation 'no_such_one'"),
+    (["degrade", "--degradation", "gaussian", "--out", "x.png", "--channels", "2"], 2,
+     r"--channels must be one of \[None, 1, 3\], got 2"),
+    (["degrade", "--degradation", "gaussian", "--out", "x.png", "--data", "{text}"], 2,
+     "is a file, not a folder"),
+    (["export", "--checkpoint", "{missing}.pt", "--name", "x", "--out", "{empty}"], 2,
+     "--checkpoint: .*missing.pt: no such file"),
+    (["export", "--checkpoint", "{text}", "--name", "x", "--out", "{empty}", "--card", "{missing}.json"], 2,
+     "--card: .*missing.json: no such file"),
+    (["export", "--checkpoint", "{text}", "--name", "x", "--out", "{empty}"], 1, "not a readable checkpoint"),
+    (["list", "bogus"], 2, "KIND must be among degradations, nets, samplers, got bogus"),
+    (["degradations", "--bogus"], 2, r"\(see colddiff degradations --help\)"),
+    (["reproduce", "--out", "{empty}", "--study", "nope"], 2, "--study must be one of"),
+    (["reproduce", "--out", "{empty}", "--figures-only"], 2, "--figures-only needs a finished study"),
+    (["fmd", "score", "{missing}.pt"], 2, "SAMPLES: .*missing.pt: no such file or folder"),
+    (["fmd", "score", "{text}"], 1, "notes.txt is not a readable samples file"),
+    (["fmd", "score", "{folder}"], 2, "must each be one 28x28 digit; 5 of 5 are not: a/0.png \\(8x8\\), "
+     r"a/1.png \(8x8\), a/2.png \(8x8\), \.\.\. \(see"),
+    (["fmd", "score", "{empty}"], 1, "empty holds no images"),
+    (["fmd", "score", "{digits}", "--bogus"], 2,
+     r"^colddiff fmd score: error: .*\(see colddiff fmd score --help\)"),
+    (["fmd", "train-classifier", "--out", "x.pt", "--epochs", "0"], 2, "--epochs: must be >= 1, got 0"),
+]
 
 
-def test_runtime_errors_exit_1_with_one_line_and_debug_shows_the_traceback(
+def _error_files(folder: Path) -> dict[str, str]:
+    """The files and folders that :data:`EXIT_TABLE` names, made in ``folder``."""
+    (folder / "bad.toml").write_text("epochs = = 1\n")
+    (folder / "unknown.toml").write_text("epoch = 1\n")
+    (folder / "notes.txt").write_text("not a tensor, not an image")
+    (folder / "empty").mkdir()
+    (folder / "folder" / "a").mkdir(parents=True)
+    for i in range(5):
+        Image.new("L", (8, 8)).save(folder / "folder" / "a" / f"{i}.png")
+    (folder / "digits").mkdir()
+    for i in range(2):
+        Image.new("L", (28, 28), 255 * i).save(folder / "digits" / f"{i}.png")
+    names = {"missing": "missing", "bad_toml": "bad.toml", "unknown_key": "unknown.toml", "text": "notes.txt",
+             "empty": "empty", "folder": "folder", "digits": "digits"}
+    return {key: str(folder / name) for key, name in names.items()}
+
+
+def test_every_command_exits_2_for_usage_errors_and_1_for_failures_with_one_line(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    files = _error_files(tmp_path)
+    for argv, expected, message in EXIT_TABLE:
+        status, _, err = run(capsys, *[arg.format(**files) for arg in argv])
+        assert (status, len(err.strip().splitlines())) == (expected, 1), (argv, err)
+        assert err.startswith("colddiff") and re.search(message, err.strip()), (argv, err)
+    commands = {argv[0] if argv[0] != "fmd" else " ".join(argv[:2]) for argv, *_ in EXIT_TABLE if argv}
+    parser_commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert commands >= {*parser_commands} - {"fmd"} | {"fmd score", "fmd train-classifier"}
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     (tmp_path / "text.pt").write_text("garbage")
-    for checkpoint, message in [(tmp_path / "none.pt", "does not exist"),
-                                (tmp_path / "text.pt", "not a readable checkpoint")]:
-        status, _, err = run(capsys, "sample", "--checkpoint", str(checkpoint))
-        assert status == 1 and message in err and len(err.strip().splitlines()) == 1
     with pytest.raises(checkpoints.CheckpointError):
-        main(["--debug", "sample", "--checkpoint", str(tmp_path / "none.pt")])
+        main(["--debug", "sample", "--checkpoint", str(tmp_path / "text.pt")])
 
 
 def test_missing_data_is_a_one_line_runtime_error(capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -193,3 +258,62 @@ def test_library_messages_are_told_in_flags(message: str, expected: str) -> None
              "on_error": "--on-error", "resume": "--resume", "net": "--net", "seed": "--seed",
              "image_size": "--image-size", "source": "--source"}
     assert errors.in_flags(message, flags) == expected
+
+
+def test_degradation_and_net_options_on_the_command_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                         data_dir: Path) -> None:
+    parser = build_parser()
+    config = train.train_config(parser.parse_args(
+        ["train", "--preset", "fashion-cold", "--degradation", "blur", "--degradation-arg", "official=true",
+         "--degradation-arg", "noise=0.05", "--net", "unet", "--net-arg", "channels=8",
+         "--net-arg", "attention=false"]))
+    assert config.degradation_kwargs == {"official": True, "noise": 0.05}
+    assert config.net_kwargs == {"channels": 8, "attention": False}, "over the new network's defaults"
+    preset = TrainConfig.preset("mnist-deblur")
+    config = train.train_config(parser.parse_args(["train", "--preset", "mnist-deblur",
+                                                   "--net-arg", "blocks=1"]))
+    assert config.net_kwargs == {**preset.net_kwargs, "blocks": 1}, "the preset's other options are kept"
+    out = tmp_path / "run"
+    status, _, err = run(capsys, "train", "--preset", "fashion-cold", "--degradation", "blur",
+                         "--degradation-arg", "num_timesteps=6", "--net-arg", "channels=[4]", "--epochs", "1",
+                         "--out", str(out), *TINY)
+    assert status == 0, err
+    saved = TrainConfig.load(out / "config.toml")
+    assert saved.degradation_kwargs == {"num_timesteps": 6} and saved.net_kwargs == {"channels": [4]}
+    from colddiff import pretrained
+
+    assert pretrained.from_checkpoint(out / "checkpoints" / "last.pt").denoiser.num_timesteps == 6
+
+
+def test_a_skipped_file_is_one_warning_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (12, 10), (80 * i, 0, 0)).save(folder / f"{i}.jpg")
+    (folder / "0-broken.png").write_text("not an image")
+    status, _, err = run(capsys, "degrade", "--degradation", "blur", "--data", str(folder),
+                         "--image-size", "8", "-n", "2", "--frames", "3", "--on-error", "skip",
+                         "--out", str(tmp_path / "a.png"))
+    assert status == 0, err
+    broken = folder / "0-broken.png"
+    assert err.strip().splitlines() == [f"colddiff degrade: warning: skipped image file {broken} cannot be "
+                                        f"decoded: cannot identify image file '{broken}'"]
+
+
+def test_long_commands_show_a_progress_bar_only_on_a_terminal(capsys: pytest.CaptureFixture[str],
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    Image.new("L", (28, 28), 128).save(tmp_path / "grey.png")
+    sample = ["sample", "--pretrained", "mnist-ddpm", "-n", "1", "--sample-steps", "2", "--out",
+              str(tmp_path / "s.png")]
+    restore = ["restore", "--pretrained", "mnist-deblur", "--input", str(tmp_path / "grey.png"), "--t",
+               "auto", "--sample-steps", "1", "--out", str(tmp_path / "r.png")]
+    for argv, bars in ((sample, ["sampling 1"]), (restore, ["estimating t", "restoring 1"])):
+        status, _, err = run(capsys, *argv)
+        assert (status, err) == (0, ""), "stderr is not a terminal: no bar"
+        with monkeypatch.context() as terminal:
+            terminal.setattr(sys.stderr, "isatty", lambda: True)
+            status, _, err = run(capsys, *argv)
+            assert status == 0 and all(f"{bar}: " in err for bar in bars) and "|" in err, err
+            if argv is sample:
+                assert run(capsys, *argv, "--quiet")[::2] == (0, ""), "--quiet: no bar"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,25 +162,39 @@ def test_samples_from_tensor_files_and_png_folders(tmp_path: Path, data_dir: Pat
     images = data.mnist(train=False).images[:6]
     torch.save(images, tmp_path / "samples.pt")
     folder = tmp_path / "pngs"
-    folder.mkdir()
-    for i, image in enumerate(images):
-        Image.fromarray((image[0] * 255).round().byte().numpy()).save(folder / f"{i:03d}.png")
+    (folder / "later").mkdir(parents=True)
+    for i, image in enumerate(images):  # read as a training folder: subfolders too, in sorted order
+        name = f"{i:03d}.png" if i < 3 else f"later/{i:03d}.png"
+        Image.fromarray((image[0] * 255).round().byte().numpy()).save(folder / name)
     torch.testing.assert_close(fmd.load_samples(tmp_path / "samples.pt"), images)
     torch.testing.assert_close(fmd.load_samples(folder), images, atol=0.5 / 255, rtol=0)
+    Image.new("RGB", (28, 28), (255, 255, 255)).save(folder / "later" / "white.jpg")  # JPEGs, made grey
+    assert fmd.load_samples(folder).shape == (7, 1, 28, 28) and float(fmd.load_samples(folder)[-1].min()) == 1
+    for i in range(60):
+        Image.new("L", (32, 32)).save(folder / f"big{i:02d}.png")
+    with pytest.raises(ValueError, match=r"must each be one 28x28 digit; 60 of 67 are not: big00.png "
+                                         r"\(32x32\), big01.png \(32x32\), big02.png \(32x32\), \.\.\.$"):
+        fmd.load_samples(folder)
     (tmp_path / "empty").mkdir()
-    for path, message in [(tmp_path / "empty", "no .png"), (tmp_path / "nothing", "no such file or folder")]:
-        with pytest.raises(ValueError, match=message):
-            fmd.load_samples(path)
+    with pytest.raises(data.DatasetNotFoundError, match="holds no images"):
+        fmd.load_samples(tmp_path / "empty")
+    with pytest.raises(ValueError, match="no such file or folder"):
+        fmd.load_samples(tmp_path / "nothing")
 
 
-def test_cli_scores_a_tensor_file(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_scores_a_tensor_file(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
     torch.save(data.mnist(train=True).images[:64], tmp_path / "samples.pt")
     assert main(["fmd", "score", str(tmp_path / "samples.pt"), "--protocol", "report", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n_samples"] == 64 and result["protocol"] == "report"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: a bar over the 19 passes
     assert main(["fmd", "score", str(tmp_path / "samples.pt"), "--protocol", "report"]) == 0
-    assert "normalised FMD" in capsys.readouterr().out
-    assert main(["fmd", "score", str(tmp_path / "missing.pt")]) == 1
+    out, err = capsys.readouterr()
+    assert "normalised FMD" in out and "FMD (report protocol): " in err and "/19 " in err
+    monkeypatch.undo()
+    with pytest.raises(SystemExit, match="2"):  # a usage error: the file given does not exist
+        main(["fmd", "score", str(tmp_path / "missing.pt")])
 
 
 def test_the_trainer_logs_fmd_through_its_hook(tmp_path: Path, data_dir: Path) -> None:

@@ -265,9 +265,10 @@ def test_restore_takes_a_tensor_or_a_folder_and_names_bad_input(
     (folder / "notes.png").write_text("not an image")
     status, _, err = run_cli(capsys, *base, "--input", str(folder), "--t", "2")
     assert status == 1 and "notes.png" in err
-    with pytest.warns(UserWarning, match="notes.png cannot be decoded"):
-        status, _, err = run_cli(capsys, *base, "--input", str(folder), "--t", "2", "--on-error", "skip")
+    status, _, err = run_cli(capsys, *base, "--input", str(folder), "--t", "2", "--on-error", "skip")
     assert status == 0, err
+    assert err.startswith("colddiff restore: warning: skipped image file")
+    assert "notes.png cannot be decoded" in err and len(err.strip().splitlines()) == 1
     torch.save((degraded * 255).to(torch.uint8), tmp_path / "bytes.pt")
     status, _, err = run_cli(capsys, *base, "--input", str(tmp_path / "bytes.pt"), "--t", "2")
     assert status == 2
@@ -383,3 +384,39 @@ def test_restoring_from_the_test_set_shows_the_restorer_no_hidden_source(
     degraded = deg.degrade(clean, 100, deg.sample_source(clean, generator=torch.Generator().manual_seed(0)))
     _, sampled = model.restore(degraded, 100, 5)
     torch.testing.assert_close(torch.load(tmp_path / "r.pt", weights_only=True), sampled)
+
+
+def test_restore_a_blurred_digit_from_a_png_estimating_its_step(
+        tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A digit blurred to t = 6, saved as a PNG (8 bits), restored by the shipped mnist-deblur with
+    --t auto: the estimate is the true step (or within one) and the restoration is closer to the
+    clean digit than the blurred one."""
+    from conftest import run_cli
+    from PIL import Image
+
+    from colddiff import pretrained, restoration
+
+    model = pretrained.load("mnist-deblur")
+    clean = data.load("mnist", train=False, limit=1).images
+    blurred, _ = model.degrade(clean, 6)
+    pixels = (blurred[0, 0].clamp(0, 1) * 255).round().byte().numpy()
+    Image.fromarray(pixels).save(tmp_path / "seven.png")
+    Image.fromarray(pixels).convert("RGB").resize((56, 56)).save(tmp_path / "seven-large.jpg")
+    status, out, err = run_cli(capsys, "restore", "--pretrained", "mnist-deblur", "--input",
+                               str(tmp_path / "seven.png"), "--t", "auto", "--out", str(tmp_path / "r.png"),
+                               "--save-tensor", str(tmp_path / "r.pt"))
+    assert status == 0, err
+    estimated = int(out.split("estimated --t ")[1].split()[0])
+    assert abs(estimated - 6) <= 1 and "(of 1 to 20)" in out
+    restored = torch.load(tmp_path / "r.pt", weights_only=True)
+    assert restored.shape == (1, 1, 28, 28)
+    assert float(metrics.rmse(restored, clean)) < float(metrics.rmse(blurred.clamp(0, 1), clean))
+
+    batch = restoration.read_degraded(model, tmp_path / "seven.png", "auto")
+    assert batch.estimate is not None and batch.t == batch.estimate.t == estimated
+    assert batch.estimate.per_image == [estimated] and batch.estimate.mismatch.shape == (20,)
+    torch.testing.assert_close(batch.degraded, torch.from_numpy(pixels)[None, None].float() / 255)
+    large = restoration.read_degraded(model, tmp_path / "seven-large.jpg", 6)  # made grey and 28x28
+    assert large.degraded.shape == (1, 1, 28, 28) and large.t == 6 and large.estimate is None
+    with pytest.raises(ValueError, match=r"t must be given with input images: .* or 'auto' to estimate it"):
+        restoration.read_degraded(model, tmp_path / "seven.png", None)

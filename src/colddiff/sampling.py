@@ -20,6 +20,7 @@ from torch import Tensor
 
 from colddiff.config import TrainConfig, from_unit_range, to_unit_range
 from colddiff.degradations import Degradation, PriorUnavailableError
+from colddiff.progress import sampling_progress
 from colddiff.samplers import Sampler
 
 __all__ = ["TrainingImages", "ensure_prior", "generate"]
@@ -64,7 +65,7 @@ def ensure_prior(degradation: Degradation, config: TrainConfig, images: Tensor |
 
 def generate(sampler: Sampler, n: int, *, sample_steps: int | None = None,
              generator: torch.Generator | None = None, config: TrainConfig,
-             images: TrainingImages | None = None) -> Tensor:
+             images: TrainingImages | None = None, progress: bool = False) -> Tensor:
     """``n`` samples from ``sampler``, in ``[0, 1]`` whatever the config's ``value_range``.
 
     Args:
@@ -77,6 +78,7 @@ def generate(sampler: Sampler, n: int, *, sample_steps: int | None = None,
         images: Training images to fit a learned prior on, and to degrade to ``T`` for a start
             where the prior cannot be drawn from; ``None``: the config's training set fits a
             prior, and a missing prior is an error.
+        progress: Show a bar over the sampling steps on a terminal (:mod:`colddiff.progress`).
 
     Raises:
         colddiff.degradations.PriorUnavailableError: If the degradation has no prior to draw
@@ -94,8 +96,9 @@ def generate(sampler: Sampler, n: int, *, sample_steps: int | None = None,
         x0 = images.first(n)
         source = degradation.sample_source(x0, generator=generator)
         x_T = degradation.degrade(x0, degradation.num_timesteps, source)
-    if source is None:  # not passed at all: plugin samplers written before it may not take it
-        samples = sampler.sample(x_T, sample_steps, generator=generator)
-    else:
-        samples = sampler.sample(x_T, sample_steps, generator=generator, source=source)
+    with sampling_progress(progress, sampler, sample_steps, f"sampling {n}") as callback:
+        if source is None:  # not passed at all: plugin samplers written before it may not take it
+            samples = sampler.sample(x_T, sample_steps, generator=generator, callback=callback)
+        else:
+            samples = sampler.sample(x_T, sample_steps, generator=generator, callback=callback, source=source)
     return to_unit_range(samples, config)

@@ -10,24 +10,36 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from colddiff.cli.errors import usage_error
 
-__all__ = ["COUNT", "POSITIVE", "Parser", "data_source", "image_file", "number", "output_file", "toml_value"]
+__all__ = ["COUNT", "POSITIVE", "Parser", "checkpoint_file", "data_source", "existing_file", "existing_path",
+           "image_file", "key_values", "number", "output_file", "toml_value"]
 
 #: Image extensions named in the message when an output extension cannot be written.
 COMMON_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line and exit 2."""
+    """An argument parser whose usage errors are one line and exit 2, and point to the help of
+    the command they concern."""
 
     def error(self, message: str) -> NoReturn:
         """Print ``message`` in one line, with where to find help, and exit with status 2."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        """Parse ``args``; an option no parser knows is reported by the command it was given to
+        (``colddiff sample: error: unrecognized arguments: --bogus (see colddiff sample --help)``)."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            parser: argparse.ArgumentParser = getattr(parsed, "subparser", self)
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed
 
 
 def number(kind: type, minimum: float, *, strict: bool = False, below: float | None = None
@@ -66,6 +78,34 @@ def output_file(text: str) -> Path:
     return path
 
 
+def existing_path(text: str) -> Path:
+    """An input file or folder that exists."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
+    return path
+
+
+def existing_file(text: str) -> Path:
+    """An input file that exists (not a folder)."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def checkpoint_file(text: str) -> Path:
+    """A checkpoint file that exists; for a run folder, the message names its checkpoint."""
+    path = Path(text).expanduser()
+    hint = path / "checkpoints" / "last.pt"
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a checkpoint file"
+                                         + (f"; did you mean {hint}?" if hint.is_file() else ""))
+    return existing_file(text)
+
+
 def image_file(text: str) -> Path:
     """An output image path whose extension Pillow can write (``.png``, ``.jpg``, ...)."""
     from PIL import Image
@@ -93,6 +133,18 @@ def toml_value(text: str) -> Any:
         return text
 
 
+def key_values(args: argparse.Namespace, flag: str, items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items (of the repeatable ``flag``) as a dict, each VALUE read as TOML
+    (:func:`toml_value`); an item without ``=`` or a key exits with status 2."""
+    options = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        if not equals or not key.strip():
+            usage_error(args, f"{flag} must be KEY=VALUE, got {item!r}")
+        options[key.strip()] = toml_value(text.strip())
+    return options
+
+
 def data_source(args: argparse.Namespace, dataset: str) -> str:
     """``--data``: a dataset name, or an existing folder (then as an absolute path, so that a
     run resumes from anywhere); anything else exits with status 2."""
@@ -102,6 +154,6 @@ def data_source(args: argparse.Namespace, dataset: str) -> str:
         return dataset
     folder = Path(dataset).expanduser()
     if not folder.is_dir():
-        usage_error(args, f"--data must be one of {', '.join(DATASETS)} or a folder of images; "
-                    f"{dataset!r} is neither (no such folder)")
+        what = f"{dataset!r} is a file, not a folder" if folder.exists() else f"no folder {dataset!r} exists"
+        usage_error(args, f"--data must be one of {', '.join(DATASETS)} or a folder of images; {what}")
     return str(folder.resolve())

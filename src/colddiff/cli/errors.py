@@ -6,9 +6,10 @@ The library names its Python arguments (``batch_size must be an integer >= 1``,
 command's own parser is the one table that turns those names back into its flags
 (``--batch-size must be an integer >= 1``, ``--on-error skip``).
 
-A value the library refuses before any work starts is a usage error (exit status 2); a failure
-while working (a missing file, a corrupt checkpoint, a diverging run) is a runtime error
-(exit status 1).
+A value the library refuses before any work starts, or a path given on the command line that
+is missing or of the wrong kind (a folder for a file, a file for a folder), is a usage error
+(exit status 2); a failure while working (a corrupt checkpoint, a dataset that cannot be found,
+a diverging run) is a runtime error (exit status 1).
 """
 
 from __future__ import annotations

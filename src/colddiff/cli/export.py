@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from colddiff.cli.arguments import POSITIVE
+from colddiff.cli.arguments import POSITIVE, checkpoint_file, existing_file
 from colddiff.cli.errors import usage_error
 from colddiff.cli.sampler_options import add_sampler_options, sampler_changes
 
@@ -21,10 +21,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Write NAME.pt (float16 weights; the EMA ones once the average has started) and "
         "NAME.json (model card) into OUT, for colddiff.pretrained.")
     export.set_defaults(subparser=export, handler=run)
-    export.add_argument("--checkpoint", type=Path, required=True)
+    export.add_argument("--checkpoint", type=checkpoint_file, required=True)
     export.add_argument("--name", required=True)
     export.add_argument("--out", type=Path, required=True, help="folder for NAME.pt and NAME.json")
-    export.add_argument("--card", type=Path, metavar="FILE.json", help="extra card fields (scores...)")
+    export.add_argument("--card", type=existing_file, metavar="FILE.json",
+                        help="extra card fields (scores...)")
     shipped = export.add_argument_group("how the shipped model samples (default: as its training run)")
     add_sampler_options(shipped, "the training run's")
     shipped.add_argument("--sample-steps", type=POSITIVE, metavar="S")

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from colddiff import runtime
-from colddiff.cli.arguments import COUNT, POSITIVE, Parser, number
+from colddiff.cli.arguments import COUNT, POSITIVE, Parser, existing_path, number
+from colddiff.cli.errors import usage_error
 
 __all__ = ["add_parser", "run"]
 
@@ -23,14 +24,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     scorer = fmd_commands.add_parser(
         "score", help="score samples against MNIST",
         description="Score generated digits (a tensor file from `colddiff sample --save-tensor`, "
-        "or a folder of 28x28 PNGs) with the Frechet MNIST Distance.")
+        "or a folder of 28x28 images, read as `colddiff train --data` reads one) with the Frechet "
+        "MNIST Distance.")
     scorer.set_defaults(subparser=scorer, handler=run)
-    scorer.add_argument("samples", type=Path, metavar="SAMPLES")
+    scorer.add_argument("samples", type=existing_path, metavar="SAMPLES")
     scorer.add_argument("--protocol", choices=["report", "full"], default="full")
     scorer.add_argument("--json", action="store_true", help="print the result as JSON")
     scorer.add_argument("--device", default="auto")
     scorer.add_argument("--precision", choices=runtime.PRECISIONS, default="fp32",
                         help="the classifier's arithmetic (fp32)")
+    scorer.add_argument("--quiet", action="store_true", help="no progress bar")
     trainer = fmd_commands.add_parser(
         "train-classifier", help="train the feature classifier (reproduces the shipped weights)",
         description="Train an MNIST classifier and write its weights and a JSON card beside them.")
@@ -49,8 +52,12 @@ def run(args: argparse.Namespace) -> int:
     from colddiff.runtime import resolve_device
 
     if args.fmd_command == "score":
-        result = fmd.score(fmd.load_samples(args.samples), protocol=args.protocol,
-                           device=resolve_device(args.device), precision=args.precision)
+        try:
+            result = fmd.score(fmd.load_samples(args.samples), protocol=args.protocol,
+                               device=resolve_device(args.device), precision=args.precision,
+                               progress=not args.quiet)
+        except ValueError as error:  # a device, or samples that are not digits the classifier scores
+            usage_error(args, error)
         print(json.dumps(result.to_dict(), indent=2) if args.json else fmd.describe(result))
         return 0
     model, record = fmd.train_classifier(args.arch, epochs=args.epochs, seed=args.seed, lr=args.lr,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from colddiff import runtime
-from colddiff.cli.arguments import COUNT, image_file, output_file
+from colddiff.cli.arguments import COUNT, checkpoint_file, image_file, output_file
 from colddiff.cli.errors import usage_error
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def add_model_options(command: argparse.ArgumentParser) -> None:
     """``--checkpoint`` or ``--pretrained``, ``--no-ema``, ``--seed``, ``--device``,
     ``--precision`` and ``--compile``."""
     model = command.add_mutually_exclusive_group(required=True)
-    model.add_argument("--checkpoint", type=Path, help="a training checkpoint")
+    model.add_argument("--checkpoint", type=checkpoint_file, help="a training checkpoint")
     model.add_argument("--pretrained", metavar="NAME",
                        help="a model shipped with colddiff (mnist-ddpm, mnist-fashion-cold, mnist-deblur)")
     command.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
@@ -50,10 +50,6 @@ def load_model(args: argparse.Namespace) -> Pretrained:
     from colddiff import pretrained
     from colddiff.runtime import resolve_device
 
-    if args.checkpoint is not None and args.checkpoint.is_dir():
-        hint = args.checkpoint / "checkpoints" / "last.pt"
-        usage_error(args, f"--checkpoint {args.checkpoint} is a folder, not a checkpoint file"
-                    + (f"; did you mean {hint}?" if hint.is_file() else ""))
     if args.pretrained is not None and args.pretrained not in pretrained.available():
         usage_error(args, f"--pretrained must be one of {pretrained.available()}, got {args.pretrained!r}")
     try:

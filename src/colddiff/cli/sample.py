@@ -22,6 +22,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sample.add_argument("-n", type=POSITIVE, default=64, help="number of samples (64)")
     sample.add_argument("--sample-steps", type=POSITIVE, metavar="S",
                         help="sampling steps K <= T (default: the model's)")
+    sample.add_argument("--quiet", action="store_true", help="no progress bar")
     add_sampler_options(sample, "the model's")
     add_outputs(sample, "samples.png", "the raw samples")
 
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
                     "--from-test-set N degrades test images and restores them")
     sampler, options = requested_sampler(args)
     try:
-        samples = model.sample(args.n, args.sample_steps, seed=args.seed, sampler=sampler, **options).cpu()
+        samples = model.sample(args.n, args.sample_steps, seed=args.seed, sampler=sampler,
+                               progress=not args.quiet, **options).cpu()
     except ValueError as error:  # a sampler option or a number of steps the sampler refuses
         usage_error(args, error)
     write_images(args, samples, samples, nrow=math.ceil(math.sqrt(args.n)))

@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from colddiff.cli.arguments import toml_value
-from colddiff.cli.errors import usage_error
+from colddiff.cli.arguments import key_values
 
 if TYPE_CHECKING:
     from colddiff.config import TrainConfig
@@ -42,12 +41,7 @@ def requested_sampler(args: argparse.Namespace) -> tuple[str | None, dict[str, A
     """``(--sampler, its options)`` as given on the command line (``None`` and ``{}`` if not)."""
     options = {name: getattr(args, name) for name, *_ in SAMPLER_OPTIONS
                if getattr(args, name) is not None}
-    for item in args.sampler_arg:
-        key, equals, text = item.partition("=")
-        if not equals or not key.strip():
-            usage_error(args, f"--sampler-arg must be KEY=VALUE, got {item!r}")
-        options[key.strip()] = toml_value(text.strip())
-    return args.sampler, options
+    return args.sampler, {**options, **key_values(args, "--sampler-arg", args.sampler_arg)}
 
 
 def sampler_changes(args: argparse.Namespace, current: TrainConfig) -> dict[str, Any]:

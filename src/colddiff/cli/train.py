@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from colddiff import presets, runtime
-from colddiff.cli.arguments import data_source
+from colddiff.cli.arguments import data_source, existing_file, key_values
 from colddiff.cli.errors import usage_error
 from colddiff.cli.sampler_options import add_sampler_options, sampler_changes
 
 if TYPE_CHECKING:
     from colddiff.config import TrainConfig
 
-__all__ = ["NOT_FLAGS", "TRAIN_FLAGS", "TrainFlag", "add_parser", "run", "train_config"]
+__all__ = ["KEY_VALUE_FLAGS", "NOT_FLAGS", "TRAIN_FLAGS", "TrainFlag", "add_parser", "run", "train_config"]
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,21 @@ TRAIN_FLAGS: tuple[TrainFlag, ...] = (
     TrainFlag("fmd_n", "samples", "samples per FMD score (32)", metavar="N"),
 )
 
-#: The config fields without a flag of their own: ``schedule`` (``--schedule NAME``), ``sampler``
-#: and ``sampler_kwargs`` (:mod:`colddiff.cli.sampler_options`), and those set in a config file.
+#: The config fields without a flag of their own in :data:`TRAIN_FLAGS`: ``schedule``
+#: (``--schedule NAME``), ``sampler`` and ``sampler_kwargs`` (:mod:`colddiff.cli.sampler_options`),
+#: ``degradation_kwargs`` and ``net_kwargs`` (updated by ``--degradation-arg`` and ``--net-arg``,
+#: :data:`KEY_VALUE_FLAGS`), and those set in a config file.
 NOT_FLAGS = ("schedule", "sampler", "sampler_kwargs", "degradation_kwargs", "net_kwargs", "ema_start",
              "clip_x0", "fmd_protocol")
+
+#: The repeatable ``KEY=VALUE`` flags that update a config field holding options:
+#: ``(field, flag, help)``.
+KEY_VALUE_FLAGS = (
+    ("degradation_kwargs", "--degradation-arg", "a degradation option (degradation_kwargs), VALUE read as "
+     "TOML: num_timesteps=6, official=true, noise=0.05 (repeatable)"),
+    ("net_kwargs", "--net-arg", "a network option (net_kwargs), VALUE read as TOML: channels=64 (unet), "
+     "'channels=[8, 16]' (cnn), attention=true (repeatable; after --net, over that network's defaults)"),
+)
 
 _SCHEDULES = [*sorted(presets.SCHEDULES), "cosine"]
 
@@ -128,11 +139,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     groups["what"].add_argument("--preset", metavar="NAME",
                                 help="one of the reference study's models, or mnist-unet (colddiff's "
                                 f"recipe): {', '.join(sorted(presets.TRAINING))}")
-    groups["what"].add_argument("--config", type=Path, help="a config.toml to start from")
+    groups["what"].add_argument("--config", type=existing_file, help="a config.toml to start from")
     groups["what"].add_argument("--schedule", choices=_SCHEDULES,
                                 help="a linear preset of the report, or cosine with the same T")
     for flag in TRAIN_FLAGS:
         flag.add_to(groups[flag.group])
+    for field, spelling, text in KEY_VALUE_FLAGS:
+        groups["what"].add_argument(spelling, dest=field, action="append", default=[], metavar="KEY=VALUE",
+                                    help=text)
     run_options = groups["how"]
     run_options.add_argument("--out", type=Path, help="run folder (default runs/PRESET)")
     run_options.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
@@ -154,6 +168,9 @@ def run(args: argparse.Namespace) -> int:
         trainer = Trainer(config, out, device=args.device, quiet=args.quiet, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # a model that cannot be built, an unknown device
         usage_error(args, error)
+    if args.resume and not trainer.checkpoint_path.is_file():
+        usage_error(args, f"--resume: {out} holds no checkpoint to continue ({trainer.checkpoint_path} "
+                    "does not exist); start a fresh run there without --resume")
     try:
         trainer.fit(resume=args.resume)
     except RunExistsError as error:  # checked before any data is read: a usage error
@@ -173,24 +190,27 @@ def run(args: argparse.Namespace) -> int:
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The config the command line asks for: the preset, the config file or the resumed run's,
     with every given flag applied (usage errors exit with status 2)."""
-    if args.config is not None and not args.config.is_file():
-        usage_error(args, f"--config {args.config}: no such file")
     if args.resume and args.overwrite:
         usage_error(args, "--resume continues the run in OUT and --overwrite deletes it: give one")
     try:
         config = _starting_config(args)
         changes = {flag.field: getattr(args, flag.field) for flag in TRAIN_FLAGS
                    if getattr(args, flag.field) is not None}
+        if "dataset" in changes:  # first: a file that is not a folder is told so, whatever else is given
+            changes["dataset"] = data_source(args, changes["dataset"])
         if changes.get("net", config.net) != config.net:
             changes["net_kwargs"] = {}  # the other network's defaults, not this one's sizes
+        for field, spelling, _ in KEY_VALUE_FLAGS:
+            options = key_values(args, spelling, getattr(args, field))
+            if options:
+                changes[field] = {**changes.get(field, getattr(config, field)), **options}
         if args.schedule is not None:
             changes["schedule"] = _schedule_spec(args.schedule, config.schedule)
         config = config.replace(**changes, **sampler_changes(args, config))
     except (ValueError, OSError) as error:
         usage_error(args, error)
-    dataset = data_source(args, config.dataset)
+    dataset = data_source(args, config.dataset)  # a config file's folder, relative to here
     return config if dataset == config.dataset else config.replace(dataset=dataset)
-    return config
 
 
 def _starting_config(args: argparse.Namespace) -> TrainConfig:

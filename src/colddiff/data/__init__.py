@@ -13,13 +13,13 @@ to ``[-0.5, 0.5]`` as the coursework starter did).
 
 The modules: :mod:`~colddiff.data.loading` (:func:`load`, any source),
 :mod:`~colddiff.data.datasets` (the named datasets), :mod:`~colddiff.data.folder` (a folder of
-images), :mod:`~colddiff.data.images` (:class:`ImageDataset` and the transforms) and
+images, and one image file), :mod:`~colddiff.data.images` (:class:`ImageDataset` and the transforms) and
 :mod:`~colddiff.data.errors`.
 """
 
 from colddiff.data.datasets import DATASETS, ENV_VAR, check_idx_file, cifar10, data_root, fashion_mnist, mnist
 from colddiff.data.errors import DatasetCorruptError, DatasetNotFoundError
-from colddiff.data.folder import IMAGE_SUFFIXES, IN_MEMORY_BYTES, ImageFolder
+from colddiff.data.folder import IMAGE_SUFFIXES, IN_MEMORY_BYTES, ImageFolder, read_image
 from colddiff.data.images import ImageDataset, resize
 from colddiff.data.loading import load
 
@@ -38,5 +38,6 @@ __all__ = [
     "fashion_mnist",
     "load",
     "mnist",
+    "read_image",
     "resize",
 ]

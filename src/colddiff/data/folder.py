@@ -1,5 +1,6 @@
 """A folder of PNG and JPEG images: :class:`ImageFolder` decodes them one at a time (for
-``DataLoader`` workers), :func:`read_folder` all at once into memory."""
+``DataLoader`` workers), :func:`read_folder` all at once into memory; :func:`read_image`
+decodes one image file as the folder's are."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch.utils.data import Dataset
 from colddiff.data.errors import DatasetCorruptError, DatasetNotFoundError
 from colddiff.data.images import check_channels, check_size, pil_to_tensor, resize
 
-__all__ = ["IMAGE_SUFFIXES", "IN_MEMORY_BYTES", "ImageFolder", "read_folder"]
+__all__ = ["IMAGE_SUFFIXES", "IN_MEMORY_BYTES", "ImageFolder", "read_folder", "read_image"]
 
 #: File endings read from an image folder (case-insensitive).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -97,16 +98,27 @@ class ImageFolder(Dataset[Tensor]):
         Raises:
             DatasetCorruptError: If the file cannot be decoded (the message names it).
         """
-        from PIL import Image, UnidentifiedImageError
+        return read_image(self.files[index], image_size=self.image_size, channels=self.channels)
 
-        file = self.files[index]
-        try:
-            with Image.open(file) as image:
-                converted = image.convert("L" if self.channels == 1 else "RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            raise DatasetCorruptError(f"image file {file} cannot be decoded: {error}") from error
-        tensor = pil_to_tensor(converted)
-        return resize(tensor[None], self.image_size)[0] if self.image_size else tensor
+
+def read_image(file: str | os.PathLike[str], *, image_size: int | None = None,
+               channels: Literal[1, 3] = 3) -> Tensor:
+    """One image file decoded as a folder's images are: a ``(C, H, W)`` float tensor in
+    ``[0, 1]``, converted to ``channels`` and, if ``image_size`` is given, resized and
+    centre-cropped to it.
+
+    Raises:
+        DatasetCorruptError: If the file cannot be decoded (the message names it).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as image:
+            converted = image.convert("L" if channels == 1 else "RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise DatasetCorruptError(f"image file {file} cannot be decoded: {error}") from error
+    tensor = pil_to_tensor(converted)
+    return resize(tensor[None], image_size)[0] if image_size else tensor
 
 
 def read_folder(folder: ImageFolder, limit: int | None, on_error: str) -> Tensor:

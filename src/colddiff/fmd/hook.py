@@ -12,6 +12,7 @@ from torch import Tensor
 
 from colddiff import checkpoints
 from colddiff.fmd.protocols import FMDResult, Protocol, score
+from colddiff.progress import progress_bar
 
 __all__ = ["FMDHook", "sample_in_batches"]
 
@@ -75,8 +76,14 @@ class FMDHook:
 
 
 def sample_in_batches(trainer: Any, n: int, sample_steps: int | None, seed: int,
-                      batch: int = 256) -> Tensor:
+                      batch: int = 256, progress: bool = False) -> Tensor:
     """``n`` samples of a :class:`~colddiff.training.Trainer`, clamped to ``[0, 1]``, on the
-    CPU, drawn in batches of at most ``batch`` (each seeded ``seed + index of its first``)."""
-    return torch.cat([trainer.sample(min(batch, n - done), sample_steps, seed=seed + done).clamp(0, 1).cpu()
-                      for done in range(0, n, batch)])
+    CPU, drawn in batches of at most ``batch`` (each seeded ``seed + index of its first``); with
+    ``progress``, a bar over the samples on a terminal (:mod:`colddiff.progress`)."""
+    samples = []
+    with progress_bar(progress, n, f"sampling {n}", unit="img") as bar:
+        for done in range(0, n, batch):
+            drawn = trainer.sample(min(batch, n - done), sample_steps, seed=seed + done)
+            samples.append(drawn.clamp(0, 1).cpu())
+            bar.update(len(drawn))
+    return torch.cat(samples)

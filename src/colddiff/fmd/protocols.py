@@ -13,12 +13,14 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from colddiff import checkpoints, data
 from colddiff.fmd.classifier import MNISTClassifier
 from colddiff.fmd.frechet import FeatureStatistics
 from colddiff.fmd.metric import FMD, check_images
 from colddiff.precision import autocast
+from colddiff.progress import progress_bar
 from colddiff.runtime import Precision
 
 __all__ = ["FMDResult", "Protocol", "cache_dir", "describe", "score"]
@@ -104,11 +106,14 @@ def _reference(metric: FMD, version: str, split: str, name: str, images: Tensor)
     return stats
 
 
-def _distance(metric: FMD, reference: FeatureStatistics, images: Tensor) -> float:
-    """The FMD of ``images`` against ``reference``, through the streaming metric."""
+def _distance(metric: FMD, reference: FeatureStatistics, images: Tensor, bar: tqdm[Any]) -> float:
+    """The FMD of ``images`` against ``reference``, through the streaming metric (one step of
+    ``bar``)."""
     metric.reset(real=reference)
     metric.update(images, real=False)
-    return metric.compute()
+    distance = metric.compute()
+    bar.update(1)
+    return distance
 
 
 def _spread(values: list[float]) -> tuple[float, float]:
@@ -117,7 +122,8 @@ def _spread(values: list[float]) -> tuple[float, float]:
 
 def score(samples: Tensor, reference: str = "mnist-test", protocol: Protocol = "full", *,
           classifier: MNISTClassifier | None = None, version: str = "mnist-v1",
-          device: str | torch.device = "cpu", seed: int = 0, precision: Precision = "fp32") -> FMDResult:
+          device: str | torch.device = "cpu", seed: int = 0, precision: Precision = "fp32",
+          progress: bool = False) -> FMDResult:
     """Score generated digits against MNIST with the report or the full protocol.
 
     ``protocol="report"`` reproduces the reference study: batches of 32 samples against the
@@ -141,6 +147,8 @@ def score(samples: Tensor, reference: str = "mnist-test", protocol: Protocol = "
         seed: Seed of the random baseline draws (fixed for comparable numbers).
         precision: The classifier's arithmetic (see :class:`FMD`); the reference statistics are
             computed (and cached) in the same precision.
+        progress: Show a bar over the protocol's feature passes on a terminal
+            (:mod:`colddiff.progress`).
 
     Raises:
         ValueError: For bad samples, an unknown protocol or reference.
@@ -153,8 +161,9 @@ def score(samples: Tensor, reference: str = "mnist-test", protocol: Protocol = "
     metric = FMD(classifier, version=version, device=device, across_processes=False, precision=precision)
     version = getattr(metric.classifier, "version", "custom")
     measure = _report_protocol if protocol == "report" else _full_protocol
-    scores = measure(metric, version, samples, data.mnist(train=False).images,
-                     torch.Generator().manual_seed(seed))
+    test = data.mnist(train=False).images
+    with progress_bar(progress, None, f"FMD ({protocol} protocol)", unit="pass") as bar:
+        scores = measure(metric, version, samples, test, torch.Generator().manual_seed(seed), bar)
     confidence, histogram = _classify(metric, samples)
     normalized = (scores.fmd - scores.baseline_mean) / (scores.black_fmd - scores.baseline_mean)
     return FMDResult(protocol=protocol, version=version, n_samples=len(samples), fmd=scores.fmd,
@@ -180,40 +189,44 @@ class _Scores:
 
 
 def _report_protocol(metric: FMD, version: str, samples: Tensor, test: Tensor,
-                     generator: torch.Generator) -> _Scores:
+                     generator: torch.Generator, bar: tqdm[Any]) -> _Scores:
     """The reference study's protocol: batches of 32 against the first 512 test images."""
     n = len(samples)
-    ref = _reference(metric, version, "test", "first", test[:REPORT_REFERENCE])
     batches = [samples[i:i + REPORT_BATCH] for i in range(0, max(n - REPORT_BATCH, 0) + 1, REPORT_BATCH)]
-    fmd, fmd_std = _spread([_distance(metric, ref, batch) for batch in batches])
+    bar.total = 1 + len(batches) + REPORT_BASELINE_BATCHES + 1
+    ref = _reference(metric, version, "test", "first", test[:REPORT_REFERENCE])
+    bar.update(1)
+    fmd, fmd_std = _spread([_distance(metric, ref, batch, bar) for batch in batches])
     pool = test[REPORT_REFERENCE:]
     draws = [pool[torch.randperm(len(pool), generator=generator)[:REPORT_BATCH]]
              for _ in range(REPORT_BASELINE_BATCHES)]
-    baseline_mean, baseline_std = _spread([_distance(metric, ref, batch) for batch in draws])
-    black_fmd = _distance(metric, ref, torch.zeros(min(n, REPORT_BATCH), 1, 28, 28))
+    baseline_mean, baseline_std = _spread([_distance(metric, ref, batch, bar) for batch in draws])
+    black_fmd = _distance(metric, ref, torch.zeros(min(n, REPORT_BATCH), 1, 28, 28), bar)
     return _Scores(fmd, fmd_std, baseline_mean, baseline_std, black_fmd,
                    f"first {REPORT_REFERENCE} MNIST test images; batches of {REPORT_BATCH}")
 
 
 def _full_protocol(metric: FMD, version: str, samples: Tensor, test: Tensor,
-                   generator: torch.Generator) -> _Scores:
+                   generator: torch.Generator, bar: tqdm[Any]) -> _Scores:
     """The full protocol: all samples against a fixed half of the test set, with baselines of
     other test images and of training images at the same size."""
     n = len(samples)
+    bar.total = 1 + 2 * FULL_BASELINE_DRAWS + 2
     halves = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
     ref = _reference(metric, version, "test", "half-seed0", test[halves[:5000]])
+    bar.update(1)
     other = test[halves[5000:]]
     size = min(n, len(other))
     baseline_mean, baseline_std = _spread([
-        _distance(metric, ref, other[torch.randperm(len(other), generator=generator)[:size]])
+        _distance(metric, ref, other[torch.randperm(len(other), generator=generator)[:size]], bar)
         for _ in range(FULL_BASELINE_DRAWS)])
     train = data.mnist(train=True).images
     train_baseline, _ = _spread([
-        _distance(metric, ref, train[torch.randperm(len(train), generator=generator)[:n]])
+        _distance(metric, ref, train[torch.randperm(len(train), generator=generator)[:n]], bar)
         for _ in range(FULL_BASELINE_DRAWS)])
-    fmd = _distance(metric, ref, samples)
+    fmd = _distance(metric, ref, samples, bar)
     ratio = fmd / train_baseline if train_baseline > 0 else float("inf")
-    black_fmd = _distance(metric, ref, torch.zeros(n, 1, 28, 28))
+    black_fmd = _distance(metric, ref, torch.zeros(n, 1, 28, 28), bar)
     return _Scores(fmd, 0.0, baseline_mean, baseline_std, black_fmd,
                    "a fixed random half (5,000) of the MNIST test set", train_baseline, ratio)
 

@@ -1,4 +1,4 @@
-"""Generated digits to score, read from disk: a tensor file or a folder of PNGs."""
+"""Generated digits to score, read from disk: a tensor file or a folder of images."""
 
 from __future__ import annotations
 
@@ -8,39 +8,51 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from colddiff import checkpoints
+from colddiff import checkpoints, data
 
 __all__ = ["load_samples"]
+
+#: ``(H, W)`` of the digits the classifier scores.
+DIGIT_SIZE = (28, 28)
 
 
 def load_samples(path: str | os.PathLike[str]) -> Tensor:
     """Images to score from a tensor file (``torch.save`` of ``(N, 1, 28, 28)``, loaded with
-    ``weights_only=True``) or a folder of PNG files (one 28x28 digit each, sorted by name).
+    ``weights_only=True``) or a folder of images, read as a training folder is
+    (:class:`colddiff.data.ImageFolder`: PNG and JPEG files, searched recursively, in sorted
+    order) and converted to grey; each must be one 28x28 digit (none is resized: a resized
+    image would score differently).
 
     Raises:
-        ValueError: If the path holds neither.
+        ValueError: If the path is neither, or a folder's images are not all 28x28.
+        colddiff.data.DatasetNotFoundError: If the folder holds no images.
+        colddiff.data.DatasetCorruptError: If a folder's file cannot be decoded (named).
         colddiff.checkpoints.CheckpointError: If the tensor file is unsafe (it holds pickled
             objects other than tensors: refused, nothing in it run), a bare pickle, or corrupt.
     """
     path = Path(path)
     if path.is_dir():
-        import numpy as np
-        from PIL import Image
-
-        files = sorted(path.glob("*.png"))
-        if not files:
-            raise ValueError(f"samples folder {path} holds no .png files")
-        pixels = [np.asarray(Image.open(f).convert("L")) for f in files]
-        sizes = sorted({p.shape for p in pixels})
-        if sizes != [(28, 28)]:
-            raise ValueError(f"samples PNGs must each be one 28x28 image, found sizes {sizes}")
-        return torch.from_numpy(np.stack(pixels)).float().unsqueeze(1) / 255
+        return _read_folder(path)
     if not path.exists():
         raise ValueError(f"samples {path}: no such file or folder (give a tensor file of (N, 1, 28, 28) "
-                         "images saved with torch.save, or a folder of 28x28 PNGs)")
+                         "images saved with torch.save, or a folder of 28x28 images)")
     if not path.is_file():
-        raise ValueError(f"samples {path} is neither a tensor file nor a folder of PNGs")
+        raise ValueError(f"samples {path} is neither a tensor file nor a folder of images")
     loaded = checkpoints.safe_load(path, "cpu", what="samples file")
     if not isinstance(loaded, Tensor):
         raise ValueError(f"samples {path} must hold one tensor, got {type(loaded).__name__}")
     return loaded
+
+
+def _read_folder(path: Path) -> Tensor:
+    """The folder's images as ``(N, 1, 28, 28)``; the message of any other size names a few."""
+    folder = data.ImageFolder(path, channels=1)
+    images = [folder[index] for index in range(len(folder))]
+    wrong = [(file, image) for file, image in zip(folder.files, images, strict=True)
+             if tuple(image.shape[-2:]) != DIGIT_SIZE]
+    if wrong:
+        examples = ", ".join(f"{file.relative_to(path)} ({image.shape[2]}x{image.shape[1]})"
+                             for file, image in wrong[:3])
+        raise ValueError(f"samples in {path} must each be one 28x28 digit; {len(wrong)} of {len(images)} "
+                         f"are not: {examples}" + (", ..." if len(wrong) > 3 else ""))
+    return torch.stack(images)

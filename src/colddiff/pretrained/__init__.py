@@ -31,6 +31,7 @@ from colddiff.config import (
     to_unit_range,
 )
 from colddiff.denoisers import Denoiser
+from colddiff.progress import sampling_progress
 from colddiff.samplers import Sampler
 from colddiff.sampling import generate
 
@@ -86,7 +87,7 @@ class Pretrained:
         return build_sampler(changed, self.denoiser)
 
     def sample(self, n: int, sample_steps: int | None = None, seed: int = 0, *, sampler: str | None = None,
-               **sampler_options: Any) -> Tensor:
+               progress: bool = False, **sampler_options: Any) -> Tensor:
         """``n`` samples in ``[0, 1]``, through :func:`colddiff.sampling.generate`.
 
         A degradation whose prior is learned (blur) gets it fitted first on the config's
@@ -97,6 +98,7 @@ class Pretrained:
             sample_steps: Sampling steps (default: the card's, else all ``T``).
             seed: Seed of the start and of a stochastic sampler.
             sampler: Another sampler than the shipped one, by name (see :meth:`sampler`).
+            progress: Show a bar over the sampling steps on a terminal (:mod:`colddiff.progress`).
             sampler_options: Sampler options, as for :meth:`sampler`.
 
         Raises:
@@ -109,7 +111,7 @@ class Pretrained:
         generator = torch.Generator(device).manual_seed(seed)
         return generate(self.sampler(sampler, **sampler_options), n,
                         sample_steps=sample_steps or self.config.sample_steps, generator=generator,
-                        config=self.config)
+                        config=self.config, progress=progress)
 
     def degrade(self, clean: Tensor, t: int, seed: int = 0) -> tuple[Tensor, Tensor | None]:
         """Degrade clean images to step ``t`` as in training, to try :meth:`restore` on them.
@@ -137,7 +139,7 @@ class Pretrained:
 
     def restore(self, degraded: Tensor, t: int, sample_steps: int | None = None, *,
                 source: Tensor | None = None, seed: int = 0, sampler: str | None = None,
-                **sampler_options: Any) -> tuple[Tensor, Tensor]:
+                progress: bool = False, **sampler_options: Any) -> tuple[Tensor, Tensor]:
         """Restore images degraded to step ``t`` two ways (Bansal et al. 2022, section 4): the
         one-step "direct" reconstruction ``R(x_t, t)`` and the "sampled" one, the model's sampler
         run from ``t`` down to 0 (``sample_steps`` of them; default all ``t``).
@@ -151,6 +153,8 @@ class Pretrained:
                 centres of ``inpaint`` with random centres).
             seed: Seed of a stochastic sampler.
             sampler: Another sampler than the shipped one, by name (see :meth:`sampler`).
+            progress: Show a bar over the sampled restoration's steps on a terminal
+                (:mod:`colddiff.progress`).
             sampler_options: Sampler options, as for :meth:`sampler`.
 
         Returns:
@@ -169,8 +173,11 @@ class Pretrained:
         source = source.to(device) if source is not None else None
         generator = torch.Generator(device).manual_seed(seed)
         # Sampled first: the sampler checks the batch (shape, dtype, finite) before the network runs.
-        sampled = self.sampler(sampler, **sampler_options).sample(x_t, sample_steps, t_start=t, source=source,
-                                                                  generator=generator)
+        chosen = self.sampler(sampler, **sampler_options)
+        description = f"restoring {len(x_t)}"
+        with sampling_progress(progress, chosen, sample_steps, description, t_start=t) as callback:
+            sampled = chosen.sample(x_t, sample_steps, t_start=t, source=source, generator=generator,
+                                    callback=callback)
         with torch.inference_mode():
             direct = self.denoiser.eval().predict_x0(x_t, torch.full((len(x_t),), t, device=device))
         return (to_unit_range(direct, self.config).clamp(0, 1),

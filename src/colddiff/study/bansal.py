@@ -30,6 +30,7 @@ from torch import Tensor
 
 from colddiff import __version__, checkpoints, data, fmd, presets, pretrained, restoration
 from colddiff.config import TrainConfig
+from colddiff.progress import progress_bar
 from colddiff.runtime import check_precision
 from colddiff.training import Trainer
 
@@ -119,7 +120,7 @@ class BansalOptions:
 
 
 def evaluate(model: pretrained.Pretrained, clean: Tensor, reference: Tensor, *, seed: int = 0,
-             batch_size: int = 250) -> dict[str, Any]:
+             batch_size: int = 250, progress: bool = False) -> dict[str, Any]:
     """Degrade ``clean`` to ``T``, restore it directly and by sampling, and score all three.
 
     Args:
@@ -130,6 +131,7 @@ def evaluate(model: pretrained.Pretrained, clean: Tensor, reference: Tensor, *, 
             ``N``). Restorations are paired with ``clean`` and can score below it.
         seed: Seed of the degradation's source.
         batch_size: Images restored at once.
+        progress: Show a bar over the images restored, on a terminal (:mod:`colddiff.progress`).
 
     Returns:
         ``{"images": {row: (N, C, H, W) tensors in [0, 1]}, "scores": {row: {"fmd", "ssim",
@@ -140,12 +142,14 @@ def evaluate(model: pretrained.Pretrained, clean: Tensor, reference: Tensor, *, 
     degraded, source = model.degrade(clean, total, seed=seed)  # restored as degraded, noise and all
     direct, sampled = [], []
     start = time.perf_counter()
-    for first in range(0, len(clean), batch_size):
-        part = slice(first, first + batch_size)
-        one_step, iterated = model.restore(degraded[part], total, seed=seed + first,
-                                           source=None if source is None else source[part])
-        direct.append(one_step.cpu())
-        sampled.append(iterated.cpu())
+    with progress_bar(progress, len(clean), f"restoring {len(clean)}", unit="img") as bar:
+        for first in range(0, len(clean), batch_size):
+            part = slice(first, first + batch_size)
+            one_step, iterated = model.restore(degraded[part], total, seed=seed + first,
+                                               source=None if source is None else source[part])
+            direct.append(one_step.cpu())
+            sampled.append(iterated.cpu())
+            bar.update(len(one_step))
     seconds = time.perf_counter() - start
     images = {"degraded": degraded.clamp(0, 1), "direct": torch.cat(direct), "sampled": torch.cat(sampled)}
     # One classifier and one pass over the clean digits for every distance.
@@ -182,7 +186,7 @@ def _finish_model(trainer: Trainer, folder: Path, options: BansalOptions) -> Non
     model.denoiser.precision = "fp32"
     test = data.mnist(train=False, limit=2 * options.n_test).images
     clean = test[:options.n_test]
-    result = evaluate(model, clean, test[options.n_test:], seed=options.seed)
+    result = evaluate(model, clean, test[options.n_test:], seed=options.seed, progress=not options.quiet)
     records = [json.loads(line) for line in trainer.metrics_path.read_text().splitlines() if line.strip()]
     epochs = [r for r in records if "loss" in r and not r.get("partial")]
     summary = {

@@ -28,6 +28,7 @@ from torch import Tensor
 from colddiff import __version__, checkpoints, data, fmd, presets
 from colddiff.config import TrainConfig
 from colddiff.fmd.hook import FMDHook, sample_in_batches
+from colddiff.progress import progress_bar
 from colddiff.study.strips import forward_strip
 from colddiff.training import Trainer
 
@@ -102,18 +103,23 @@ def _finish_model(trainer: Trainer, folder: Path, options: StudyOptions, hook: F
 
     The full-protocol score of the last epoch is the hook's when it ran in this process (it
     always scores the last epoch), else it is computed here."""
-    sample_steps = options.sample_steps
-    start = time.perf_counter()
-    grid = trainer.sample(36, sample_steps, seed=options.seed + 10_000).clamp(0, 1).cpu()
-    seconds_per_36 = time.perf_counter() - start
-    batches = [trainer.sample(32, sample_steps, seed=options.seed + 20_000 + b).clamp(0, 1).cpu()
-               for b in range(options.report_batches)]
-    report = fmd.score(torch.cat(batches), protocol="report")
+    sample_steps, progress = options.sample_steps, not options.quiet
+    with progress_bar(progress, 1 + options.report_batches, f"{folder.name}: samples", unit="batch") as bar:
+        start = time.perf_counter()
+        grid = trainer.sample(36, sample_steps, seed=options.seed + 10_000).clamp(0, 1).cpu()
+        seconds_per_36 = time.perf_counter() - start
+        bar.update(1)
+        batches = []
+        for b in range(options.report_batches):
+            batches.append(trainer.sample(32, sample_steps, seed=options.seed + 20_000 + b).clamp(0, 1).cpu())
+            bar.update(1)
+    report = fmd.score(torch.cat(batches), protocol="report", progress=progress)
     if hook.last_full is not None and hook.last_full[0] == trainer.epoch:
         full = hook.last_full[1]
     else:
-        samples = sample_in_batches(trainer, options.full_n, sample_steps, options.seed + 30_000)
-        full = fmd.score(samples, protocol="full")
+        samples = sample_in_batches(trainer, options.full_n, sample_steps, options.seed + 30_000,
+                                    progress=progress)
+        full = fmd.score(samples, protocol="full", progress=progress)
     metrics = [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()]
     summary = {
         "preset": folder.name, "epochs": trainer.epoch, "final_loss": metrics[-1]["loss"],
