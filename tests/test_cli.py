@@ -71,7 +71,7 @@ EXIT_TABLE: list[tuple[list[str], int, str]] = [
     (["train", "--config", "{bad_toml}"], 2, "not valid TOML"),
     (["train", "--config", "{unknown_key}"], 2, r"unknown config keys \['epoch'\]"),
     ([*DDPM, "--resume", "--out", "{empty}", "--device", "cpu"], 2,
-     "--resume: .*empty holds no checkpoint to continue .*; start a fresh run there without --resume"),
+     ".*empty holds no run to resume .*; start one there without --resume"),
     ([*DDPM, "--bogus"], 2, r"unrecognized arguments: --bogus \(see colddiff train --help\)"),
     ([*DDPM, "--order", "2"], 2, "sampler 'ddpm' does not take order"),
     ([*DDPM, "--sampler-arg", "x"], 2, "--sampler-arg must be KEY=VALUE"),

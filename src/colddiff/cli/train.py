@@ -160,7 +160,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     """Train: the config, then the Trainer, which builds and checks the model once."""
-    from colddiff.training import RunExistsError, Trainer, TrainingInterrupted
+    from colddiff.training import NothingToResumeError, RunExistsError, Trainer, TrainingInterrupted
 
     config = train_config(args)
     out = args.out or Path("runs") / (args.preset or (args.config.stem if args.config else "train"))
@@ -168,15 +168,14 @@ def run(args: argparse.Namespace) -> int:
         trainer = Trainer(config, out, device=args.device, quiet=args.quiet, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # a model that cannot be built, an unknown device
         usage_error(args, error)
-    if args.resume and not trainer.checkpoint_path.is_file():
-        usage_error(args, f"--resume: {out} holds no checkpoint to continue ({trainer.checkpoint_path} "
-                    "does not exist); start a fresh run there without --resume")
     try:
         trainer.fit(resume=args.resume)
     except RunExistsError as error:  # checked before any data is read: a usage error
         usage_error(args, f"{error.path} already holds a run ({', '.join(p.name for p in error.held)}); "
                     "continue it (--resume), choose another --out, or start it afresh (--overwrite), "
                     "which deletes that run's files")
+    except NothingToResumeError as error:  # checked before any data is read: a usage error
+        usage_error(args, error)
     except TrainingInterrupted as error:  # its checkpoint is written: say how to go on, in flags
         if trainer.processes.main:
             print(f"colddiff train: {error.what}; continue it with: colddiff train --out "
