@@ -93,7 +93,7 @@ EXIT_TABLE: list[tuple[list[str], int, str]] = [
     ([*RESTORE, "--input", "{missing}", "--t", "3"], 2,
      "--input: .*missing: no such file or folder"),
     ([*RESTORE, "--input", "{text}", "--t", "3"], 1,
-     "notes.txt is not a readable input"),
+     r"notes.txt is not a readable input .* \(images are read from .png, .jpg, .jpeg files\)"),
     ([*RESTORE, "--input", "{empty}", "--t", "3"], 1, "empty holds no images"),
     ([*RESTORE, "--input", "{digits}", "--t", "21"], 2,
      r"--t must be an integer in \[1, 20\] \(the model's T\), got 21"),

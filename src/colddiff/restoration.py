@@ -112,7 +112,11 @@ def _read_images(path: Path, shape: tuple[int, ...] | None, on_error: Literal["r
     elif path.is_file() and path.suffix.lower() in data.IMAGE_SUFFIXES:
         images = data.read_image(path, image_size=size, channels=1 if channels == 1 else 3)[None]
     elif path.is_file():
-        images = checkpoints.safe_load(path, "cpu", what="input")
+        try:
+            images = checkpoints.safe_load(path, "cpu", what="input")
+        except checkpoints.CheckpointError as error:  # perhaps an image of another format
+            formats = ", ".join(data.IMAGE_SUFFIXES)
+            raise checkpoints.CheckpointError(f"{error} (images are read from {formats} files)") from error
         if not isinstance(images, Tensor):
             raise ValueError(f"input {path} must hold one tensor (N, C, H, W), got {type(images).__name__}")
     else:
