@@ -80,13 +80,13 @@ def test_plugin_net_and_sampler_train_and_sample_by_name(tmp_path: Path,
     built with the data's channels and the sampler is built from the config's options."""
     from colddiff import samplers
 
-    if "tiny" not in nets.available():  # not installed: register them as the entry points would
+    if "tinynet" not in nets.available():  # not installed: register them as the entry points would
         monkeypatch.setattr(nets.REGISTRY, "_registered", dict(nets.REGISTRY._registered))
         monkeypatch.setattr(samplers.REGISTRY, "_registered", dict(samplers.REGISTRY._registered))
-        nets.register("tiny")(TinyNet)
+        nets.register("tinynet")(TinyNet)
         samplers.register("damped")(Damped)
     images = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    config = TrainConfig(degradation="blur", degradation_kwargs={"num_timesteps": 4}, net="tiny",
+    config = TrainConfig(degradation="blur", degradation_kwargs={"num_timesteps": 4}, net="tinynet",
                          net_kwargs={"width": 4}, predict="x0", sampler="damped",
                          sampler_kwargs={"damping": 0.5}, epochs=1, batch_size=8, sample_every=0)
     trainer = Trainer(config, tmp_path / "run", images=images)
