@@ -1,7 +1,8 @@
 """The ``colddiff`` command line (also ``python -m colddiff``).
 
 One module per command, each with its parser (``add_parser``) and its handler (``run``):
-:mod:`~colddiff.cli.train`, :mod:`~colddiff.cli.sample`, :mod:`~colddiff.cli.restore`,
+:mod:`~colddiff.cli.train`, :mod:`~colddiff.cli.sample`, :mod:`~colddiff.cli.tune_steps`,
+:mod:`~colddiff.cli.restore`,
 :mod:`~colddiff.cli.degrade`, :mod:`~colddiff.cli.export`, :mod:`~colddiff.cli.listing`
 (``list``, ``degradations``), :mod:`~colddiff.cli.reproduce` and :mod:`~colddiff.cli.fmd`;
 this module wires them. The library checks the values and names its Python arguments;
@@ -26,14 +27,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from colddiff import __version__
-from colddiff.cli import degrade, export, fmd, listing, reproduce, restore, sample, train
+from colddiff.cli import degrade, export, fmd, listing, reproduce, restore, sample, train, tune_steps
 from colddiff.cli.arguments import Parser
 from colddiff.cli.errors import RUNTIME_ERRORS, flags_of, in_flags
 
 __all__ = ["build_parser", "main"]
 
 #: The command modules, in the order of ``colddiff --help``.
-COMMANDS = (train, sample, restore, degrade, export, listing, reproduce, fmd)
+COMMANDS = (train, sample, tune_steps, restore, degrade, export, listing, reproduce, fmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from colddiff.cli.errors import usage_error
 
 __all__ = ["COUNT", "POSITIVE", "Parser", "checkpoint_file", "data_source", "existing_file", "existing_path",
-           "image_file", "key_values", "number", "output_file", "toml_value"]
+           "image_file", "key_values", "number", "output_file", "spacing_value", "toml_value"]
 
 #: Image extensions named in the message when an output extension cannot be written.
 COMMON_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -131,6 +131,19 @@ def toml_value(text: str) -> Any:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def spacing_value(text: str) -> str | list[int]:
+    """``--spacing``: a spacing's name as given (the sampler checks it), or comma-separated
+    integer steps (``1000,500,0``) as a list."""
+    if "," not in text and not text.strip().isdigit():
+        return text
+    try:
+        return [int(step) for step in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a spacing's name or comma-separated integer steps (e.g. 1000,500,0), got {text!r}"
+        ) from None
 
 
 def key_values(args: argparse.Namespace, flag: str, items: Sequence[str]) -> dict[str, Any]:

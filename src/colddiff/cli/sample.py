@@ -21,7 +21,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_model_options(sample)
     sample.add_argument("-n", type=POSITIVE, default=64, help="number of samples (64)")
     sample.add_argument("--sample-steps", type=POSITIVE, metavar="S",
-                        help="sampling steps K <= T (default: the model's)")
+                        help="sampling steps K <= T (default: the model's); a K the model has a tuned "
+                        "grid for (colddiff tune-steps) samples on that grid")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     add_sampler_options(sample, "the model's")
     add_outputs(sample, "samples.png", "the raw samples")
@@ -37,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
         usage_error(args, f"{degradation!r} has no prior to sample from; colddiff restore "
                     "--from-test-set N degrades test images and restores them")
     sampler, options = requested_sampler(args)
+    tuned = model.tuned_grid(args.sample_steps) if sampler is None and not options else None
+    if tuned is not None:
+        print(f"colddiff sample: {args.sample_steps} steps on the model's tuned grid: {tuned['sampler']} "
+              f"{tuned['sampler_kwargs']} (--sampler or --spacing to choose another)")
     try:
         samples = model.sample(args.n, args.sample_steps, seed=args.seed, sampler=sampler,
                                progress=not args.quiet, **options).cpu()

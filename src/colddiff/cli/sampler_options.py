@@ -8,9 +8,10 @@ sampler checks the values.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from colddiff.cli.arguments import key_values
+from colddiff.cli.arguments import key_values, spacing_value
 
 if TYPE_CHECKING:
     from colddiff.config import TrainConfig
@@ -18,12 +19,15 @@ if TYPE_CHECKING:
 __all__ = ["SAMPLER_OPTIONS", "add_sampler_options", "requested_sampler", "sampler_changes"]
 
 #: The built-in samplers' options, each a flag: ``(option, type, metavar, help)``.
-SAMPLER_OPTIONS: list[tuple[str, type, str, str]] = [
+SAMPLER_OPTIONS: list[tuple[str, Callable[[str], Any], str, str]] = [
     ("variance", str, "beta|posterior", "ddpm: the ancestral step's variance"),
     ("eta", float, "ETA", "ddim: in [0, 1], from deterministic (0) to ancestral (1)"),
     ("algorithm", int, "1|2", "cold: Bansal's Algorithm 1 or 2"),
     ("source", str, "fixed|estimate", "cold: keep the starting source or re-estimate it each step"),
-    ("order", int, "1|2", "dpmsolver++: 1 (DDIM) or 2 (2M)"),
+    ("order", int, "1|2|3", "dpmsolver++: 1 (DDIM), 2 (2M) or 3 (3M); unipc: 1, 2 or 3"),
+    ("spacing", spacing_value, "NAME|STEPS",
+     "the step grid: trailing (default), leading, linspace, quadratic, logsnr, karras, or the "
+     "steps themselves, e.g. 1000,500,200,0"),
 ]
 
 

@@ -22,7 +22,7 @@ from colddiff.fmd.classifier import (
 from colddiff.fmd.frechet import FeatureStatistics, frechet_distance, frechet_distance_from_features
 from colddiff.fmd.hook import FMDHook
 from colddiff.fmd.metric import FMD, check_images, distance
-from colddiff.fmd.protocols import FMDResult, cache_dir, describe, score
+from colddiff.fmd.protocols import FMDResult, cache_dir, describe, score, test_reference
 from colddiff.fmd.samples import load_samples
 
 __all__ = [
@@ -45,5 +45,6 @@ __all__ = [
     "load_samples",
     "save_classifier",
     "score",
+    "test_reference",
     "train_classifier",
 ]

@@ -23,7 +23,7 @@ from colddiff.precision import autocast
 from colddiff.progress import progress_bar
 from colddiff.runtime import Precision
 
-__all__ = ["FMDResult", "Protocol", "cache_dir", "describe", "score"]
+__all__ = ["FMDResult", "Protocol", "cache_dir", "describe", "score", "test_reference"]
 
 Protocol = Literal["report", "full"]
 
@@ -104,6 +104,15 @@ def _reference(metric: FMD, version: str, split: str, name: str, images: Tensor)
     with contextlib.suppress(OSError):  # a read-only cache only costs time
         checkpoints.save(stats.state_dict(), path)
     return stats
+
+
+def test_reference(metric: FMD) -> FeatureStatistics:
+    """The full protocol's reference statistics: a fixed random half (5,000 images) of the MNIST
+    test set, under ``metric``'s feature extractor (cached on disk, see :func:`cache_dir`)."""
+    version = getattr(metric.classifier, "version", "custom")
+    test = data.mnist(train=False).images
+    halves = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
+    return _reference(metric, version, "test", "half-seed0", test[halves[:5000]])
 
 
 def _distance(metric: FMD, reference: FeatureStatistics, images: Tensor, bar: tqdm[Any]) -> float:
@@ -213,7 +222,7 @@ def _full_protocol(metric: FMD, version: str, samples: Tensor, test: Tensor,
     n = len(samples)
     bar.total = 1 + 2 * FULL_BASELINE_DRAWS + 2
     halves = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
-    ref = _reference(metric, version, "test", "half-seed0", test[halves[:5000]])
+    ref = test_reference(metric)
     bar.update(1)
     other = test[halves[5000:]]
     size = min(n, len(other))

@@ -11,6 +11,8 @@ such a pair of files.
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,7 +37,8 @@ from colddiff.progress import sampling_progress
 from colddiff.samplers import Sampler
 from colddiff.sampling import generate
 
-__all__ = ["Pretrained", "PretrainedError", "available", "export", "from_checkpoint", "load", "weights_dir"]
+__all__ = ["Pretrained", "PretrainedError", "available", "export", "from_checkpoint", "grids_file", "load",
+           "tuned_grids", "weights_dir"]
 
 
 class PretrainedError(RuntimeError):
@@ -91,11 +94,14 @@ class Pretrained:
         """``n`` samples in ``[0, 1]``, through :func:`colddiff.sampling.generate`.
 
         A degradation whose prior is learned (blur) gets it fitted first on the config's
-        training images, as ``colddiff sample`` does.
+        training images, as ``colddiff sample`` does. With no ``sampler`` and no options, a
+        ``sample_steps`` for which the card holds a tuned grid (:meth:`tuned_grid`,
+        ``colddiff tune-steps``) samples with that grid and its sampler.
 
         Args:
             n: How many.
-            sample_steps: Sampling steps (default: the card's, else all ``T``).
+            sample_steps: Sampling steps (default: the card's, else all ``T``; with an explicit
+                grid of steps as ``spacing``, that grid's).
             seed: Seed of the start and of a stochastic sampler.
             sampler: Another sampler than the shipped one, by name (see :meth:`sampler`).
             progress: Show a bar over the sampling steps on a terminal (:mod:`colddiff.progress`).
@@ -107,11 +113,24 @@ class Pretrained:
                 none to draw from (super-resolution, inpainting: restore degraded images instead).
             ValueError: If the sampler does not take one of the options.
         """
+        tuned = self.tuned_grid(sample_steps) if sampler is None and not sampler_options else None
+        if tuned is not None:
+            sampler, sampler_options = tuned["sampler"], tuned["sampler_kwargs"]
+        chosen = self.sampler(sampler, **sampler_options)
+        explicit_grid = isinstance(getattr(getattr(chosen, "grid", None), "spacing", None), tuple)
+        if sample_steps is None and not explicit_grid:
+            sample_steps = self.config.sample_steps
         device = next(self.denoiser.parameters()).device
         generator = torch.Generator(device).manual_seed(seed)
-        return generate(self.sampler(sampler, **sampler_options), n,
-                        sample_steps=sample_steps or self.config.sample_steps, generator=generator,
+        return generate(chosen, n, sample_steps=sample_steps, generator=generator,
                         config=self.config, progress=progress)
+
+    def tuned_grid(self, sample_steps: int | None) -> dict[str, Any] | None:
+        """The card's tuned grid for ``sample_steps`` network calls (``card["step_grids"]``,
+        written by ``colddiff tune-steps``): ``{"sampler": ..., "sampler_kwargs": {...,
+        "spacing": ...}, ...}`` with its scores, or ``None`` when there is none."""
+        grids = self.card.get("step_grids") or {}
+        return grids.get(str(sample_steps)) if sample_steps is not None else None
 
     def degrade(self, clean: Tensor, t: int, seed: int = 0) -> tuple[Tensor, Tensor | None]:
         """Degrade clean images to step ``t`` as in training, to try :meth:`restore` on them.
@@ -203,14 +222,39 @@ def load(name: str, device: str | torch.device = "cpu") -> Pretrained:
 def from_checkpoint(path: str | Path, device: str | torch.device = "cpu", ema: bool = True) -> Pretrained:
     """A training checkpoint as a :class:`Pretrained`: its EMA weights unless ``ema=False`` or
     the average has not started yet (before ``ema_start``), when the raw ones; its card says
-    which (``card["ema"]``).
+    which (``card["ema"]``), its optimiser step (``card["optimiser_steps"]``) and the grids
+    ``colddiff tune-steps`` tuned for it (``card["step_grids"]``, from :func:`grids_file`).
 
     Raises:
         colddiff.checkpoints.CheckpointError: If the file is not a usable checkpoint.
     """
     path = Path(path)
     state = checkpoints.load(path)
-    return _model(path.stem, state, {"ema": ema and _ema_started(state)}, device, ema=ema)
+    card: dict[str, Any] = {"ema": ema and _ema_started(state), "optimiser_steps": state.get("step")}
+    grids = tuned_grids(path, state)
+    if grids:
+        card["step_grids"] = grids
+    return _model(path.stem, state, card, device, ema=ema)
+
+
+def grids_file(checkpoint: str | Path) -> Path:
+    """Where ``colddiff tune-steps`` keeps a checkpoint's tuned grids: ``CHECKPOINT.grids.json``."""
+    return Path(checkpoint).with_suffix(".grids.json")
+
+
+def tuned_grids(checkpoint: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """The tuned grids beside ``checkpoint`` (:func:`grids_file`), when they were tuned for its
+    weights (the same optimiser step); ``{}`` otherwise, with a warning for stale ones."""
+    path = grids_file(checkpoint)
+    if not path.is_file():
+        return {}
+    grids = json.loads(path.read_text())
+    if grids.get("optimiser_steps") != state.get("step"):
+        warnings.warn(f"{path} was tuned for the weights of step {grids.get('optimiser_steps')}, not "
+                      f"{state.get('step')}: its grids are not used (run colddiff tune-steps again)",
+                      stacklevel=3)
+        return {}
+    return dict(grids.get("step_grids", {}))
 
 
 def _ema_started(state: dict[str, Any]) -> bool:
@@ -278,6 +322,7 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
               "ema": _ema_started(state),
               "colddiff_version": state["colddiff_version"],
               **{kind: fields for kind, fields in changes.items() if fields},
+              **({"step_grids": grids} if (grids := tuned_grids(Path(checkpoint), state)) else {}),
               **(card or {})}
     path = Path(out) / f"{name}.pt"
     checkpoints.save_with_card({"model": half, "config": config}, path, record)
