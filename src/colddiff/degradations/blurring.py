@@ -88,6 +88,7 @@ class Blurring(Degradation):
 
     start_is_source = False  # its source is the noise, re-estimated at every step
     invertible = True
+    linear = True
     schedule: Schedule
     image_shape: tuple[int, int, int]
 
