@@ -8,7 +8,6 @@ trajectories."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -16,12 +15,11 @@ import scipy.fft
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torch import Tensor, nn
+from torch import Tensor
 
 from colddiff import Denoiser, Schedule, degradations, samplers
 from colddiff.degradations import Blurring, GaussianNoise
-from colddiff.samplers import Sampler
-from tests.conftest import X0Oracle
+from tests.conftest import SmoothNet, X0Oracle, trajectory
 
 H, W = 5, 7  # not square: a mix-up of the axes would show
 SCHEDULE = Schedule.linear(1e-3, 0.2, 30)
@@ -57,26 +55,6 @@ def _papers_alpha_sigma(t: int, num_timesteps: int, alpha_bar: float, sigma_max:
     labda = freqs_h[:, None] ** 2 + freqs_w[None, :] ** 2
     scaling = np.exp(-labda * tau) * (1 - min_scale) + min_scale
     return math.sqrt(alpha_bar) * scaling, math.sqrt(1 - alpha_bar)
-
-
-class EpsNet(nn.Module):
-    """A stand-in noise predictor: a smooth function of ``x_t`` and ``t / T``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchor = nn.Parameter(torch.zeros((), dtype=torch.float64))
-
-    def forward(self, x_t: Tensor, fraction: Tensor) -> Tensor:
-        f = fraction.view(-1, 1, 1, 1).to(x_t.dtype)
-        return torch.tanh(1.3 * x_t + 0.7 * f) - 0.4 * f * x_t.flip(-1) + self.anchor
-
-
-def _trajectory(sampler: Sampler, x_T: Tensor, noise: list[Tensor], steps: int | None = None) -> Tensor:
-    supply: Iterator[Tensor] = iter(noise)
-    sampler.noise = lambda like, generator: next(supply)  # type: ignore[method-assign]
-    states: list[Tensor] = []
-    final = sampler.sample(x_T, steps, callback=lambda i, t, x_t, x0_hat: states.append(x_t.clone()))
-    return torch.stack([*states, final])
 
 
 # ---------------------------------------------------------------------------------- options
@@ -211,11 +189,11 @@ def test_ddpm_is_the_papers_denoising_loop_step_by_step() -> None:
     ``mu = sigma2_denoise (alpha_ts / sigma2_ts u_t + alpha_s / sigma_s^2 (u_t - sigma_t u_eps) /
     alpha_t)``, ``z_s = IDCT(mu + sqrt(sigma2_denoise) * DCT(z))``; the last step returns the mean."""
     deg = Blurring(SCHEDULE, sigma_max=3.0, min_scale=0.05, image_shape=SHAPE[1:])
-    net = EpsNet()
+    net = SmoothNet()
     sampler = samplers.create("ddpm", Denoiser(net, deg, predict="eps"), variance="posterior",
                               clip_x0=False)
     x_T, noise = _noise(8), [_noise(100 + k) for k in range(30)]
-    ours = _trajectory(sampler, x_T, noise)
+    ours = trajectory(sampler, x_T, noise)
     z = x_T.numpy()
     expected = [z]
     for i, t in enumerate(range(30, 0, -1)):
@@ -242,11 +220,11 @@ def test_ddim_is_the_deterministic_step_per_frequency_written_out() -> None:
     """``u_s = alpha_s u_0_hat + sqrt(sigma_s^2 - c^2) (u_t - alpha_t u_0_hat) / sigma_t + c z``,
     ``c = eta sigma_{t->s}``, with SciPy's DCT, over a strided run (``d_min = 0.05``, as above)."""
     deg = Blurring(SCHEDULE, sigma_max=3.0, min_scale=0.05, image_shape=SHAPE[1:])
-    net = EpsNet()
+    net = SmoothNet()
     for eta in (0.0, 0.6):
         sampler = samplers.create("ddim", Denoiser(net, deg), eta=eta, clip_x0=False)
         x_T, noise = _noise(9), [_noise(200 + k) for k in range(6)]
-        ours = _trajectory(sampler, x_T, noise, steps=6)
+        ours = trajectory(sampler, x_T, noise, steps=6)
         z, expected = x_T.numpy(), [x_T.numpy()]
         for i, (t, s) in enumerate(zip(range(30, 0, -5), range(25, -1, -5), strict=True)):
             alpha_t, sigma_t = _papers_alpha_sigma(t, 30, float(SCHEDULE.alpha_bar[t]), 3.0, 0.05)
@@ -282,12 +260,12 @@ def test_without_blur_degrade_is_the_gaussian_diffusion_bit_for_bit(off: dict[st
 def test_without_blur_every_sampler_trajectory_is_the_gaussian_diffusions(
         name: str, options: dict[str, object], predict: str, steps: int | None) -> None:
     schedule = Schedule.preset("short")  # 200 steps
-    net = EpsNet()
+    net = SmoothNet()
     trajectories = []
     for deg in (GaussianNoise(schedule, image_shape=SHAPE[1:]),
                 Blurring(schedule, sigma_max=0.0, image_shape=SHAPE[1:])):
         sampler = samplers.create(name, Denoiser(net, deg, predict=predict), **options)  # type: ignore[arg-type]
-        trajectories.append(_trajectory(sampler, _noise(12), [_noise(300 + k) for k in range(200)], steps))
+        trajectories.append(trajectory(sampler, _noise(12), [_noise(300 + k) for k in range(200)], steps))
     torch.testing.assert_close(trajectories[1], trajectories[0], rtol=0, atol=1e-12)
 
 
@@ -329,7 +307,7 @@ def test_the_process_is_a_gaussian_diffusion_per_frequency(sigma_max: float, min
 # ---------------------------------------------------------------------------------- training and sampling
 def test_the_training_target_is_the_noise() -> None:
     deg = Blurring(SCHEDULE, sigma_max=3.0, image_shape=SHAPE[1:])
-    net = EpsNet()
+    net = SmoothNet()
     denoiser = Denoiser(net, deg)  # predict="eps", the paper's
     x0, t = _images(13), torch.tensor([4, 27])
     loss = denoiser.loss(x0, generator=torch.Generator().manual_seed(14), t=t)
@@ -365,11 +343,11 @@ def test_the_prior_is_a_standard_normal_of_the_image_shape() -> None:
 ])
 def test_samplers_that_cannot_run_it_say_which_can(name: str, options: dict[str, object],
                                                    message: str) -> None:
-    denoiser = Denoiser(EpsNet(), Blurring(SCHEDULE))
+    denoiser = Denoiser(SmoothNet(), Blurring(SCHEDULE))
     with pytest.raises(ValueError, match=message):
         samplers.create(name, denoiser, **options)
 
 
 def test_predicting_v_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="predict='v' needs a mixing degradation"):
-        Denoiser(EpsNet(), Blurring(SCHEDULE), predict="v")
+        Denoiser(SmoothNet(), Blurring(SCHEDULE), predict="v")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +32,9 @@ from colddiff.degradations import (
     SuperResolution,
     check_timesteps,
 )
-from colddiff.samplers import ColdSampler, Sampler, SoftSampler
+from colddiff.samplers import ColdSampler, SoftSampler
 from colddiff.training import Trainer
-from tests.conftest import X0Oracle
+from tests.conftest import SmoothNet, X0Oracle, trajectory
 
 T = 6
 SHAPE = (3, 1, 8, 8)
@@ -85,28 +85,6 @@ class Squared(Degradation):
         return x0**2 if t else x0
 
 
-class Net(nn.Module):
-    """A stand-in clean-image network: a smooth function of ``x_t`` and ``t / T``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchor = nn.Parameter(torch.zeros((), dtype=torch.float64))
-
-    def forward(self, x_t: Tensor, fraction: Tensor) -> Tensor:
-        f = fraction.view(-1, 1, 1, 1).to(x_t.dtype)
-        return torch.tanh(1.3 * x_t + 0.7 * f) - 0.4 * f * x_t.flip(-1) + 0.5 + self.anchor
-
-
-def _trajectory(sampler: Sampler, x_T: Tensor, noise: list[Tensor], steps: int | None = None,
-                **options: object) -> Tensor:
-    supply: Iterator[Tensor] = iter(noise)
-    sampler.noise = lambda like, generator: next(supply)  # type: ignore[method-assign]
-    states: list[Tensor] = []
-    final = sampler.sample(x_T, steps, callback=lambda i, t, x_t, x0_hat: states.append(x_t.clone()),
-                           **options)  # type: ignore[arg-type]
-    return torch.stack([*states, final])
-
-
 def _start(deg: Degradation, x0: Tensor, seed: int) -> tuple[Tensor, Tensor | None]:
     """``(x_T, source)`` for ``x0``."""
     source = deg.sample_source(x0, generator=torch.Generator().manual_seed(seed))
@@ -153,10 +131,10 @@ def test_a_degradation_that_is_not_a_linear_corruption_is_refused_by_name() -> N
         deg.corrupt(_images(0), 1)
     with pytest.raises(ValueError, match=r"sampler='soft' needs a degradation that is a linear corruption "
                                          r".*; Squared is not one, use sampler='cold'"):
-        samplers.create("soft", Denoiser(Net(), deg, predict="x0"))
+        samplers.create("soft", Denoiser(SmoothNet(0.5), deg, predict="x0"))
     with pytest.raises(ValueError, match=r"loss='soft' needs a degradation that is a linear corruption "
                                          r".*; Squared is not one, use loss='mse'"):
-        Denoiser(Net(), deg, predict="x0", loss="soft")
+        Denoiser(SmoothNet(0.5), deg, predict="x0", loss="soft")
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -165,18 +143,18 @@ def test_a_degradation_that_is_not_a_linear_corruption_is_refused_by_name() -> N
 ])
 def test_a_bad_loss_is_refused_by_name(options: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Denoiser(Net(), GaussianNoise(SCHEDULE), **options)  # type: ignore[arg-type]
+        Denoiser(SmoothNet(0.5), GaussianNoise(SCHEDULE), **options)  # type: ignore[arg-type]
 
 
 def test_the_soft_sampler_refuses_noise_that_shrinks_with_t() -> None:
     deg = Blur(num_timesteps=3, sigma_max=2.0, noise=[0.0, 0.2, 0.1, 0.3])
     with pytest.raises(ValueError, match=r"sampler='soft' needs noise levels s_t that do not decrease as t "
                                          r"grows; Blur\(.*\) has \[0\.0, 0\.2, 0\.1, 0\.3\]"):
-        SoftSampler(Denoiser(Net(), deg, predict="x0"))
+        SoftSampler(Denoiser(SmoothNet(0.5), deg, predict="x0"))
 
 
 def test_inpainting_needs_its_mask_centres() -> None:
-    sampler = SoftSampler(Denoiser(Net(), Inpaint(num_timesteps=T), predict="x0"))
+    sampler = SoftSampler(Denoiser(SmoothNet(0.5), Inpaint(num_timesteps=T), predict="x0"))
     with pytest.raises(ValueError, match=r"needs the source each image was degraded with: pass it"):
         sampler.sample(_images(2))
 
@@ -193,7 +171,7 @@ def test_the_soft_loss_is_the_error_after_corruption_in_closed_form(name: str) -
     """``mean((C_t (x0_hat - x0))^2)``: ``C_t = sqrt(alpha_bar_t)`` for Gaussian noise and
     mixing (the mixed-in image cancels), the blur's matrices, inpainting's masks."""
     deg = NOISY[name]()
-    net = Net()
+    net = SmoothNet(0.5)
     denoiser = Denoiser(net, deg, predict="x0", loss="soft")
     x0, t = _images(3), torch.tensor([1, 4, 6])
     loss = denoiser.loss(x0, generator=torch.Generator().manual_seed(4), t=t)
@@ -237,11 +215,11 @@ def test_with_the_identity_it_is_songs_ve_reverse_diffusion_sampler() -> None:
     (none at the last step); a geometric noise schedule, every step and a strided grid."""
     levels = [0.0, *(0.01 * 50 ** (np.arange(T) / (T - 1))).tolist()]
     deg = Identity(num_timesteps=T, noise=levels)
-    net = Net()
+    net = SmoothNet(0.5)
     for steps, grid in ((None, list(range(T, -1, -1))), (3, [6, 4, 2, 0])):
         sampler = SoftSampler(Denoiser(net, deg, predict="x0"), clip_x0=False)
         noise = [_noise(10 + k) for k in range(T)]
-        ours = _trajectory(sampler, _noise(9) * 0.5, noise, steps)
+        ours = trajectory(sampler, _noise(9) * 0.5, noise, steps)
         x, expected = _noise(9) * 0.5, [_noise(9) * 0.5]
         for i, (t, s) in enumerate(itertools.pairwise(grid)):
             with torch.no_grad():
@@ -260,7 +238,7 @@ def test_without_noise_it_is_bansals_algorithm_2_bit_for_bit(name: str, steps: i
     x0 = _images(5)
     x_T, source = _start(deg, x0, 6)
     given = {"source": source} if isinstance(deg, Inpaint) else {}
-    trajectories = [_trajectory(cls(Denoiser(Net(), deg, predict="x0")), x_T, [], steps, **given)  # type: ignore[abstract]
+    trajectories = [trajectory(cls(Denoiser(SmoothNet(0.5), deg, predict="x0")), x_T, [], steps, **given)  # type: ignore[abstract]
                     for cls in (SoftSampler, ColdSampler)]
     assert torch.equal(trajectories[0], trajectories[1])
 
@@ -312,11 +290,11 @@ def _papers_algorithm(corrupt: Callable[[Tensor, int], Tensor], levels: list[flo
 def test_noisy_blur_takes_the_papers_steps(steps: int | None) -> None:
     levels = np.linspace(0, 0.3, T + 1).tolist()
     deg = Blur(num_timesteps=T, sigma_max=2.0, noise=levels)
-    net = Net()
+    net = SmoothNet(0.5)
     grid = list(range(T, -1, -1)) if steps is None else [6, 5, 3, 2, 0]
     noise = [_noise(20 + k) for k in range(T)]
     x_T = deg.degrade(_images(13), T, _noise(14))
-    ours = _trajectory(SoftSampler(Denoiser(net, deg, predict="x0")), x_T, noise, steps)
+    ours = trajectory(SoftSampler(Denoiser(net, deg, predict="x0")), x_T, noise, steps)
     if steps is not None:
         assert SoftSampler(Denoiser(net, deg, predict="x0")).timesteps(steps) == grid
 
@@ -333,10 +311,10 @@ def test_blurring_takes_the_papers_steps_with_scipys_dct() -> None:
     deg = Blurring(SCHEDULE, sigma_max=3.0, image_shape=SHAPE[1:])
     alpha = deg.signal(8, 8).numpy()
     levels = deg.noise_levels.tolist()
-    net = Net()
+    net = SmoothNet(0.5)
     noise = [_noise(30 + k) for k in range(T)]
     x_T = _noise(15)
-    ours = _trajectory(SoftSampler(Denoiser(net, deg, predict="x0"), clip_x0=False), x_T, noise)
+    ours = trajectory(SoftSampler(Denoiser(net, deg, predict="x0"), clip_x0=False), x_T, noise)
 
     def corrupt(x: Tensor, t: int) -> Tensor:
         dct = scipy.fft.dctn(x.numpy(), axes=(-2, -1), norm="ortho")
