@@ -22,14 +22,14 @@ class Blurring(Degradation):
 
     Hoogeboom & Salimans (2023). With ``u = V^T x`` the orthonormal 2-D DCT of an image (``V^T``
     as :func:`~colddiff.degradations.heat.dct_matrix` along each axis) the forward process is a
-    Gaussian diffusion per frequency (their section 4, "Blurring Diffusion Models")::
+    Gaussian diffusion per frequency (the paper's definition of blurring diffusion)::
 
         q(u_t | u_0) = N(u_t | alpha_t * u_0, sigma_t^2 I),   alpha_t = a_t d_t
 
     with ``a_t = sqrt(alpha_bar_t)`` and ``sigma_t = sqrt(1 - alpha_bar_t)`` the standard
     diffusion's scales (the ``schedule``) and ``d_t`` the heat dissipation of Rissanen et al.
-    (the paper's section 3, heat dissipation in the DCT basis), bounded below by the min-scale
-    ``d_min``::
+    (which the paper first writes as a Gaussian diffusion in the DCT basis), bounded below by
+    the min-scale ``d_min``::
 
         d_t = d_min + (1 - d_min) exp(-lambda tau_t),   lambda_nm = pi^2 (n^2 / H^2 + m^2 / W^2)
         tau_t = sigma_B(t)^2 / 2,   sigma_B(t) = sigma_B,max sin^2(pi t / (2 T))
@@ -46,9 +46,10 @@ class Blurring(Degradation):
     clean-image prediction by :meth:`source_from_x0`, and ``x_0`` is recovered from it by
     :meth:`x0_from_source` (so ``predict="eps"``, the paper's target, works).
 
-    Per frequency, the process between steps ``s < t`` is Markov (their section 2, with
-    per-frequency ``alpha``): ``q(u_t | u_s) = N(alpha_{t|s} u_s, sigma_{t|s}^2)``,
-    ``alpha_{t|s} = alpha_t / alpha_s``, ``sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2``
+    Per frequency, the process between steps ``s < t`` is Markov (the paper's background
+    equations of a Gaussian diffusion, taken per frequency):
+    ``q(u_t | u_s) = N(alpha_{t|s} u_s, sigma_{t|s}^2)``, ``alpha_{t|s} = alpha_t / alpha_s``,
+    ``sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2``
     (:meth:`transition`, never negative: ``d_t <= d_s`` and ``a_t / a_s`` is the standard
     diffusion's), and the posterior is ``q(u_s | u_t, u_0) = N(mu, sigma_{t->s}^2)``::
 
