@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,6 +14,7 @@ from hypothesis import HealthCheck, settings
 from torch import Tensor, nn
 
 from colddiff.degradations import MixingDegradation
+from colddiff.samplers import Sampler
 
 settings.register_profile(
     "default", deadline=None, max_examples=25,
@@ -128,3 +131,29 @@ class EpsOracle(nn.Module):
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         steps = torch.round(t * self.degradation.num_timesteps).long()
         return self.degradation.source_from_x0(x_t, steps, self.point.expand_as(x_t))
+
+
+class SmoothNet(nn.Module):
+    """A stand-in network in float64 whose output is a smooth function of ``x_t`` and ``t / T``
+    (plus ``offset``): a non-trivial oracle for step-by-step comparisons."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        super().__init__()
+        self.offset = offset
+        self.anchor = nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+    def forward(self, x_t: Tensor, fraction: Tensor) -> Tensor:
+        f = fraction.view(-1, 1, 1, 1).to(x_t.dtype)
+        return torch.tanh(1.3 * x_t + 0.7 * f) - 0.4 * f * x_t.flip(-1) + self.offset + self.anchor
+
+
+def trajectory(sampler: Sampler, x_T: Tensor, noise: list[Tensor], steps: int | None = None,
+               **options: Any) -> Tensor:
+    """``[x_T, ..., x_0]`` stacked: every state ``sampler`` visits from ``x_T``, with ``noise``
+    injected in order (``options`` go to :meth:`~colddiff.samplers.Sampler.sample`)."""
+    supply: Iterator[Tensor] = iter(noise)
+    sampler.noise = lambda like, generator: next(supply)  # type: ignore[method-assign]
+    states: list[Tensor] = []
+    final = sampler.sample(x_T, steps, callback=lambda i, t, x_t, x0_hat: states.append(x_t.clone()),
+                           **options)
+    return torch.stack([*states, final])

@@ -175,9 +175,15 @@ def test_a_model_trained_beforehand_by_its_preset_is_evaluated_not_retrained(
     (["--study", "bansal-mnist", "--models", "ddpm-short"],
      "--models must be among ['mnist-deblur', 'mnist-inpaint', 'mnist-superres'], got ['ddpm-short']"),
     (["--models", "mnist-deblur"], "--models must be among ['ddpm-default'"),
-    (["--study", "bansal"], "--study must be one of ['report', 'bansal-mnist'], got 'bansal'"),
+    (["--study", "bansal"],
+     "--study must be one of ['report', 'bansal-mnist', 'cold-generation'], got 'bansal'"),
     (["--study", "bansal-mnist", "--n-test", "5001"], "--n-test must be an integer in [2, 5000] (the next"),
     (["--study", "bansal-mnist", "--precision", "fp8"], "--precision must be one of"),
+    (["--study", "cold-generation", "--n-test", "5"],
+     "--n-test is an option of --study bansal-mnist, not of --study cold-generation"),
+    (["--n-samples", "5"], "--n-samples is an option of --study cold-generation, not of --study report"),
+    (["--study", "cold-generation", "--models", "ddpm-short"], "--models must be among ['gaussian', "),
+    (["--study", "cold-generation", "--n-samples", "1"], "--n-samples: must be >= 2"),
 ])
 def test_study_options_are_checked_against_the_study(argv: list[str], message: str, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:

@@ -70,6 +70,7 @@ class TrainConfig:
         net: A registered network name (``colddiff.nets.available()`` lists them).
         net_kwargs: Arguments for the network.
         predict: ``"eps"``, ``"x0"`` or ``"v"``.
+        loss: ``"mse"`` or ``"soft"`` (Soft Diffusion's, after corruption: :class:`~colddiff.Denoiser`).
         epochs: Number of passes over the training data.
         batch_size: Images per optimiser step (per process).
         lr: Adam learning rate.
@@ -80,8 +81,7 @@ class TrainConfig:
         ema_start: Optimiser steps before the average starts: at that step it restarts from the
             current weights, and until then sampling uses the raw weights (an average that
             starts at the random initialisation needs thousands of steps to forget it).
-        sampler: A registered sampler name (``colddiff.samplers.available()``: ``ddpm``, ``ddim``,
-            ``cold``, ``dpmsolver++`` and plugins).
+        sampler: A registered sampler name (``colddiff.samplers.available()`` lists them).
         sampler_kwargs: The sampler's options, e.g. ``{"variance": "posterior"}`` for ``ddpm``,
             ``{"algorithm": 2, "source": "estimate"}`` for ``cold``.
         clip_x0: Clamp predicted clean images to ``[0, 1]`` while sampling.
@@ -119,6 +119,7 @@ class TrainConfig:
     net: str = "cnn"
     net_kwargs: dict[str, Any] = field(default_factory=lambda: {"channels": list(_REPORT_CHANNELS)})
     predict: str = "eps"
+    loss: str = "mse"
     epochs: int = 100
     batch_size: int = 128
     lr: float = 2e-4
@@ -264,7 +265,7 @@ class TrainConfig:
 
 #: Fields that define the model; a checkpoint only resumes under the same values.
 MODEL_FIELDS = ("degradation", "degradation_kwargs", "schedule", "net", "net_kwargs", "predict",
-                "value_range")
+                "value_range", "loss")
 
 #: Fields that only say how a trained model samples (they never change the weights).
 SAMPLING_FIELDS = ("sampler", "sampler_kwargs", "clip_x0", "sample_steps")
@@ -293,9 +294,8 @@ def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
 
 
 def check_buildable(config: TrainConfig) -> None:
-    """Build the config's degradation, network, denoiser and sampler once, so that a combination
-    that cannot work (``predict="eps"`` for blur, the DDPM sampler for a non-Gaussian
-    degradation, an unknown network option) fails before any data is read or time is spent.
+    """Build the config's model and sampler once: a combination that cannot work (``predict="eps"``
+    or the DDPM sampler for blur, an unknown network option) fails before any data is read.
 
     Raises:
         ValueError: Saying which part refuses the config and why.
@@ -328,8 +328,8 @@ def build_denoiser(config: TrainConfig, degradation: Degradation | None = None) 
     kwargs = _with_data_options(nets.get(config.net), config.net_kwargs,
                                 in_channels=shape[0] if shape else None,
                                 image_size=tuple(shape[1:]) if shape else None)
-    net = nets.create(config.net, **kwargs)
-    return Denoiser(net, degradation, predict=config.predict, precision=config.precision)  # type: ignore[arg-type]
+    return Denoiser(nets.create(config.net, **kwargs), degradation, predict=config.predict,  # type: ignore[arg-type]
+                    precision=config.precision, loss=config.loss)  # type: ignore[arg-type]
 
 
 def to_unit_range(images: Tensor, config: TrainConfig) -> Tensor:

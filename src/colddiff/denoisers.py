@@ -12,10 +12,13 @@ from colddiff.degradations.mixing import MixingDegradation
 from colddiff.precision import autocast
 from colddiff.runtime import Precision, check_precision
 
-__all__ = ["Denoiser", "Target"]
+__all__ = ["LOSSES", "Denoiser", "Loss", "Target"]
 
 Target = Literal["eps", "x0", "v"]
 _TARGETS: tuple[str, ...] = get_args(Target)
+Loss = Literal["mse", "soft"]
+#: The training losses: ``"mse"`` (of the prediction) and ``"soft"`` (after corruption).
+LOSSES: tuple[str, ...] = get_args(Loss)
 
 
 class Denoiser(nn.Module):
@@ -33,23 +36,35 @@ class Denoiser(nn.Module):
     every sampler's arithmetic stay float32; the time ``t / T`` is always computed in float32
     (in bfloat16 the steps 998, 999 and 1000 of 1000 would all be 1.0).
 
+    The training loss (:meth:`loss`) is the mean squared error of the prediction
+    (``loss="mse"``), or, for a linear corruption ``x_t = C_t x0 + s_t z``
+    (:attr:`Degradation.linear <colddiff.Degradation.linear>`), Soft Score Matching's loss
+    measured after corruption (``loss="soft"``; Daras et al. 2023, "Soft Diffusion", their
+    reparametrised objective ``||C_t (h_theta(x_t, t) - x0)||^2`` with ``h_theta`` the
+    clean-image network): the mean of ``(C_t x0_hat - C_t x0)^2``
+    (:meth:`~colddiff.Degradation.corrupt`, with the training source's own part fixed). It
+    trains the network to predict a clean image that, corrupted, matches the corrupted data:
+    errors the corruption removes (detail a blur wipes out, pixels a mask greys) cost nothing.
+
     Args:
         net: The network, e.g. :class:`colddiff.nets.CNN`.
         degradation: The forward process it is trained to invert.
         predict: ``"eps"``, ``"x0"`` or ``"v"``.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the arithmetic of the network's
             forward pass.
+        loss: ``"mse"`` or ``"soft"`` (with ``predict="x0"``, for a linear corruption).
 
     Raises:
         ValueError: If ``net`` is not an ``nn.Module`` with parameters, ``predict`` is unknown,
             is ``"eps"`` for a degradation whose clean image
             cannot be recovered from its source (a deterministic one such as blur), or is ``"v"``
-            for one that is not a :class:`~colddiff.degradations.MixingDegradation`, or
-            ``precision`` is unknown.
+            for one that is not a :class:`~colddiff.degradations.MixingDegradation`,
+            ``precision`` is unknown, or ``loss`` is unknown or ``"soft"`` without
+            ``predict="x0"`` or for a degradation that is not a linear corruption.
     """
 
     def __init__(self, net: nn.Module, degradation: Degradation, predict: Target = "eps",
-                 precision: Precision = "fp32") -> None:
+                 precision: Precision = "fp32", loss: Loss = "mse") -> None:
         super().__init__()
         if not isinstance(net, nn.Module) or next(net.parameters(), None) is None:
             kind = "an nn.Module without parameters" if isinstance(net, nn.Module) else type(net).__name__
@@ -70,10 +85,13 @@ class Denoiser(nn.Module):
                 f"predict='v' needs a mixing degradation (x_t = sqrt(alpha_bar) x0 + sqrt(1 - "
                 f"alpha_bar) source); {type(degradation).__name__} is not one, use predict='x0'"
             )
+        check_loss(loss, degradation, predict)
         self.net = net
         self.degradation = degradation
         self.predict: Target = predict
         self.precision: Precision = check_precision(precision)
+        #: The training loss, ``"mse"`` or ``"soft"``.
+        self.loss_name: Loss = loss
 
     @property
     def num_timesteps(self) -> int:
@@ -103,10 +121,12 @@ class Denoiser(nn.Module):
 
     def loss(self, x0: Tensor, *, generator: torch.Generator | None = None,
              t: Tensor | None = None) -> Tensor:
-        """The training loss: the mean squared error of the prediction.
+        """The training loss: the mean squared error of the prediction (or, with
+        ``loss="soft"``, of its corruption).
 
         Draws ``t`` uniformly from ``1..T`` and a source per sample, degrades ``x0`` and compares
-        the network's output with the target (the source for ``"eps"``, ``x0`` for ``"x0"``).
+        the network's output with the target (the source for ``"eps"``, ``x0`` for ``"x0"``);
+        with ``loss="soft"``, ``C_t`` of the output with ``C_t x0``.
 
         Args:
             x0: A batch of clean images ``(B, C, H, W)``.
@@ -124,6 +144,9 @@ class Denoiser(nn.Module):
             t = check_timesteps(t, x0, self.num_timesteps)
         source = self.degradation.sample_source(x0, generator=generator)
         x_t = self.degradation.degrade(x0, t, source)
+        if self.loss_name == "soft":  # predict="x0" (checked in __init__)
+            corrupt = self.degradation.corrupt
+            return nn.functional.mse_loss(corrupt(self(x_t, t), t, source), corrupt(x0, t, source))
         if self.predict == "x0":
             target = x0
         else:  # "eps" and "v" imply a source (checked in __init__)
@@ -155,4 +178,23 @@ class Denoiser(nn.Module):
 
     def extra_repr(self) -> str:
         precision = f", precision={self.precision!r}" if self.precision != "fp32" else ""
-        return f"predict={self.predict!r}, degradation={self.degradation!r}{precision}"
+        loss = f", loss={self.loss_name!r}" if self.loss_name != "mse" else ""
+        return f"predict={self.predict!r}, degradation={self.degradation!r}{precision}{loss}"
+
+
+def check_loss(loss: object, degradation: Degradation, predict: str) -> None:
+    """Check a :class:`Denoiser`'s ``loss`` against its degradation and target.
+
+    Raises:
+        ValueError: Naming ``loss``: unknown, or ``"soft"`` without ``predict="x0"`` or for a
+            degradation that is not a linear corruption.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
+    if loss == "soft" and predict != "x0":
+        raise ValueError(f"loss='soft' needs predict='x0' (the network predicts the clean image, which "
+                         f"the loss corrupts), got predict={predict!r}")
+    if loss == "soft" and not degradation.linear:
+        raise ValueError(f"loss='soft' needs a degradation that is a linear corruption x_t = C_t x0 + "
+                         f"s_t z (Degradation.linear); {type(degradation).__name__} is not one, use "
+                         f"loss='mse'")

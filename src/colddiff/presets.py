@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RESTORATION", "SCHEDULES", "STUDIES", "TRAINING"]
+__all__ = ["GENERATION", "GENERATION_COMMON", "RESTORATION", "SCHEDULES", "STUDIES", "TRAINING"]
 
 #: The linear schedules of the reference study: ``(beta_start, beta_end, num_timesteps)``.
 SCHEDULES: dict[str, tuple[float, float, int]] = {
@@ -66,9 +66,41 @@ TRAINING: dict[str, dict[str, Any]] = {
     **{name: _restoration(*spec) for name, spec in RESTORATION.items()},
 }
 
+#: What every recipe of the cold-generation study shares (equal compute: the same network,
+#: optimiser, batch and schedule; the study sets the epochs): the shipped models' recipe.
+GENERATION_COMMON: dict[str, Any] = {
+    "schedule": {"kind": "cosine", "num_timesteps": 1000, "offset": 0.008, "max_beta": 0.999},
+    "net": "unet", "net_kwargs": {"channels": 32, "blocks": 2, "attention": True}, "batch_size": 128,
+    "lr": 5e-4, "warmup": 500, "ema": 0.9995, "ema_start": 2000, "sample_steps": 50,
+}
+_MIXING_NOISE = {"degradation": "fashion_mnist", "degradation_kwargs": {"noise": 0.05}, "predict": "x0"}
+_BLUR = {"num_timesteps": 50, "sigma_max": 6.0}  # Bansal's deblurring, 50 steps (benchmarks.hot_blur)
+
+#: The generation recipes of ``colddiff reproduce --study cold-generation`` (issue 24), by name:
+#: what each changes over :data:`GENERATION_COMMON`.
+GENERATION: dict[str, dict[str, Any]] = {
+    "gaussian": {"degradation": "gaussian", "predict": "v", "sampler": "ddpm",
+                 "sampler_kwargs": {"variance": "posterior"}},
+    "mixing-cold": {"degradation": "fashion_mnist", "predict": "x0", "sampler": "cold",
+                    "sampler_kwargs": {"algorithm": 2, "source": "estimate"}},
+    "mixing-noise": {**_MIXING_NOISE, "sampler": "cold",
+                     "sampler_kwargs": {"algorithm": 2, "source": "fixed"}},
+    "blur-cold": {"degradation": "blur", "degradation_kwargs": _BLUR, "predict": "x0", "sampler": "cold",
+                  "sampler_kwargs": {"algorithm": 2}},
+    "blur-hot": {"degradation": "blur", "degradation_kwargs": {**_BLUR, "noise": 0.05}, "predict": "x0",
+                 "sampler": "cold", "sampler_kwargs": {"algorithm": 2, "source": "estimate"}},
+    "heat": {"degradation": "heat", "predict": "x0", "sampler": "cold", "sample_steps": 100,
+             "sampler_kwargs": {"source": "estimate", "fresh_noise": 1.25}},
+    "blurring": {"degradation": "blurring", "predict": "eps", "sampler": "ddpm",
+                 "sampler_kwargs": {"variance": "posterior"}},
+    "mixing-soft": {**_MIXING_NOISE, "loss": "soft", "sampler": "soft"},
+}
+
 #: The studies ``colddiff reproduce --study`` runs, with the presets of their models: the
-#: reference study's four models (report sections 2 and 3) and Bansal et al.'s MNIST restoration.
+#: reference study's four models (report sections 2 and 3), Bansal et al.'s MNIST restoration
+#: and the cold-generation recipes.
 STUDIES: dict[str, tuple[str, ...]] = {
     "report": ("ddpm-default", "ddpm-long", "ddpm-short", "fashion-cold"),
     "bansal-mnist": tuple(RESTORATION),
+    "cold-generation": tuple(GENERATION),
 }

@@ -34,7 +34,7 @@ SAMPLER_OPTIONS: list[tuple[str, Callable[[str], Any], str, str]] = [
 def add_sampler_options(group: argparse._ActionsContainer, default: str) -> None:
     """Add ``--sampler``, one flag per entry of :data:`SAMPLER_OPTIONS` and ``--sampler-arg``."""
     group.add_argument("--sampler", metavar="NAME",
-                       help=f"ddpm, ddim, cold, dpmsolver++ or a plugin's (default: {default})")
+                       help=f"ddpm, ddim, cold, dpmsolver++, unipc, soft or a plugin's (default: {default})")
     for name, kind, metavar, text in SAMPLER_OPTIONS:
         group.add_argument(f"--{name}", type=kind, metavar=metavar, help=text)
     group.add_argument("--sampler-arg", action="append", metavar="KEY=VALUE", default=[],

@@ -69,6 +69,8 @@ TRAIN_FLAGS: tuple[TrainFlag, ...] = (
     TrainFlag("net", "what", "network: cnn or unet (its default size unless the config gives "
               "net_kwargs)", str, "NAME"),
     TrainFlag("predict", "what", "what the network predicts: eps, x0 or v", str, "TARGET"),
+    TrainFlag("loss", "what", "the training loss: mse (default), or soft (Soft Diffusion's, after "
+              "the corruption; with --predict x0)", str, "NAME"),
     TrainFlag("dataset", "what", "training images: mnist (default), fashion_mnist, cifar10, or a "
               "folder of PNG/JPEG images (then --image-size is required)", str, "NAME|FOLDER",
               flag="--data"),

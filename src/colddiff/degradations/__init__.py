@@ -2,9 +2,10 @@
 
 Built-in names: ``gaussian`` (:class:`GaussianNoise`), ``fashion_mnist``
 (:class:`FashionMNISTMixing`), ``mixing`` (:class:`DataMixing`, any image source), ``blur``
-(:class:`Blur`), ``heat`` (:class:`Heat`, Inverse Heat Dissipation), ``superres``
-(:class:`SuperResolution`) and ``inpaint`` (:class:`Inpaint`); each but ``gaussian`` takes a
-``noise`` option (:mod:`colddiff.degradations.noise`).
+(:class:`Blur`), ``heat`` (:class:`Heat`, Inverse Heat Dissipation), ``blurring``
+(:class:`Blurring`, Blurring Diffusion), ``superres`` (:class:`SuperResolution`) and ``inpaint``
+(:class:`Inpaint`); each but ``gaussian`` and ``blurring`` takes a ``noise`` option
+(:mod:`colddiff.degradations.noise`).
 Third-party packages add their own
 through the ``colddiff.degradations`` entry-point group; see :mod:`colddiff.degradations.registry`.
 """
@@ -38,6 +39,7 @@ from colddiff.degradations.mixing import (  # isort: skip
 from colddiff.degradations.separable import SeparableBlur  # isort: skip
 from colddiff.degradations.blur import Blur  # isort: skip
 from colddiff.degradations.heat import Heat  # isort: skip
+from colddiff.degradations.blurring import Blurring  # isort: skip
 from colddiff.degradations.superres import SuperResolution  # isort: skip
 from colddiff.degradations.inpaint import Inpaint  # isort: skip
 
@@ -45,6 +47,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "REGISTRY",
     "Blur",
+    "Blurring",
     "DataMixing",
     "Degradation",
     "DegradationPluginError",

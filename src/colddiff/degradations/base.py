@@ -50,6 +50,12 @@ class Degradation(ABC):
     of its own, joining the noise of :meth:`draw_noise` to it with :meth:`join_noise` and taking
     the two apart with :meth:`split_noise`.
 
+    **Linear corruptions** (:attr:`linear`): a degradation whose ``x_t = C_t x_0 + s_t z`` with
+    ``C_t`` linear in ``x_0`` (affine given its own source: a mixed-in image, inpainting's mask
+    centres) declares it, and gets :meth:`corrupt` (``C_t x_0``, the degradation without its
+    noise) and :attr:`corruption_noise` (``s_t``): what Soft Diffusion's loss and sampler need
+    (Daras et al. 2023; ``Denoiser(loss="soft")``, sampler ``soft``). The built-ins all are.
+
     Every method works on any ``(B, C, H, W)`` batch; ``t`` is an integer tensor of shape ``(B,)``
     (or a Python int, applied to the whole batch).
 
@@ -84,11 +90,13 @@ class Degradation(ABC):
             degradations, where ``x_T`` is nearly all source, and the default); the cold sampler's
             fixed source is then the start. ``False`` for noisy blur and inpainting.
         invertible: Whether :meth:`x0_from_source` and :meth:`source_from_x0` are implemented.
+        linear: Whether it is a linear corruption with noise (:meth:`corrupt`).
     """
 
     has_source: bool = False  # a class attribute; an instance may set its own (inpainting)
     start_is_source: ClassVar[bool] = True
     invertible: bool = False
+    linear: ClassVar[bool] = False
     default_num_timesteps: ClassVar[int] = 1000
     num_timesteps: int
     schedule: Schedule | None = None
@@ -185,6 +193,25 @@ class Degradation(ABC):
             residual = x_t - self.degrade(x0, t, own)
             noise = torch.where(level > 0, residual / level.clamp(min=torch.finfo(level.dtype).tiny), 0.0)
         return self.join_noise(own, noise)
+
+    def corrupt(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
+        """``C_t x0``, the corruption of a :attr:`linear` degradation without its noise (plus the
+        term of its own source, kept fixed: ``source``, alone or with the noise, which is left
+        out). Here: :meth:`degrade` with the own source only.
+
+        Raises:
+            ValueError: If the degradation is not a linear corruption.
+        """
+        if not self.linear:
+            raise ValueError(f"{type(self).__name__} is not a linear corruption x_t = C_t x0 + s_t z "
+                             "(Degradation.linear is False)")
+        return self.degrade(x0, t, self.split_noise(source, x0)[0])
+
+    @property
+    def corruption_noise(self) -> Tensor:
+        """``s_t`` of a :attr:`linear` degradation ``x_t = C_t x_0 + s_t z``, ``(T + 1,)`` float64:
+        here the noise levels (:attr:`noise_levels`)."""
+        return self.noise_levels
 
     def prior(self, n: int, *, generator: torch.Generator | None = None,
               device: torch.device | str | None = None) -> Tensor:

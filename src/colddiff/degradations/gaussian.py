@@ -31,6 +31,16 @@ class GaussianNoise(MixingDegradation):
                  image_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
         super().__init__(schedule, image_shape=image_shape)
 
+    def corrupt(self, x0: Tensor, t: Tensor | int, source: Tensor | None = None) -> Tensor:
+        """``C_t x0 = sqrt(alpha_bar_t) x0``: as a linear corruption, the noise is ``s_t z``
+        (``source`` is ignored)."""
+        return self.weights(t, x0)[0] * x0
+
+    @property
+    def corruption_noise(self) -> Tensor:
+        """``s_t = sqrt(1 - alpha_bar_t)``, ``(T + 1,)`` float64."""
+        return (1 - self.schedule.alpha_bar).sqrt()
+
     def sample_source(self, x0: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Standard normal noise shaped like ``x0``."""
         check_images("x0", x0)

@@ -74,6 +74,7 @@ class Inpaint(Degradation):
 
     default_num_timesteps = 50
     start_is_source = False  # the source is the mask centres (and the noise)
+    linear = True  # affine in x0 given the mask centres
 
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
                  center: Literal["random", "middle"] = "random", beta_start: float = 1.1,

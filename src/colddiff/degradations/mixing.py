@@ -67,6 +67,7 @@ class MixingDegradation(Degradation):
 
     has_source = True
     invertible = True
+    linear = True  # affine in x0 given the mixed-in image
 
     schedule: Schedule
 

@@ -54,6 +54,7 @@ class SeparableBlur(Degradation):
     """
 
     start_is_source = False  # a noisy blur's source is its noise
+    linear = True
     #: Largest ``C * H * W`` whose prior keeps the full covariance (4096 values: 128 MB in float64).
     EXACT_PRIOR_SIZE: ClassVar[int] = 4096
     #: Principal directions of the prior above that size.

@@ -73,6 +73,7 @@ class SuperResolution(Degradation):
 
     default_num_timesteps = 3
     start_is_source = False  # its source, when noisy, is the noise
+    linear = True  # every mode resamples linearly
 
     def __init__(self, schedule: Schedule | None = None, *, num_timesteps: int | None = None,
                  mode: Literal["area", "nearest", "bicubic"] = "area",

@@ -11,6 +11,8 @@ their options:
   ``algorithm``, ``source``.
 * ``dpmsolver++`` (:class:`DPMSolverSampler`): DPM-Solver++ (2M, 3M), ``order`` 1, 2 or 3.
 * ``unipc`` (:class:`UniPCSampler`): UniPC (bh2), ``order`` 1, 2 or 3.
+* ``soft`` (:class:`SoftSampler`): Soft Diffusion's Momentum Sampler for any linear corruption
+  with noise.
 
 Every sampler also takes ``spacing`` (its step grid, :mod:`colddiff.samplers.grids`), ``rho``
 (for ``spacing="karras"``), ``final_denoise``, ``clip_x0`` and ``data_range``.
@@ -31,11 +33,12 @@ from colddiff.samplers.ddim import DDIMSampler
 from colddiff.samplers.ddpm import DDPMSampler
 from colddiff.samplers.dpmsolver import DPMSolverSampler
 from colddiff.samplers.grids import SPACINGS, Spacing, StepGrid
+from colddiff.samplers.soft import SoftSampler
 from colddiff.samplers.unipc import UniPCSampler
 
 __all__ = ["ENTRY_POINT_GROUP", "REGISTRY", "SPACINGS", "Callback", "ColdSampler", "DDIMSampler",
-           "DDPMSampler", "DPMSolverSampler", "Sampler", "Spacing", "StepGrid", "UniPCSampler", "available",
-           "create", "get", "refresh", "register"]
+           "DDPMSampler", "DPMSolverSampler", "Sampler", "SoftSampler", "Spacing", "StepGrid", "UniPCSampler",
+           "available", "create", "get", "refresh", "register"]
 
 #: The entry-point group third-party packages register samplers under.
 ENTRY_POINT_GROUP = "colddiff.samplers"
@@ -47,6 +50,7 @@ REGISTRY.register("ddim")(DDIMSampler)
 REGISTRY.register("cold")(ColdSampler)
 REGISTRY.register("dpmsolver++")(DPMSolverSampler)
 REGISTRY.register("unipc")(UniPCSampler)
+REGISTRY.register("soft")(SoftSampler)
 
 register = REGISTRY.register
 refresh = REGISTRY.refresh

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from colddiff.degradations.base import check_images
+from colddiff.degradations.blurring import Blurring
 from colddiff.degradations.gaussian import GaussianNoise
 from colddiff.denoisers import Denoiser
 from colddiff.samplers.grids import Spacing, StepGrid
@@ -148,11 +149,26 @@ class Sampler(ABC):
             ValueError: If it is not :class:`~colddiff.degradations.GaussianNoise`.
         """
         if not isinstance(self.degradation, GaussianNoise):
+            other = ("DDPMSampler or DDIMSampler (sampler 'ddpm' or 'ddim'): its signal scale is one "
+                     "per frequency" if isinstance(self.degradation, Blurring)
+                     else "ColdSampler (sampler 'cold')")
             raise ValueError(
                 f"{type(self).__name__} needs a denoiser for GaussianNoise; for "
-                f"{type(self.degradation).__name__} use ColdSampler (sampler 'cold')"
+                f"{type(self.degradation).__name__} use {other}"
             )
         return self.degradation
+
+    def require_gaussian_family(self) -> GaussianNoise | Blurring:
+        """The degradation, checked to be a Gaussian diffusion: Gaussian noise, or
+        :class:`~colddiff.degradations.Blurring` (one per DCT frequency), which the DDPM and DDIM
+        samplers take.
+
+        Raises:
+            ValueError: If it is neither.
+        """
+        if isinstance(self.degradation, Blurring):
+            return self.degradation
+        return self.require_gaussian()
 
     def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:  # noqa: B027
         """Prepare per-run constants for :meth:`step` (nothing by default)."""

@@ -13,7 +13,7 @@ from colddiff.denoisers import Denoiser
 from colddiff.samplers.base import Sampler
 from colddiff.samplers.grids import Spacing
 
-__all__ = ["ColdSampler"]
+__all__ = ["ColdSampler", "fixed_source"]
 
 
 class ColdSampler(Sampler):
@@ -104,22 +104,9 @@ class ColdSampler(Sampler):
             ValueError: For ``source="fixed"`` with a degradation whose source is not its start
                 (noisy blur, inpainting's centres) when none was given.
         """
-        deg = self.degradation
         self._fixed_source, self._estimate_once = None, False
-        if not deg.has_source or self.source == "estimate":
-            return
-        if self.start_source is not None:
-            self._fixed_source = self.start_source
-        elif not deg.start_is_source:
-            raise ValueError(f"{deg!r} needs the source each image was degraded with: pass it, "
-                             f"sample(..., source=...)")
-        elif self.start_step == deg.num_timesteps:
-            self._fixed_source = x_T
-        elif deg.recovers_source:  # part-way, x_t is far from its source: estimate it once
-            self._estimate_once = True
-        else:
-            raise ValueError(f"restoring {deg!r} part-way with source='fixed' needs the source: pass "
-                             f"it, sample(..., source=...)")
+        if self.degradation.has_source and self.source == "fixed":
+            self._fixed_source, self._estimate_once = fixed_source(self, x_T)
 
     def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
              s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -138,3 +125,29 @@ class ColdSampler(Sampler):
         if self.algorithm == 1:
             return deg.degrade(x0_hat, s_batch, source)
         return x_t - deg.degrade(x0_hat, t_batch, source) + deg.degrade(x0_hat, s_batch, source)
+
+
+def fixed_source(sampler: Sampler, x_T: Tensor) -> tuple[Tensor | None, bool]:
+    """The source a sampler keeps for a whole run from ``x_T``: ``(source, estimate_once)``.
+
+    The source given to :meth:`~Sampler.sample`; else, for a degradation whose start stands in
+    for its source, the start ``x_T`` itself; part-way (``t_start < T``), where ``x_t`` is far
+    from its source, ``(None, True)``: estimate it once, from the first prediction
+    (:meth:`~colddiff.Degradation.source_from_x0`).
+
+    Raises:
+        ValueError: If the source must be given (inpainting's centres, or a part-way start of a
+            degradation that cannot recover its source) and was not.
+    """
+    deg = sampler.degradation
+    if sampler.start_source is not None:
+        return sampler.start_source, False
+    if not deg.start_is_source:
+        raise ValueError(f"{deg!r} needs the source each image was degraded with: pass it, "
+                         f"sample(..., source=...)")
+    if sampler.start_step == deg.num_timesteps:
+        return x_T, False
+    if deg.recovers_source:
+        return None, True
+    raise ValueError(f"restoring {deg!r} part-way with a fixed source needs that source: pass "
+                     f"it, sample(..., source=...)")

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import itertools
 import math
+from functools import partial
 from typing import Literal
 
 import torch
 from torch import Tensor
 
+from colddiff.degradations.blurring import Blurring
 from colddiff.denoisers import Denoiser
 from colddiff.samplers.base import Sampler
 from colddiff.samplers.grids import Spacing
+from colddiff.samplers.spectral import SpectralSteps, ancestral_weights
 
 __all__ = ["DDPMSampler"]
 
@@ -34,14 +37,20 @@ class DDPMSampler(Sampler):
     posterior variance ``(1 - alpha_bar_s) / (1 - alpha_bar_t) beta_{t|s}``
     (``variance="posterior"``).
 
+    For :class:`~colddiff.degradations.Blurring` (Hoogeboom & Salimans 2023) the same step is
+    taken per DCT frequency with its posterior ``q(u_s | u_t, u_0)`` (see
+    :meth:`~colddiff.degradations.Blurring.posterior` and :mod:`colddiff.samplers.spectral`):
+    with ``variance="posterior"`` and ``clip_x0=False`` it is the paper's sampler.
+
     Args:
-        denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise` (predicting
-            ``"eps"`` or ``"x0"``).
+        denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise` or
+            :class:`~colddiff.degradations.Blurring` (predicting ``"eps"`` or ``"x0"``).
         variance: ``"beta"`` or ``"posterior"``.
         spacing, rho, final_denoise, clip_x0, data_range: As for :class:`Sampler`.
 
     Raises:
-        ValueError: If the degradation is not Gaussian noise or ``variance`` is unknown.
+        ValueError: If the degradation is neither Gaussian noise nor blurring, or ``variance`` is
+            unknown.
     """
 
     def __init__(self, denoiser: Denoiser, *, variance: Literal["beta", "posterior"] = "beta",
@@ -49,14 +58,21 @@ class DDPMSampler(Sampler):
                  clip_x0: bool = True, data_range: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__(denoiser, spacing=spacing, rho=rho, final_denoise=final_denoise, clip_x0=clip_x0,
                          data_range=data_range)
-        self._alpha_bar = self.require_gaussian().schedule.alpha_bar.tolist()
+        family = self.require_gaussian_family()
+        self._alpha_bar = family.schedule.alpha_bar.tolist()
         if variance not in ("beta", "posterior"):
             raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
         self.variance = variance
         self._coefficients: list[tuple[float, float, float]] = []
+        self._spectral = (SpectralSteps(family, partial(ancestral_weights, family, variance=variance))
+                          if isinstance(family, Blurring) else None)
 
     def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
-        """Precompute ``(x0 weight, x_t weight, sigma)`` per step as Python floats."""
+        """Precompute ``(x0 weight, x_t weight, sigma)`` per step as Python floats (per frequency
+        for :class:`~colddiff.degradations.Blurring`)."""
+        if self._spectral is not None:
+            self._spectral.setup(times, x_T)
+            return
         self._coefficients = []
         for t, s in itertools.pairwise(times):
             abar_t, abar_s = self._alpha_bar[t], self._alpha_bar[s]
@@ -70,6 +86,8 @@ class DDPMSampler(Sampler):
     def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
              s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
         """One ancestral step from ``t`` to ``s``."""
+        if self._spectral is not None:
+            return self._spectral.step(i, x0_hat, x_t, lambda like: self.noise(like, generator))
         x0_weight, xt_weight, sigma = self._coefficients[i]
         x_s = x0_weight * x0_hat + xt_weight * x_t
         if sigma > 0:

@@ -23,15 +23,15 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from colddiff import __version__, checkpoints, data, fmd, presets, pretrained, restoration
+from colddiff import checkpoints, data, fmd, presets, pretrained, restoration
 from colddiff.config import TrainConfig
 from colddiff.progress import progress_bar
-from colddiff.runtime import check_precision
+from colddiff.study.models import ModelStudyOptions, finished, last_epoch, or_dash, write_results
 from colddiff.training import Trainer
 
 __all__ = ["FIGURE_IMAGES", "MAX_TEST", "MODELS", "PROTOCOL", "ROWS", "BansalOptions", "draw_figures",
@@ -74,7 +74,7 @@ PROTOCOL = (
 
 
 @dataclass
-class BansalOptions:
+class BansalOptions(ModelStudyOptions):
     """How to run the study.
 
     Attributes:
@@ -91,27 +91,17 @@ class BansalOptions:
         quiet: No progress output.
     """
 
-    out: Path
+    known_models: ClassVar[tuple[str, ...]] = MODELS
     models: tuple[str, ...] = MODELS
     epochs: int = 20
-    limit_train: int | None = None
     n_test: int = 1000
-    precision: str = "fp32"
-    device: str = "auto"
-    seed: int = 0
-    quiet: bool = False
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.models if name not in MODELS]
-        if not self.models or unknown:
-            raise ValueError(f"models must be among {list(MODELS)}, got {list(self.models)}")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        super().__post_init__()
         n_test = self.n_test
         if isinstance(n_test, bool) or not isinstance(n_test, int) or not 2 <= n_test <= MAX_TEST:
             raise ValueError(f"n_test must be an integer in [2, {MAX_TEST}] (the next n_test test digits "
                              f"give the real-image floor), got {self.n_test!r}")
-        check_precision(self.precision)
 
     @classmethod
     def quick(cls, out: Path, **changes: Any) -> BansalOptions:
@@ -187,15 +177,14 @@ def _finish_model(trainer: Trainer, folder: Path, options: BansalOptions) -> Non
     test = data.mnist(train=False, limit=2 * options.n_test).images
     clean = test[:options.n_test]
     result = evaluate(model, clean, test[options.n_test:], seed=options.seed, progress=not options.quiet)
-    records = [json.loads(line) for line in trainer.metrics_path.read_text().splitlines() if line.strip()]
-    epochs = [r for r in records if "loss" in r and not r.get("partial")]
+    last = last_epoch(trainer)
     summary = {
         "preset": folder.name, "degradation": repr(model.denoiser.degradation),
         "T": model.denoiser.num_timesteps, "epochs": trainer.epoch, "optimiser_steps": trainer.step,
         "limit_train": trainer.config.limit_train, "precision": trainer.config.precision,
-        "ema": model.card["ema"], "final_loss": epochs[-1]["loss"] if epochs else None,
-        "images_per_s": epochs[-1].get("images_per_s") if epochs else None,
-        "train_wall_time_s": epochs[-1].get("wall_time_s") if epochs else None,
+        "ema": model.card["ema"], "final_loss": last["loss"] if last else None,
+        "images_per_s": last.get("images_per_s") if last else None,
+        "train_wall_time_s": last.get("wall_time_s") if last else None,
         "device": str(trainer.device), "n_test": options.n_test, "seed": options.seed,
         "scores": result["scores"], "real_fmd": result["real_fmd"],
         "restore_seconds_per_image": result["restore_seconds_per_image"],
@@ -203,12 +192,6 @@ def _finish_model(trainer: Trainer, folder: Path, options: BansalOptions) -> Non
     shown = {row: images[:FIGURE_IMAGES] for row, images in result["images"].items()}
     checkpoints.save({"clean": clean[:FIGURE_IMAGES], **shown, "summary": json.dumps(summary)},
                      folder / "final.pt")
-
-
-def _finished(folder: Path) -> dict[str, Any] | None:
-    """The summary of a model's ``final.pt``, or ``None`` if it has none."""
-    final = folder / "final.pt"
-    return json.loads(checkpoints.load(final, required=("summary",))["summary"]) if final.exists() else None
 
 
 def _answers(summary: dict[str, Any], options: BansalOptions) -> bool:
@@ -228,7 +211,7 @@ def run_study(options: BansalOptions) -> dict[str, Any]:
     out = Path(options.out)
     for preset in options.models:
         folder = out / "models" / preset
-        summary = _finished(folder)
+        summary = finished(folder)
         if summary is not None and _answers(summary, options):
             if not options.quiet:
                 print(f"{preset}: kept ({summary['epochs']} epoch(s), scored on {summary['n_test']} digits)")
@@ -236,14 +219,7 @@ def run_study(options: BansalOptions) -> dict[str, Any]:
         if not options.quiet:
             print(f"{preset}: " + ("training" if summary is None else "training on and scoring again"))
         _finish_model(_train(preset, folder, options), folder, options)
-    results: dict[str, Any] = {"study": "bansal-mnist", "colddiff_version": __version__, "options": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()}, "models": {}}
-    for preset in MODELS:
-        summary = _finished(out / "models" / preset)
-        if summary is not None:
-            results["models"][preset] = summary
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    return results
+    return write_results("bansal-mnist", options, MODELS)
 
 
 def draw_figures(folder: str | Path) -> list[str]:
@@ -278,10 +254,6 @@ def draw_figures(folder: str | Path) -> list[str]:
         save_figure(figure, folder / "figures" / name)
         written.append(name)
     return written
-
-
-def _or_dash(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def write_report(folder: str | Path, figures: list[str]) -> Path:
@@ -322,8 +294,8 @@ def write_report(folder: str | Path, figures: list[str]) -> Path:
     for preset, summary in results["models"].items():
         lines.append(
             f"| {preset} | {summary['epochs']} | {summary['limit_train'] or 60000} | {summary['precision']} "
-            f"| {'yes' if summary['ema'] else 'no'} | {_or_dash(summary['final_loss'], '.5f')} "
-            f"| {_or_dash(summary['train_wall_time_s'], '.0f')} | {summary['n_test']} | {summary['seed']} "
+            f"| {'yes' if summary['ema'] else 'no'} | {or_dash(summary['final_loss'], '.5f')} "
+            f"| {or_dash(summary['train_wall_time_s'], '.0f')} | {summary['n_test']} | {summary['seed']} "
             f"| {summary['real_fmd']:.2f} | {summary['restore_seconds_per_image']:.4f} |")
     lines += ["", *PROTOCOL, ""]
     lines += [f"![{name}](figures/{name})\n" for name in figures]

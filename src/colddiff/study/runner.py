@@ -1,5 +1,6 @@
 """Run a study in its folder, as ``colddiff reproduce`` does: the reference study
-(:mod:`~colddiff.study.reference`) or Bansal et al.'s MNIST study (:mod:`~colddiff.study.bansal`).
+(:mod:`~colddiff.study.reference`), Bansal et al.'s MNIST study (:mod:`~colddiff.study.bansal`)
+or the cold-generation recipes (:mod:`~colddiff.study.generation`).
 
 :func:`prepare` checks the request and settles the options: a new study takes the defaults (or
 the quick ones) with the given changes; a resumed one the options saved in
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from colddiff import presets
-from colddiff.study import bansal, figures, reference
+from colddiff.study import bansal, figures, generation, reference
 
 __all__ = ["OPTIONS_FILE", "STUDIES", "StudyOutcome", "StudyRun", "prepare", "run", "study_in"]
 
@@ -50,6 +51,8 @@ STUDIES: dict[str, _Study] = {
     "report": _Study(reference.StudyOptions, reference.run_study, _draw_reference, reference.write_report),
     "bansal-mnist": _Study(bansal.BansalOptions, bansal.run_study,
                            lambda folder: (bansal.draw_figures(folder), []), bansal.write_report),
+    "cold-generation": _Study(generation.GenerationOptions, generation.run_study,
+                              lambda folder: (generation.draw_figures(folder), []), generation.write_report),
 }
 
 

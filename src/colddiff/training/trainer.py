@@ -120,7 +120,7 @@ class Trainer:
     def _denoiser_for(self, net: torch.nn.Module) -> Denoiser:
         """The denoiser's twin over ``net`` (the EMA copy, the DDP wrapper)."""
         return Denoiser(net, self.degradation, predict=self.denoiser.predict,
-                        precision=self.denoiser.precision)
+                        precision=self.denoiser.precision, loss=self.denoiser.loss_name)
 
     # ------------------------------------------------------------------ where it stands
     @property
