@@ -152,10 +152,9 @@ def check_num_classes(num_classes: object) -> int | None:
     Raises:
         ValueError: If it is neither.
     """
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 2):
-        raise ValueError(f"num_classes must be None (unconditional) or an integer >= 2, got {num_classes!r}")
-    return num_classes
+    if num_classes is None or (type(num_classes) is int and num_classes >= 2):
+        return num_classes
+    raise ValueError(f"num_classes must be None (unconditional) or an integer >= 2, got {num_classes!r}")
 
 
 def check_classes(classes: object, what: str = "classes") -> tuple[str, ...]:
