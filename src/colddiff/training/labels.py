@@ -37,10 +37,10 @@ def data_classes(config: TrainConfig, given: data.ImageDataset | None = None) ->
         return data.CLASSES[config.dataset]
     folder = data.ImageFolder(config.dataset)
     if len(folder.classes) < 2:
-        found = f"one, {folder.classes[0]!r}" if folder.classes else "none"
-        raise ValueError(f"dataset {config.dataset} holds {found} class subfolder(s); conditional = true "
-                         "needs one subfolder per class, at least 2 (FOLDER/CLASS/IMAGE.png: point "
-                         "dataset at the folder whose subfolders are the classes)")
+        found = f"a single class subfolder, {folder.classes[0]!r}" if folder.classes else "no class subfolder"
+        raise ValueError(f"dataset {config.dataset} holds {found}; conditional = true needs one subfolder "
+                         "per class, at least 2 (FOLDER/CLASS/IMAGE.png: point dataset at the folder whose "
+                         "subfolders are the classes)")
     return folder.classes
 
 
