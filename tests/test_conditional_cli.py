@@ -5,6 +5,8 @@ and every refusal as a usage error in flags."""
 from __future__ import annotations
 
 import json
+import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,22 @@ def test_fmd_score_adds_the_accuracy_and_each_class_s_distance(
         assert row["fd_ratio"] == pytest.approx(row["fd"] / row["train_baseline"])
     status, out, _ = run_cli(capsys, "fmd", "score", str(tmp_path / "s.pt"), "--quiet")
     assert "classifier accuracy against the asked classes" in out and "class 8: 3 samples" in out
+
+
+def test_the_guidance_benchmark_scores_each_scale_in_quick_mode(checkpoint: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.guidance import main
+
+    assert main(["--checkpoint", str(checkpoint), "--quick", "--json", str(tmp_path / "g.json")]) == 0
+    report = json.loads((tmp_path / "g.json").read_text())
+    assert report["n"] == 20 and report["sample_steps"] == 2
+    assert [row["guidance"] for row in report["results"]] == [0.0, 1.0, 3.0]
+    assert [row["network_evaluations"] for row in report["results"]] == [2, 2, 4]  # 3: two per step
+    for row in report["results"]:
+        assert 0 <= row["accuracy"] <= 1 and sum(row["class_histogram"]) == 20
+        assert math.isfinite(row["fmd_ratio"]) and row["fmd_ratio"] > 0
+        assert sorted(row["per_class"]) == [str(d) for d in range(10)]
+        assert all(c["n"] == 2 and math.isfinite(c["fd_ratio"]) for c in row["per_class"].values())
+        assert row["mean_class_fd_ratio"] == pytest.approx(
+            sum(c["fd_ratio"] for c in row["per_class"].values()) / 10)

@@ -13,9 +13,10 @@ from PIL import Image
 from torch import Tensor, nn
 
 from colddiff import checkpoints, data, pretrained
-from colddiff.config import TrainConfig
+from colddiff.config import MODEL_FIELDS, TrainConfig, build_denoiser, model_differences
 from colddiff.training import ConfigMismatchError, Trainer
-from colddiff.training.init_from import initialise
+from colddiff.training.init_from import CONDITIONING_FIELDS, initialise
+from colddiff.training.labels import with_classes
 
 DIGITS = [str(digit) for digit in range(10)]
 
@@ -179,3 +180,20 @@ def test_init_from_another_model_is_refused_naming_what_differs(tmp_path: Path, 
         initialise(trainer.net, mismatched)
     with pytest.raises(checkpoints.CheckpointError, match="does not exist"):
         initialise(trainer.net, tiny(init_from=str(tmp_path / "missing.pt")))
+
+
+@pytest.mark.parametrize("name", ["mnist-ddpm", "mnist-fashion-cold"])
+def test_the_conditional_recipes_are_the_shipped_ones_made_conditional(name: str) -> None:
+    configs = Path(pretrained.__file__).parent / "configs"
+    plain = TrainConfig.load(configs / f"{name}.toml")
+    conditional = TrainConfig.load(configs / f"{name}-cond.toml")
+    assert (conditional.conditional, conditional.cond_drop) == (True, 0.1)
+    assert conditional.replace(conditional=False, cond_drop=None) == plain  # nothing else differs
+    resolved = with_classes(conditional)
+    assert resolved.classes == DIGITS
+    saved, weights = pretrained.model_weights(name)  # what --init-from NAME starts from
+    shape_and_model = tuple(field for field in MODEL_FIELDS if field not in CONDITIONING_FIELDS)
+    assert model_differences(saved, resolved, shape_and_model) == []
+    net = build_denoiser(resolved).net
+    assert set(net.state_dict()) - set(weights) == {"class_embedding.weight"}
+    assert set(weights) <= set(net.state_dict())

@@ -15,7 +15,7 @@ from torch import Tensor
 from colddiff import data
 from colddiff.fmd.frechet import frechet_distance_from_features
 from colddiff.fmd.metric import FMD, check_images
-from colddiff.fmd.protocols import FULL_BASELINE_DRAWS
+from colddiff.fmd.protocols import FULL_BASELINE_DRAWS, _reference
 from colddiff.runtime import Precision
 
 __all__ = ["ClassScores", "class_scores", "describe_classes"]
@@ -32,7 +32,8 @@ class ClassScores:
         accuracy: The share of samples the classifier puts in the class they were asked for.
         n_samples: The samples scored (those of the null class left out).
         per_class: For each class asked for (by name): ``n`` samples, their ``accuracy``, their
-            Fréchet distance ``fd`` to the MNIST test digits of that class, ``train_baseline``
+            Fréchet distance ``fd`` to the MNIST test digits of that class (their statistics
+            cached as :func:`~colddiff.fmd.score`'s are), ``train_baseline``
             (that of ``n`` real training digits of the class, mean of 3 draws) and ``fd_ratio``
             (``fd / train_baseline``; 1.0 is as good as real digits). A class with fewer than 2
             samples has no distance (``None``).
@@ -87,22 +88,26 @@ def class_scores(samples: Tensor, labels: Tensor, classes: Sequence[str] | None 
     with torch.no_grad():  # the classifier's head on its features: its prediction
         predicted = metric.classifier.head(features.to(metric.device)).argmax(1).cpu()
     generator = torch.Generator().manual_seed(seed)
+    real = data.mnist(train=False), data.mnist(train=True)
     per_class = {DIGITS[digit]: _class_row(metric, features[labels == digit], predicted[labels == digit],
-                                           digit, generator)
+                                           digit, real, generator)
                  for digit in sorted(set(labels.tolist()))}
     return ClassScores(float((predicted == labels).float().mean()), len(samples), per_class)
 
 
 def _class_row(metric: FMD, features: Tensor, predicted: Tensor, digit: int,
+               real: tuple[data.ImageDataset, data.ImageDataset],
                generator: torch.Generator) -> dict[str, Any]:
-    """The scores of the samples of one class, from their features and predicted classes."""
+    """The scores of the samples of one class, from their features and predicted classes, against
+    the ``(test, train)`` digits of that class."""
     n = len(features)
     row: dict[str, Any] = {"n": n, "accuracy": float((predicted == digit).float().mean()),
                            "fd": None, "train_baseline": None, "fd_ratio": None}
     if n < 2:
         return row
-    test, train = data.mnist(train=False), data.mnist(train=True)
-    reference = metric.features(test.images[test.labels == digit])
+    test, train = real
+    version = getattr(metric.classifier, "version", "custom")
+    reference = _reference(metric, version, "test", f"class-{digit}", test.images[test.labels == digit])
     pool = train.images[train.labels == digit]
     row["fd"] = frechet_distance_from_features(features, reference)
     draws = [pool[torch.randperm(len(pool), generator=generator)[:n]] for _ in range(FULL_BASELINE_DRAWS)]
