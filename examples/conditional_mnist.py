@@ -27,23 +27,28 @@ from colddiff.config import TrainConfig
 from colddiff.training import Trainer
 
 
+def recipe(quick: bool) -> TrainConfig:
+    """A small CNN on 1,024 digits with a short cosine schedule (``quick``), else colddiff's U-Net
+    recipe on 12,800 digits; both conditional."""
+    if quick:
+        return TrainConfig(dataset="mnist", limit_train=1024, conditional=True, net="cnn",
+                           net_kwargs={"channels": [16, 32, 16]}, predict="x0",
+                           schedule={"kind": "cosine", "num_timesteps": 100, "offset": 0.008,
+                                     "max_beta": 0.999},
+                           epochs=1, batch_size=64, lr=2e-3, sample_every=0, sampler="ddim",
+                           sample_steps=20)
+    return TrainConfig.preset("mnist-unet", conditional=True, epochs=4, limit_train=12_800, sample_every=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 3.0], metavar="W",
+                        help="the guidance scales to sample with (1 and 3)")
     parser.add_argument("--quick", action="store_true", help="a tiny run that finishes in seconds")
     parser.add_argument("--out", type=Path, default=Path("runs/conditional_mnist"))
     args = parser.parse_args()
-
-    if args.quick:  # a small CNN, one pass over 1,024 digits, a short cosine schedule
-        config = TrainConfig(dataset="mnist", limit_train=1024, conditional=True, net="cnn",
-                             net_kwargs={"channels": [16, 32, 16]}, predict="x0",
-                             schedule={"kind": "cosine", "num_timesteps": 100, "offset": 0.008,
-                                       "max_beta": 0.999},
-                             epochs=1, batch_size=64, lr=2e-3, sample_every=0, sampler="ddim",
-                             sample_steps=20)
-    else:  # colddiff's U-Net recipe on 12,800 digits, made conditional
-        config = TrainConfig.preset("mnist-unet", conditional=True, epochs=4, limit_train=12_800,
-                                    sample_every=0)
+    config = recipe(args.quick)
 
     trainer = Trainer(config, args.out, overwrite=True)  # an example starts afresh each time
     trainer.fit()
@@ -51,7 +56,7 @@ def main() -> None:
 
     labels = class_labels(80, 10)  # eight of each digit, in order
     classifier = fmd.load_classifier()
-    for guidance in (1.0, 3.0):
+    for guidance in args.guidance:
         samples = trainer.sample(80, config.sample_steps, labels=labels, guidance=guidance).clamp(0, 1)
         grid, per_row = class_rows(samples, labels)
         save_image(grid, args.out / f"guidance-{guidance:g}.png", nrow=per_row)
