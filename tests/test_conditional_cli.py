@@ -143,3 +143,17 @@ def test_the_guidance_benchmark_scores_each_scale_in_quick_mode(checkpoint: Path
         assert all(c["n"] == 2 and math.isfinite(c["fd_ratio"]) for c in row["per_class"].values())
         assert row["mean_class_fd_ratio"] == pytest.approx(
             sum(c["fd_ratio"] for c in row["per_class"].values()) / 10)
+
+
+def test_export_records_the_label_set_and_the_default_guidance(checkpoint: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run_cli(capsys, "export", "--checkpoint", str(checkpoint), "--name", "digits", "--out",
+                             str(tmp_path), "--guidance", "3.5")
+    assert status == 0, err
+    card = json.loads((tmp_path / "digits.json").read_text())
+    assert card["classes"] == card["config"]["classes"] == [str(d) for d in range(10)]
+    assert card["config"]["guidance"] == 3.5
+    assert card["sampling_changes"]["guidance"] == {"trained": 2.0, "shipped": 3.5}
+    status, _, err = run_cli(capsys, "export", "--checkpoint", str(checkpoint), "--name", "bad", "--out",
+                             str(tmp_path), "--guidance", "-2")
+    assert status == 2 and "--guidance must be a finite number >= 0" in err, err
