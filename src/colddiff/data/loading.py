@@ -69,34 +69,41 @@ def load(source: str | os.PathLike[str] | Tensor | Dataset[object], *, train: bo
     if labels is not None and not isinstance(source, Tensor):
         raise ValueError(f"labels is for images given as a tensor; a {type(source).__name__} source "
                          "carries its own (a dataset name's, a folder's subfolders, a dataset's items)")
-    classes: tuple[str, ...] | None = None
-    if isinstance(source, str) and source in DATASETS:
-        read = getattr(datasets, source)  # each named dataset's reader has its name
-        dataset = read(train, root, download=download, limit=limit)
-        images, labels, classes = dataset.images, dataset.labels, dataset.classes
-    elif isinstance(source, (str, os.PathLike)):
-        if not Path(source).expanduser().is_dir():
-            raise ValueError(f"data must be one of {', '.join(DATASETS)} or a folder of images; "
-                             f"{str(source)!r} is neither")
-        folder = ImageFolder(source, image_size=image_size, channels=channels or 3)
-        images, labels = read_folder(folder, limit, on_error)
-        classes = folder.classes or None
-    elif isinstance(source, Tensor):
-        images = as_images("data", source[:limit] if limit is not None else source)
-        labels = _given_labels(labels, len(source), limit)
-    elif isinstance(source, Dataset) or (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
-        images, labels = _read_dataset(source, limit, image_size, channels)
-        classes = _dataset_classes(source, labels)
-    else:
-        raise ValueError(f"data must be a dataset name ({', '.join(DATASETS)}), a folder, a tensor or "
-                         f"a torch Dataset, got {type(source).__name__}")
+    images, found, classes = _read_source(source, train=train, image_size=image_size, channels=channels,
+                                          limit=limit, root=root, download=download, on_error=on_error,
+                                          labels=labels)
     if channels is not None:
         images = convert_channels(images, channels)
     if image_size is not None:
         images = resize(images, image_size)
-    if labels is None:
-        labels = torch.full((len(images),), -1, dtype=torch.long)
-    return ImageDataset(images, labels, classes)
+    if found is None:
+        found = torch.full((len(images),), -1, dtype=torch.long)
+    return ImageDataset(images, found, classes)
+
+
+def _read_source(source: object, *, train: bool, image_size: int | None, channels: Literal[1, 3] | None,
+                 limit: int | None, root: str | os.PathLike[str] | None, download: bool, on_error: str,
+                 labels: Tensor | None) -> tuple[Tensor, Tensor | None, tuple[str, ...] | None]:
+    """:func:`load`'s ``source`` read: ``(images, labels or None, class names or None)``, the
+    images not yet converted to ``channels`` nor resized (but a folder's and a dataset's)."""
+    if isinstance(source, str) and source in DATASETS:
+        read = getattr(datasets, source)  # each named dataset's reader has its name
+        dataset = read(train, root, download=download, limit=limit)
+        return dataset.images, dataset.labels, dataset.classes
+    if isinstance(source, (str, os.PathLike)):
+        if not Path(source).expanduser().is_dir():
+            raise ValueError(f"data must be one of {', '.join(DATASETS)} or a folder of images; "
+                             f"{str(source)!r} is neither")
+        folder = ImageFolder(source, image_size=image_size, channels=channels or 3)
+        return (*read_folder(folder, limit, on_error), folder.classes or None)
+    if isinstance(source, Tensor):
+        return as_images("data", source[:limit] if limit is not None else source), \
+            _given_labels(labels, len(source), limit), None
+    if isinstance(source, Dataset) or (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
+        images, found = _read_dataset(source, limit, image_size, channels)  # type: ignore[arg-type]
+        return images, found, _dataset_classes(source, found)
+    raise ValueError(f"data must be a dataset name ({', '.join(DATASETS)}), a folder, a tensor or "
+                     f"a torch Dataset, got {type(source).__name__}")
 
 
 def _given_labels(labels: Tensor | None, count: int, limit: int | None) -> Tensor | None:
