@@ -44,7 +44,8 @@ def test_a_folder_of_mixed_files_loads_resized_with_the_broken_one_named(tmp_pat
     assert loaded.images.shape == (4, 3, 16, 16), "a.png, c.JPG, d.png, sub/b.png; notes.txt ignored"
     assert loaded.images.dtype == torch.float32
     assert float(loaded.images.min()) >= 0 and float(loaded.images.max()) <= 1
-    assert loaded.labels.tolist() == [-1] * 4
+    # The subfolders are the classes: sub/b.png is of class "sub", the others (at the top) of none.
+    assert (loaded.labels.tolist(), loaded.classes) == ([-1, -1, -1, 0], ("sub",))
     grey = data.load(tmp_path, image_size=16, channels=1, on_error="skip", limit=2)
     assert grey.images.shape == (2, 1, 16, 16)
 

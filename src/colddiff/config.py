@@ -18,12 +18,13 @@ from typing import Any
 
 from torch import Tensor
 
-from colddiff import checkpoints, data, degradations, nets, presets, samplers
+from colddiff import checkpoints, conditional_config, data, degradations, nets, presets, samplers
 from colddiff.degradations import Degradation
 from colddiff.denoisers import Denoiser
 from colddiff.runtime import COMPILE_MODES, PRECISIONS
 from colddiff.samplers import Sampler
 from colddiff.schedules import Schedule
+from colddiff.toml_text import to_toml
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -104,6 +105,13 @@ class TrainConfig:
         fmd_every: Score samples with FMD every this many epochs (0: never; MNIST only).
         fmd_n: Samples per FMD evaluation.
         fmd_protocol: ``"report"`` or ``"full"`` (see :func:`colddiff.fmd.score`).
+        conditional: Train a class-conditional model on the data's labels
+            (:mod:`colddiff.conditioning`): the network gets ``num_classes``.
+        classes: The label set, class names in label order (training sets it from the data).
+        cond_drop: The share of labels dropped to the null class in training (``None``: 0.1).
+        guidance: The classifier-free guidance of the samples the model makes (``None``: 1).
+        init_from: Start from the weights of a shipped model (by name) or a checkpoint file:
+            the weights they share, the rest (a new class embedding) at zero.
     """
 
     dataset: str = "mnist"
@@ -142,6 +150,11 @@ class TrainConfig:
     fmd_every: int = 0
     fmd_n: int = 32
     fmd_protocol: str = "report"
+    conditional: bool = False
+    classes: list[str] | None = None
+    cond_drop: float | None = None
+    guidance: float | None = None
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -191,6 +204,7 @@ class TrainConfig:
         for name in ("clip_x0", "keep_checkpoints", "channels_last"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        conditional_config.check_fields(self)
 
     @property
     def image_shape(self) -> tuple[int, int, int] | None:
@@ -222,7 +236,7 @@ class TrainConfig:
 
     def to_toml(self) -> str:
         """The config as TOML text (what ``config.toml`` holds)."""
-        return _to_toml(self.to_dict())
+        return to_toml(self.to_dict())
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_toml` to ``path`` (atomically: a crash leaves the old file whole)."""
@@ -265,18 +279,19 @@ class TrainConfig:
 
 #: Fields that define the model; a checkpoint only resumes under the same values.
 MODEL_FIELDS = ("degradation", "degradation_kwargs", "schedule", "net", "net_kwargs", "predict",
-                "value_range", "loss")
+                "value_range", "loss", "conditional", "classes")
 
 #: Fields that only say how a trained model samples (they never change the weights).
-SAMPLING_FIELDS = ("sampler", "sampler_kwargs", "clip_x0", "sample_steps")
+SAMPLING_FIELDS = ("sampler", "sampler_kwargs", "clip_x0", "sample_steps", "guidance")
 
 #: Fields that only make training fast on some hardware (a shipped model runs with their defaults
 #: unless its user asks otherwise).
 SPEED_FIELDS = ("precision", "compile", "channels_last")
 
 
-def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
-    """The model-defining fields where a saved config (a field it lacks has its default)
+def model_differences(saved: dict[str, Any], current: TrainConfig,
+                      fields: tuple[str, ...] = MODEL_FIELDS) -> list[str]:
+    """The model-defining ``fields`` where a saved config (a field it lacks has its default)
     differs from ``current``, described."""
     now = current.to_dict()
     try:
@@ -285,7 +300,7 @@ def model_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
         read = None
     then = read.to_dict() if read is not None else saved
     differences = [f"{name}: checkpoint has {then.get(name)!r}, config has {now.get(name)!r}"
-                   for name in MODEL_FIELDS if then.get(name) != now.get(name)]
+                   for name in fields if then.get(name) != now.get(name)]
     shapes = (read.image_shape if read is not None else None, current.image_shape)
     if None not in shapes and shapes[0] != shapes[1]:
         differences.append(f"image shape: checkpoint has {shapes[0]}, config has {shapes[1]} "
@@ -320,16 +335,18 @@ def build_degradation(config: TrainConfig, image_shape: tuple[int, int, int] | N
 def build_denoiser(config: TrainConfig, degradation: Degradation | None = None) -> Denoiser:
     """A freshly initialised denoiser for ``config`` (the current torch seed sets the weights).
 
-    A network that takes ``in_channels`` or ``image_size`` gets the images' unless
-    ``net_kwargs`` sets them.
+    A network that takes ``in_channels``, ``image_size`` or (conditional) ``num_classes`` gets
+    the images' unless ``net_kwargs`` sets them.
     """
     degradation = degradation if degradation is not None else build_degradation(config)
     shape = degradation.image_shape or config.image_shape
     kwargs = _with_data_options(nets.get(config.net), config.net_kwargs,
                                 in_channels=shape[0] if shape else None,
-                                image_size=tuple(shape[1:]) if shape else None)
-    return Denoiser(nets.create(config.net, **kwargs), degradation, predict=config.predict,  # type: ignore[arg-type]
-                    precision=config.precision, loss=config.loss)  # type: ignore[arg-type]
+                                image_size=tuple(shape[1:]) if shape else None,
+                                num_classes=conditional_config.num_classes(config))
+    return conditional_config.checked(config, Denoiser(
+        nets.create(config.net, **kwargs), degradation, predict=config.predict,  # type: ignore[arg-type]
+        precision=config.precision, loss=config.loss, cond_drop=config.cond_drop))  # type: ignore[arg-type]
 
 
 def to_unit_range(images: Tensor, config: TrainConfig) -> Tensor:
@@ -372,26 +389,3 @@ def _choice(name: str, value: object, accepted: tuple[object, ...]) -> None:
 def _integer(name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise ValueError(f"cannot write {value!r} to TOML")
-
-
-def _to_toml(values: dict[str, Any]) -> str:
-    """Plain values first, then one ``[table]`` per dict (enough for :class:`TrainConfig`)."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
-    for key, table in values.items():
-        if isinstance(table, dict):
-            lines += ["", f"[{key}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
-    return "\n".join(lines) + "\n"

@@ -29,6 +29,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     shipped = export.add_argument_group("how the shipped model samples (default: as its training run)")
     add_sampler_options(shipped, "the training run's")
     shipped.add_argument("--sample-steps", type=POSITIVE, metavar="S")
+    shipped.add_argument("--guidance", type=float, metavar="W",
+                         help="a conditional model: its default classifier-free guidance")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from colddiff.config import TrainConfig
 
     extra = json.loads(args.card.read_text()) if args.card is not None else {}
-    steps = {"sample_steps": args.sample_steps} if args.sample_steps is not None else {}
+    steps = {name: getattr(args, name) for name in ("sample_steps", "guidance")
+             if getattr(args, name) is not None}
     trained = TrainConfig.from_dict(checkpoints.load(args.checkpoint)["config"])
     try:
         card = pretrained.export(args.checkpoint, args.name, args.out, card=extra,

@@ -25,7 +25,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "score", help="score samples against MNIST",
         description="Score generated digits (a tensor file from `colddiff sample --save-tensor`, "
         "or a folder of 28x28 images, read as `colddiff train --data` reads one) with the Frechet "
-        "MNIST Distance.")
+        "MNIST Distance. Samples of a conditional model (their file carries the asked classes) "
+        "also get the classifier's accuracy against those classes and each class's Frechet "
+        "distance to the real digits of that class.")
     scorer.set_defaults(subparser=scorer, handler=run)
     scorer.add_argument("samples", type=existing_path, metavar="SAMPLES")
     scorer.add_argument("--protocol", choices=["report", "full"], default="full")
@@ -53,12 +55,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.fmd_command == "score":
         try:
-            result = fmd.score(fmd.load_samples(args.samples), protocol=args.protocol,
-                               device=resolve_device(args.device), precision=args.precision,
+            samples, labels, classes = fmd.load_labelled_samples(args.samples)
+            device = resolve_device(args.device)
+            result = fmd.score(samples, protocol=args.protocol, device=device, precision=args.precision,
                                progress=not args.quiet)
+            by_class = None if labels is None else fmd.class_scores(
+                samples, labels, classes, device=device, precision=args.precision)
         except ValueError as error:  # a device, or samples that are not digits the classifier scores
             usage_error(args, error)
-        print(json.dumps(result.to_dict(), indent=2) if args.json else fmd.describe(result))
+        if args.json:
+            print(json.dumps({**result.to_dict(), **({"classes": by_class.to_dict()} if by_class else {})},
+                             indent=2))
+        else:
+            print(fmd.describe(result) + (f"\n{fmd.describe_classes(by_class)}" if by_class else ""))
         return 0
     model, record = fmd.train_classifier(args.arch, epochs=args.epochs, seed=args.seed, lr=args.lr,
                                          augment=not args.no_augment,

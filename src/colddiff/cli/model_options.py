@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from colddiff import runtime
 from colddiff.cli.arguments import COUNT, checkpoint_file, image_file, output_file
@@ -67,9 +67,9 @@ def load_model(args: argparse.Namespace) -> Pretrained:
     return model
 
 
-def write_images(args: argparse.Namespace, grid: Tensor, tensor: Tensor, nrow: int) -> None:
-    """Save ``tensor`` to ``--save-tensor`` (first: it survives a failing image write) and
-    ``grid`` as the image ``--out``, and say so."""
+def write_images(args: argparse.Namespace, grid: Tensor, tensor: Tensor | dict[str, Any], nrow: int) -> None:
+    """Save ``tensor`` (a tensor, or a dict of them and plain data) to ``--save-tensor`` (first:
+    it survives a failing image write) and ``grid`` as the image ``--out``, and say so."""
     import torch
     from torchvision.utils import save_image
 

@@ -83,6 +83,11 @@ TRAIN_FLAGS: tuple[TrainFlag, ...] = (
               "(2)", metavar="N"),
     TrainFlag("on_error", "what", "an image file that cannot be decoded stops the run (raise, "
               "default) or is left out with a warning (skip)", str, "raise|skip"),
+    TrainFlag("conditional", "what", "train a class-conditional model on the data's labels (a named "
+              "dataset's, or a folder's class subfolders)",
+              options={"action": "store_true", "default": None}),
+    TrainFlag("init_from", "what", "start from the weights of a shipped model or a checkpoint (a "
+              "conditional model from an unconditional one)", str, "NAME|FILE"),
     TrainFlag("epochs", "how"),
     TrainFlag("batch_size", "how"),
     TrainFlag("lr", "how", "Adam's learning rate", float),
@@ -90,6 +95,8 @@ TRAIN_FLAGS: tuple[TrainFlag, ...] = (
     TrainFlag("warmup", "how", "linear learning-rate warm-up", metavar="STEPS"),
     TrainFlag("seed", "how"),
     TrainFlag("ema", "how", "sample with an EMA of the weights (e.g. 0.999)", float, "DECAY"),
+    TrainFlag("cond_drop", "how", "conditional: the share of labels dropped to the null class in "
+              "training (0.1)", float, "P"),
     TrainFlag("max_minutes", "how", "stop after M minutes of training (resumable mid-epoch)", float,
               "M"),
     TrainFlag("checkpoint_every", "how", "also checkpoint every STEPS optimiser steps",
@@ -108,6 +115,8 @@ TRAIN_FLAGS: tuple[TrainFlag, ...] = (
     TrainFlag("fmd_every", "samples", "score samples with FMD every K epochs (logged in "
               "metrics.jsonl)", metavar="K"),
     TrainFlag("fmd_n", "samples", "samples per FMD score (32)", metavar="N"),
+    TrainFlag("guidance", "samples", "conditional: the classifier-free guidance of the samples (1)",
+              float, "W"),
 )
 
 #: The config fields without a flag of their own in :data:`TRAIN_FLAGS`: ``schedule``
@@ -115,7 +124,7 @@ TRAIN_FLAGS: tuple[TrainFlag, ...] = (
 #: ``degradation_kwargs`` and ``net_kwargs`` (updated by ``--degradation-arg`` and ``--net-arg``,
 #: :data:`KEY_VALUE_FLAGS`), and those set in a config file.
 NOT_FLAGS = ("schedule", "sampler", "sampler_kwargs", "degradation_kwargs", "net_kwargs", "ema_start",
-             "clip_x0", "fmd_protocol")
+             "clip_x0", "fmd_protocol", "classes")
 
 #: The repeatable ``KEY=VALUE`` flags that update a config field holding options:
 #: ``(field, flag, help)``.
@@ -199,6 +208,10 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                    if getattr(args, flag.field) is not None}
         if "dataset" in changes:  # first: a file that is not a folder is told so, whatever else is given
             changes["dataset"] = data_source(args, changes["dataset"])
+            if changes["dataset"] != config.dataset:
+                changes["classes"] = None  # the new data's label set, not the config's
+        if "init_from" in changes:
+            changes["init_from"] = _model_source(args, changes["init_from"])
         if changes.get("net", config.net) != config.net:
             changes["net_kwargs"] = {}  # the other network's defaults, not this one's sizes
         for field, spelling, _ in KEY_VALUE_FLAGS:
@@ -212,6 +225,20 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         usage_error(args, error)
     dataset = data_source(args, config.dataset)  # a config file's folder, relative to here
     return config if dataset == config.dataset else config.replace(dataset=dataset)
+
+
+def _model_source(args: argparse.Namespace, source: str) -> str:
+    """``--init-from``: a shipped model's name, or an existing file (then as an absolute path);
+    anything else exits with status 2."""
+    from colddiff import pretrained
+
+    if source in pretrained.available():
+        return source
+    path = Path(source).expanduser()
+    if not path.is_file():
+        usage_error(args, f"--init-from must be a shipped model ({', '.join(pretrained.available())}) or a "
+                    f"checkpoint file; {source!r} is neither")
+    return str(path.resolve())
 
 
 def _starting_config(args: argparse.Namespace) -> TrainConfig:

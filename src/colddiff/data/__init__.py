@@ -17,13 +17,23 @@ images, and one image file), :mod:`~colddiff.data.images` (:class:`ImageDataset`
 :mod:`~colddiff.data.errors`.
 """
 
-from colddiff.data.datasets import DATASETS, ENV_VAR, check_idx_file, cifar10, data_root, fashion_mnist, mnist
+from colddiff.data.datasets import (
+    CLASSES,
+    DATASETS,
+    ENV_VAR,
+    check_idx_file,
+    cifar10,
+    data_root,
+    fashion_mnist,
+    mnist,
+)
 from colddiff.data.errors import DatasetCorruptError, DatasetNotFoundError
 from colddiff.data.folder import IMAGE_SUFFIXES, IN_MEMORY_BYTES, ImageFolder, read_image
 from colddiff.data.images import ImageDataset, resize
 from colddiff.data.loading import load
 
 __all__ = [
+    "CLASSES",
     "DATASETS",
     "ENV_VAR",
     "IMAGE_SUFFIXES",

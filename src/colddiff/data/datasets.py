@@ -15,11 +15,21 @@ from torch import Tensor
 from colddiff.data.errors import DatasetCorruptError, DatasetNotFoundError
 from colddiff.data.images import ImageDataset, check_limit
 
-__all__ = ["DATASETS", "ENV_VAR", "check_idx_file", "cifar10", "data_root", "fashion_mnist", "mnist"]
+__all__ = ["CLASSES", "DATASETS", "ENV_VAR", "check_idx_file", "cifar10", "data_root", "fashion_mnist",
+           "mnist"]
 
 #: The datasets known by name, with the ``(C, H, W)`` of their images.
 DATASETS: dict[str, tuple[int, int, int]] = {
     "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+#: The class names of the datasets known by name, in the order of their labels.
+CLASSES: dict[str, tuple[str, ...]] = {
+    "mnist": tuple(str(digit) for digit in range(10)),
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                "truck"),
+}
 
 #: Environment variable naming the folder that holds ``MNIST/raw`` and ``FashionMNIST/raw``.
 ENV_VAR = "COLDDIFF_DATA_DIR"
@@ -85,7 +95,8 @@ def cifar10(train: bool = True, root: str | os.PathLike[str] | None = None, *,
     pixels, labels = _read_cifar10(train, str(data_root(root).resolve()), download)
     if limit is not None:
         pixels, labels = pixels[:limit], labels[:limit]
-    return ImageDataset(pixels.permute(0, 3, 1, 2).to(torch.float32).div_(255), labels.clone())
+    return ImageDataset(pixels.permute(0, 3, 1, 2).to(torch.float32).div_(255), labels.clone(),
+                        CLASSES["cifar10"])
 
 
 @functools.lru_cache(maxsize=2)
@@ -114,7 +125,7 @@ def _load_idx(name: str, train: bool, root: str | os.PathLike[str] | None, *, do
     images = pixels.unsqueeze(1).to(torch.float32).div_(255)
     if centre:
         images.sub_(0.5)
-    return ImageDataset(images, labels.clone())
+    return ImageDataset(images, labels.clone(), CLASSES["mnist" if name == "MNIST" else "fashion_mnist"])
 
 
 @functools.lru_cache(maxsize=8)

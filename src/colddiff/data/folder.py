@@ -30,6 +30,10 @@ class ImageFolder(Dataset[Tensor]):
     """The PNG and JPEG images under a folder (searched recursively, in sorted order), decoded
     on access into ``(C, H, W)`` float tensors in ``[0, 1]``.
 
+    The subfolders hold the classes (torchvision's ``ImageFolder`` convention): an image under
+    ``PATH/cat/`` (at any depth) is of class ``"cat"``; :attr:`classes` are the subfolders'
+    names in sorted order and :meth:`labels` each image's class index (-1 for an image at the top).
+
     Args:
         path: The folder.
         image_size: Resize the shorter side to this and crop the centre square (as torchvision's
@@ -53,9 +57,22 @@ class ImageFolder(Dataset[Tensor]):
                 "recursively)")
         self.image_size = check_size(image_size)
         self.channels = check_channels(channels)
+        #: The names of the subfolders that hold images, sorted (empty when all are at the top);
+        #: fixed here, whatever files :meth:`verify` or a limit leave out later.
+        self.classes = tuple(sorted({name for name in map(self._class_of, self.files) if name is not None}))
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def _class_of(self, file: Path) -> str | None:
+        parts = file.relative_to(self.path).parts
+        return parts[0] if len(parts) > 1 else None
+
+    def labels(self) -> Tensor:
+        """Each image's class: its index in :attr:`classes`, -1 for an image at the top."""
+        index = {name: i for i, name in enumerate(self.classes)}
+        return torch.tensor([-1 if (name := self._class_of(file)) is None else index[name]
+                             for file in self.files], dtype=torch.long)
 
     @property
     def image_shape(self) -> tuple[int, int, int] | None:
@@ -121,9 +138,10 @@ def read_image(file: str | os.PathLike[str], *, image_size: int | None = None,
     return resize(tensor[None], image_size)[0] if image_size else tensor
 
 
-def read_folder(folder: ImageFolder, limit: int | None, on_error: str) -> Tensor:
+def read_folder(folder: ImageFolder, limit: int | None, on_error: str) -> tuple[Tensor, Tensor]:
     """Decode the folder's first ``limit`` images into one ``(N, C, H, W)`` tensor, stopping at a
-    broken file (``on_error="raise"``) or leaving it out with a warning (``"skip"``).
+    broken file (``on_error="raise"``) or leaving it out with a warning (``"skip"``); with the
+    labels ``(N,)`` of the images kept (:meth:`ImageFolder.labels`).
 
     Raises:
         DatasetCorruptError: Naming the first broken file, when ``on_error`` is ``"raise"``.
@@ -132,11 +150,13 @@ def read_folder(folder: ImageFolder, limit: int | None, on_error: str) -> Tensor
             ``image_size``).
     """
     decoded: list[tuple[Path, Tensor]] = []
+    kept: list[int] = []
     for index, file in enumerate(folder.files):
         if limit is not None and len(decoded) == limit:
             break
         try:
             decoded.append((file, folder[index]))
+            kept.append(index)
         except DatasetCorruptError as error:
             if on_error == "raise":
                 raise _what_to_do(error) from error
@@ -150,7 +170,7 @@ def read_folder(folder: ImageFolder, limit: int | None, on_error: str) -> Tensor
                              for file, image in ((first_file, first), other))
         raise ValueError(f"the images in {folder.path} have different sizes ({examples}); pass "
                          "image_size to resize and crop them all to one")
-    return torch.stack([image for _, image in decoded])
+    return torch.stack([image for _, image in decoded]), folder.labels()[kept]
 
 
 def _what_to_do(broken: DatasetCorruptError) -> DatasetCorruptError:

@@ -24,11 +24,14 @@ class ImageDataset(Dataset[tuple[Tensor, Tensor]]):
 
     Attributes:
         images: Float tensor ``(N, C, H, W)``, in ``[0, 1]`` (``[-0.5, 0.5]`` when centred).
-        labels: Int64 tensor ``(N,)``.
+        labels: Int64 tensor ``(N,)``: class indices, -1 where an image has no label.
+        classes: The names of the classes (label ``i`` is ``classes[i]``), where the source
+            names them: a named dataset's, a folder's subfolders, a dataset's ``classes``.
     """
 
     images: Tensor
     labels: Tensor
+    classes: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

@@ -31,8 +31,10 @@ __all__ = ["load"]
 def load(source: str | os.PathLike[str] | Tensor | Dataset[object], *, train: bool = True,
          image_size: int | None = None, channels: int | None = None, limit: int | None = None,
          root: str | os.PathLike[str] | None = None, download: bool = True,
-         on_error: Literal["raise", "skip"] = "raise") -> ImageDataset:
-    """Training images from any source, as one in-memory ``(N, C, H, W)`` tensor in ``[0, 1]``.
+         on_error: Literal["raise", "skip"] = "raise", labels: Tensor | None = None) -> ImageDataset:
+    """Training images from any source, as one in-memory ``(N, C, H, W)`` tensor in ``[0, 1]``,
+    with their labels where the source has them: a named dataset's, a folder's subfolders (one
+    per class), a dataset's ``(image, label)`` items, or ``labels`` given with a tensor.
 
     Args:
         source: A dataset name (:data:`DATASETS`: ``"mnist"``, ``"fashion_mnist"``,
@@ -50,6 +52,7 @@ def load(source: str | os.PathLike[str] | Tensor | Dataset[object], *, train: bo
         download: For a named dataset: download it when missing.
         on_error: For a folder: ``"raise"`` stops at a file that cannot be decoded, naming it;
             ``"skip"`` leaves it out with a warning naming it.
+        labels: For a tensor of images: their class indices ``(N,)`` (integers ``>= 0``).
 
     Raises:
         ValueError: If ``source`` is none of these, or an option is invalid; the message names it.
@@ -63,31 +66,72 @@ def load(source: str | os.PathLike[str] | Tensor | Dataset[object], *, train: bo
         channels = check_channels(channels)
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    labels: Tensor | None = None
-    if isinstance(source, str) and source in DATASETS:
-        read = getattr(datasets, source)  # each named dataset's reader has its name
-        dataset = read(train, root, download=download, limit=limit)
-        images, labels = dataset.images, dataset.labels
-    elif isinstance(source, (str, os.PathLike)):
-        if not Path(source).expanduser().is_dir():
-            raise ValueError(f"data must be one of {', '.join(DATASETS)} or a folder of images; "
-                             f"{str(source)!r} is neither")
-        images = read_folder(ImageFolder(source, image_size=image_size, channels=channels or 3),
-                             limit, on_error)
-    elif isinstance(source, Tensor):
-        images = as_images("data", source[:limit] if limit is not None else source)
-    elif isinstance(source, Dataset) or (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
-        images, labels = _read_dataset(source, limit, image_size, channels)
-    else:
-        raise ValueError(f"data must be a dataset name ({', '.join(DATASETS)}), a folder, a tensor or "
-                         f"a torch Dataset, got {type(source).__name__}")
+    if labels is not None and not isinstance(source, Tensor):
+        raise ValueError(f"labels is for images given as a tensor; a {type(source).__name__} source "
+                         "carries its own (a dataset name's, a folder's subfolders, a dataset's items)")
+    images, found, classes = _read_source(source, train=train, image_size=image_size, channels=channels,
+                                          limit=limit, root=root, download=download, on_error=on_error,
+                                          labels=labels)
     if channels is not None:
         images = convert_channels(images, channels)
     if image_size is not None:
         images = resize(images, image_size)
+    if found is None:
+        found = torch.full((len(images),), -1, dtype=torch.long)
+    return ImageDataset(images, found, classes)
+
+
+def _read_source(source: object, *, train: bool, image_size: int | None, channels: Literal[1, 3] | None,
+                 limit: int | None, root: str | os.PathLike[str] | None, download: bool, on_error: str,
+                 labels: Tensor | None) -> tuple[Tensor, Tensor | None, tuple[str, ...] | None]:
+    """:func:`load`'s ``source`` read: ``(images, labels or None, class names or None)``, the
+    images not yet converted to ``channels`` nor resized (but a folder's and a dataset's)."""
+    if isinstance(source, str) and source in DATASETS:
+        read = getattr(datasets, source)  # each named dataset's reader has its name
+        dataset = read(train, root, download=download, limit=limit)
+        return dataset.images, dataset.labels, dataset.classes
+    if isinstance(source, (str, os.PathLike)):
+        if not Path(source).expanduser().is_dir():
+            raise ValueError(f"data must be one of {', '.join(DATASETS)} or a folder of images; "
+                             f"{str(source)!r} is neither")
+        folder = ImageFolder(source, image_size=image_size, channels=channels or 3)
+        return (*read_folder(folder, limit, on_error), folder.classes or None)
+    if isinstance(source, Tensor):
+        return as_images("data", source[:limit] if limit is not None else source), \
+            _given_labels(labels, len(source), limit), None
+    if isinstance(source, Dataset) or (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
+        images, found = _read_dataset(source, limit, image_size, channels)  # type: ignore[arg-type]
+        return images, found, _dataset_classes(source, found)
+    raise ValueError(f"data must be a dataset name ({', '.join(DATASETS)}), a folder, a tensor or "
+                     f"a torch Dataset, got {type(source).__name__}")
+
+
+def _given_labels(labels: Tensor | None, count: int, limit: int | None) -> Tensor | None:
+    """The labels given with a tensor of ``count`` images, checked, and cut to ``limit``.
+
+    Raises:
+        ValueError: If they are not one integer ``>= 0`` per image.
+    """
     if labels is None:
-        labels = torch.full((len(images),), -1, dtype=torch.long)
-    return ImageDataset(images, labels)
+        return None
+    if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.is_complex() \
+            or labels.dtype == torch.bool or labels.shape != (count,):
+        got = f"shape {tuple(labels.shape)}, dtype {labels.dtype}" if isinstance(labels, Tensor) \
+            else type(labels).__name__
+        raise ValueError(f"labels must be an integer tensor with one class index per image, shape "
+                         f"({count},), got {got}")
+    if count and int(labels.min()) < 0:
+        raise ValueError(f"labels must be class indices >= 0, got {int(labels.min())}")
+    return labels[:limit].long().cpu()
+
+
+def _dataset_classes(source: object, labels: Tensor | None) -> tuple[str, ...] | None:
+    """A dataset's class names (its ``classes`` attribute, as torchvision's datasets have) where
+    they name every label it has."""
+    names = getattr(source, "classes", None)
+    if labels is None or not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        return None
+    return tuple(names) if len(labels) and int(labels.min()) >= 0 and int(labels.max()) < len(names) else None
 
 
 def _read_dataset(source: Dataset[object], limit: int | None, image_size: int | None,

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from colddiff import checkpoints, data
 
-__all__ = ["load_samples"]
+__all__ = ["load_labelled_samples", "load_samples"]
 
 #: ``(H, W)`` of the digits the classifier scores.
 DIGIT_SIZE = (28, 28)
@@ -18,10 +18,10 @@ DIGIT_SIZE = (28, 28)
 
 def load_samples(path: str | os.PathLike[str]) -> Tensor:
     """Images to score from a tensor file (``torch.save`` of ``(N, 1, 28, 28)``, loaded with
-    ``weights_only=True``) or a folder of images, read as a training folder is
-    (:class:`colddiff.data.ImageFolder`: PNG and JPEG files, searched recursively, in sorted
-    order) and converted to grey; each must be one 28x28 digit (none is resized: a resized
-    image would score differently).
+    ``weights_only=True``, or of the labelled samples of :func:`load_labelled_samples`) or a
+    folder of images, read as a training folder is (:class:`colddiff.data.ImageFolder`: PNG and
+    JPEG files, searched recursively, in sorted order) and converted to grey; each must be one
+    28x28 digit (none is resized: a resized image would score differently).
 
     Raises:
         ValueError: If the path is neither, or a folder's images are not all 28x28.
@@ -30,18 +30,40 @@ def load_samples(path: str | os.PathLike[str]) -> Tensor:
         colddiff.checkpoints.CheckpointError: If the tensor file is unsafe (it holds pickled
             objects other than tensors: refused, nothing in it run), a bare pickle, or corrupt.
     """
+    return load_labelled_samples(path)[0]
+
+
+def load_labelled_samples(path: str | os.PathLike[str]
+                          ) -> tuple[Tensor, Tensor | None, tuple[str, ...] | None]:
+    """``(images, labels, classes)`` from a sample file or folder (see :func:`load_samples`).
+
+    A conditional model's samples (``colddiff sample --save-tensor``) are saved as a dict
+    ``{"images": (N, 1, 28, 28), "labels": (N,), "classes": [...]}``: the class each sample was
+    asked for, and the model's label set. A bare tensor or a folder has neither (``None``).
+
+    Raises:
+        ValueError: As :func:`load_samples`, or if a dict lacks ``"images"`` or its labels are
+            not one per image.
+    """
     path = Path(path)
     if path.is_dir():
-        return _read_folder(path)
+        return _read_folder(path), None, None
     if not path.exists():
         raise ValueError(f"samples {path}: no such file or folder (give a tensor file of (N, 1, 28, 28) "
                          "images saved with torch.save, or a folder of 28x28 images)")
     if not path.is_file():
         raise ValueError(f"samples {path} is neither a tensor file nor a folder of images")
     loaded = checkpoints.safe_load(path, "cpu", what="samples file")
+    if isinstance(loaded, dict) and isinstance(loaded.get("images"), Tensor):
+        images, labels, classes = loaded["images"], loaded.get("labels"), loaded.get("classes")
+        if labels is not None and (not isinstance(labels, Tensor) or labels.shape != (len(images),)):
+            raise ValueError(f"samples {path}: its labels must be one class index per image, shape "
+                             f"({len(images)},)")
+        return images, labels, tuple(classes) if classes is not None else None
     if not isinstance(loaded, Tensor):
-        raise ValueError(f"samples {path} must hold one tensor, got {type(loaded).__name__}")
-    return loaded
+        raise ValueError(f"samples {path} must hold one tensor (or a dict of images, labels and classes), "
+                         f"got {type(loaded).__name__}")
+    return loaded, None, None
 
 
 def _read_folder(path: Path) -> Tensor:

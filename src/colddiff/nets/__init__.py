@@ -2,6 +2,9 @@
 fraction ``t / T`` in ``[0, 1]`` (shape ``(B,)``), and returns a tensor shaped like ``x_t``.
 
 Built-in names: ``cnn`` (:class:`CNN`, the reference study's) and ``unet`` (:class:`UNet`).
+A network that takes class labels (or another conditioning tensor) declares it and is called
+as ``net(x_t, t, labels)``: see :mod:`colddiff.conditioning` (both built-in ones do when built
+with ``num_classes``).
 Third-party packages add their own through the ``colddiff.nets`` entry-point group: any
 ``torch.nn.Module`` subclass called as ``net(x_t, t)``, e.g.::
 

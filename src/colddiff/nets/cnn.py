@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from colddiff.conditioning import add_class_embedding, check_num_classes, zero_class_embedding
+
 __all__ = ["CNN"]
 
 
@@ -19,7 +21,10 @@ class CNN(nn.Module):
     with kernel 3 maps back to the image channels. The time ``t`` (a fraction in ``[0, 1]``) is
     encoded with 16 frequencies ``{0} + {2 pi 1.5^i : i = 0..14}`` as ``[sin(t f), cos(t f) - 1]``
     and passed through an MLP ``32 -> 128 -> 128 -> 128 -> channels[0]`` (GELU between layers);
-    its output is added to the output of the first block.
+    its output is added to the output of the first block. With ``num_classes``, a learned
+    embedding of the class (:func:`~colddiff.conditioning.zero_class_embedding`, starting at
+    zero) is added to the time embedding: the network is then called as ``net(x, t, labels)``
+    (:mod:`colddiff.conditioning`).
 
     Args:
         in_channels: Image channels (1 for MNIST).
@@ -31,6 +36,8 @@ class CNN(nn.Module):
         last_kernel_size: Kernel of the final convolution.
         time_frequencies: Number of encoding frequencies (16).
         time_hidden: Width of the time MLP (128).
+        num_classes: Condition on ``num_classes`` classes (index ``num_classes``: the null
+            class), or ``None`` for an unconditional network.
     """
 
     frequencies: Tensor
@@ -38,7 +45,7 @@ class CNN(nn.Module):
     def __init__(self, in_channels: int = 1, image_size: tuple[int, int] = (28, 28),
                  channels: Sequence[int] = (16, 32, 64, 32, 16), kernel_size: int = 7,
                  last_kernel_size: int = 3, time_frequencies: int = 16,
-                 time_hidden: int = 128) -> None:
+                 time_hidden: int = 128, num_classes: int | None = None) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("kernel_size", kernel_size),
                             ("last_kernel_size", last_kernel_size),
@@ -71,17 +78,22 @@ class CNN(nn.Module):
             nn.Linear(time_hidden, time_hidden), nn.GELU(),
             nn.Linear(time_hidden, channels[0]),
         )
+        self.num_classes = check_num_classes(num_classes)
+        self.conditioning = "class" if num_classes is not None else None
+        self.class_embedding = zero_class_embedding(num_classes, channels[0]) if num_classes else None
 
-    def time_embedding(self, t: Tensor) -> Tensor:
-        """The ``(B, channels[0], 1, 1)`` embedding of the time fractions ``t`` ``(B,)``."""
+    def time_embedding(self, t: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The ``(B, channels[0], 1, 1)`` embedding of the time fractions ``t`` ``(B,)`` (plus
+        that of the classes ``labels`` for a conditional network; ``None``: the null class)."""
         phases = t.to(self.frequencies.dtype)[:, None] * self.frequencies[None, :]
         encoding = torch.cat([torch.sin(phases), torch.cos(phases) - 1], dim=1)
-        embedding: Tensor = self.time_mlp(encoding)
+        embedding = add_class_embedding(self.time_mlp(encoding), self.class_embedding, labels)
         return embedding[:, :, None, None]
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        """Predict the target (noise or clean image) for ``x`` ``(B, C, H, W)`` at times ``t`` ``(B,)``."""
-        h = self.blocks[0](x) + self.time_embedding(t)
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Predict the target (noise or clean image) for ``x`` ``(B, C, H, W)`` at times ``t``
+        ``(B,)`` (of the classes ``labels`` ``(B,)`` for a conditional network)."""
+        h = self.blocks[0](x) + self.time_embedding(t, labels)
         for block in self.blocks[1:]:
             h = block(h)
         out: Tensor = self.out(h)

@@ -10,6 +10,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from colddiff.conditioning import add_class_embedding, check_num_classes, zero_class_embedding
+
 __all__ = ["UNet"]
 
 
@@ -85,7 +87,10 @@ class UNet(nn.Module):
     (GroupNorm, SiLU) on the way down and ``blocks`` on the way up, the latter fed the matching
     down-path activations (skip connections); strided convolutions halve and nearest-neighbour
     upsampling doubles the size; self-attention at the lowest resolution when ``attention``.
-    The time fraction ``t`` gets a sinusoidal embedding and an MLP, added in every block.
+    The time fraction ``t`` gets a sinusoidal embedding and an MLP, added in every block. With
+    ``num_classes``, a learned embedding of the class (starting at zero:
+    :func:`~colddiff.conditioning.zero_class_embedding`) is added to the time embedding, and the
+    network is called as ``net(x, t, labels)`` (:mod:`colddiff.conditioning`).
     Inputs whose height or width is not a multiple of ``2 ** (resolutions - 1)`` are zero-padded
     and the output cropped.
 
@@ -102,12 +107,14 @@ class UNet(nn.Module):
         attention: Self-attention at the lowest resolution.
         groups: GroupNorm groups.
         dropout: Dropout inside the residual blocks.
+        num_classes: Condition on ``num_classes`` classes (index ``num_classes``: the null
+            class), or ``None`` for an unconditional network.
     """
 
     def __init__(self, in_channels: int = 1, channels: int = 32,
                  multipliers: Sequence[int] | None = None, blocks: int = 2, attention: bool = True,
                  groups: int = 8, dropout: float = 0.0,
-                 image_size: int | tuple[int, int] | None = None) -> None:
+                 image_size: int | tuple[int, int] | None = None, num_classes: int | None = None) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("channels", channels), ("blocks", blocks),
                             ("groups", groups)):
@@ -156,14 +163,19 @@ class UNet(nn.Module):
         nn.init.zeros_(last.weight)  # start as the zero function: a stable first step
         nn.init.zeros_(cast(Tensor, last.bias))
         self.head = nn.Sequential(nn.GroupNorm(min(groups, channels), channels), nn.SiLU(), last)
+        self.num_classes = check_num_classes(num_classes)
+        self.conditioning = "class" if num_classes is not None else None
+        self.class_embedding = zero_class_embedding(num_classes, time_dim) if num_classes else None
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        """Predict the target for ``x`` ``(B, C, H, W)`` at time fractions ``t`` ``(B,)``."""
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Predict the target for ``x`` ``(B, C, H, W)`` at time fractions ``t`` ``(B,)`` (of the
+        classes ``labels`` ``(B,)`` for a conditional network; ``None``: the null class)."""
         height, width = x.shape[-2:]
         pad_h, pad_w = -height % self.multiple, -width % self.multiple
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        embedding = self.time_mlp(sinusoidal_embedding(t, self.channels))
+        embedding = add_class_embedding(self.time_mlp(sinusoidal_embedding(t, self.channels)),
+                                        self.class_embedding, labels)
         h = self.stem(x)
         skips: list[Tensor] = []
         for level, level_blocks in enumerate(self.down):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor
 
 from colddiff import checkpoints
+from colddiff.conditioning import labels_for
 from colddiff.config import (
     SAMPLING_FIELDS,
     SPEED_FIELDS,
@@ -38,7 +40,7 @@ from colddiff.samplers import Sampler
 from colddiff.sampling import generate
 
 __all__ = ["Pretrained", "PretrainedError", "available", "export", "from_checkpoint", "grids_file", "load",
-           "tuned_grids", "weights_dir"]
+           "model_weights", "tuned_grids", "weights_dir"]
 
 
 class PretrainedError(RuntimeError):
@@ -89,14 +91,33 @@ class Pretrained:
         changed = config.replace(sampler=name, sampler_kwargs={**kept, **options}, clip_x0=clip_x0)
         return build_sampler(changed, self.denoiser)
 
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """The label set of a conditional model (class names in label order), else ``None``."""
+        return tuple(self.config.classes) if self.config.conditional and self.config.classes else None
+
+    def labels(self, requested: Sequence[int | str]) -> Tensor:
+        """The label of each of the ``requested`` classes, each named by its name in
+        :attr:`classes` or by its index (:func:`colddiff.conditioning.labels_for`).
+
+        Raises:
+            ValueError: If the model is unconditional, or a class is not in its label set.
+        """
+        if self.classes is None:
+            raise ValueError(f"labels given to an unconditional model ({self.name}): it has no classes")
+        return torch.tensor(labels_for(requested, self.classes), dtype=torch.long)
+
     def sample(self, n: int, sample_steps: int | None = None, seed: int = 0, *, sampler: str | None = None,
-               progress: bool = False, **sampler_options: Any) -> Tensor:
+               progress: bool = False, labels: Tensor | Sequence[int | str] | None = None,
+               guidance: float | None = None, **sampler_options: Any) -> Tensor:
         """``n`` samples in ``[0, 1]``, through :func:`colddiff.sampling.generate`.
 
         A degradation whose prior is learned (blur) gets it fitted first on the config's
         training images, as ``colddiff sample`` does. With no ``sampler`` and no options, a
         ``sample_steps`` for which the card holds a tuned grid (:meth:`tuned_grid`,
-        ``colddiff tune-steps``) samples with that grid and its sampler.
+        ``colddiff tune-steps``) samples with that grid and its sampler. A conditional model
+        samples the classes ``labels`` (default: an equal share of each) with classifier-free
+        ``guidance`` (default: the card's, ``config.guidance``, else 1).
 
         Args:
             n: How many.
@@ -105,13 +126,17 @@ class Pretrained:
             seed: Seed of the start and of a stochastic sampler.
             sampler: Another sampler than the shipped one, by name (see :meth:`sampler`).
             progress: Show a bar over the sampling steps on a terminal (:mod:`colddiff.progress`).
+            labels: The class of each sample, ``(n,)``: a tensor of indices, or class names or
+                indices (see :meth:`labels`).
+            guidance: The classifier-free guidance scale, ``>= 0``.
             sampler_options: Sampler options, as for :meth:`sampler`.
 
         Raises:
             colddiff.degradations.PriorUnavailableError: If the model's prior needs data that is
                 missing (``mnist-fashion-cold`` starts from Fashion-MNIST test images), or it has
                 none to draw from (super-resolution, inpainting: restore degraded images instead).
-            ValueError: If the sampler does not take one of the options.
+            ValueError: If the sampler does not take one of the options, or labels or guidance
+                are given to an unconditional model or are invalid.
         """
         tuned = self.tuned_grid(sample_steps) if sampler is None and not sampler_options else None
         if tuned is not None:
@@ -122,8 +147,10 @@ class Pretrained:
             sample_steps = self.config.sample_steps
         device = next(self.denoiser.parameters()).device
         generator = torch.Generator(device).manual_seed(seed)
+        if labels is not None and not isinstance(labels, Tensor):
+            labels = self.labels(labels)
         return generate(chosen, n, sample_steps=sample_steps, generator=generator,
-                        config=self.config, progress=progress)
+                        config=self.config, progress=progress, labels=labels, guidance=guidance)
 
     def tuned_grid(self, sample_steps: int | None) -> dict[str, Any] | None:
         """The card's tuned grid for ``sample_steps`` network calls (``card["step_grids"]``,
@@ -257,6 +284,26 @@ def tuned_grids(checkpoint: Path, state: dict[str, Any]) -> dict[str, Any]:
     return dict(grids.get("step_grids", {}))
 
 
+def model_weights(source: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """The config (as plain data) and the float32 weights of a shipped model, by name, or of a
+    checkpoint file (its EMA weights once the average has started, else the raw ones).
+
+    Raises:
+        PretrainedError: If a shipped model's weights do not match their card.
+        colddiff.checkpoints.CheckpointError: If the file is not a usable checkpoint.
+    """
+    if str(source) in available():
+        try:
+            state, _ = checkpoints.load_with_card(weights_dir() / f"{source}.pt",
+                                                  required=("model", "config"))
+        except checkpoints.CheckpointError as error:
+            raise PretrainedError(str(error)) from error
+    else:
+        state = checkpoints.load(source)
+    return state["config"], {key: value.float() if value.is_floating_point() else value
+                             for key, value in _weights(state, ema=True).items()}
+
+
 def _ema_started(state: dict[str, Any]) -> bool:
     """Whether a checkpoint holds an EMA average that has started (before ``ema_start`` the
     average holds nothing yet)."""
@@ -320,6 +367,7 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
               "train_wall_time_s": round(state["wall_time_s"], 1),
               "train_cpu_time_s": round(state["cpu_time_s"], 1),
               "ema": _ema_started(state),
+              **({"classes": shipped.classes} if shipped.conditional else {}),
               "colddiff_version": state["colddiff_version"],
               **{kind: fields for kind, fields in changes.items() if fields},
               **({"step_grids": grids} if (grids := tuned_grids(Path(checkpoint), state)) else {}),

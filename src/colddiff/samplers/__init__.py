@@ -15,7 +15,9 @@ their options:
   with noise.
 
 Every sampler also takes ``spacing`` (its step grid, :mod:`colddiff.samplers.grids`), ``rho``
-(for ``spacing="karras"``), ``final_denoise``, ``clip_x0`` and ``data_range``.
+(for ``spacing="karras"``), ``final_denoise``, ``clip_x0`` and ``data_range``; its ``sample``
+takes ``labels`` and ``guidance`` for a conditional denoiser (classifier-free guidance, in the
+base class's loop: :mod:`colddiff.conditioning`).
 
 Third-party packages add samplers through the ``colddiff.samplers`` entry-point group: a
 :class:`Sampler` subclass whose constructor takes the denoiser and keyword options.

@@ -4,7 +4,7 @@ and its checks.
 Every sampler shares one call, in the style of k-diffusion::
 
     x0 = sampler.sample(x_T, sample_steps=None, generator=None, callback=None, t_start=None,
-                        source=None)
+                        source=None, labels=None, guidance=None)
 
 ``sample_steps`` visits ``K <= T`` of the time steps ``t_K > ... > t_0 = 0``, spaced by the
 sampler's ``spacing`` (:mod:`colddiff.samplers.grids`; by default evenly, ``T = t_K``;
@@ -19,6 +19,10 @@ the sampler's :meth:`~Sampler.step` moves ``x_t`` to the next step. An explicit 
 above 0; ``final_denoise=True`` then returns the clean-image prediction at its last step (one
 more network call, which the callback sees too). Sampling runs under
 :func:`torch.inference_mode` with the denoiser in eval mode.
+
+For a conditional denoiser, ``labels`` are the classes to generate (``None``: the null class,
+unconditional) and ``guidance`` the classifier-free guidance scale (:meth:`Denoiser.guided`):
+every prediction is guided, so every sampler, plugins included, gets guidance through this loop.
 """
 
 from __future__ import annotations
@@ -89,6 +93,9 @@ class Sampler(ABC):
         self.start_source: Tensor | None = None
         #: The step the current :meth:`sample` call starts from (``t_start``, else ``T``).
         self.start_step = self.degradation.num_timesteps
+        #: The labels and the guidance of the current :meth:`sample` call (``None``: not given).
+        self.labels: Tensor | None = None
+        self.guidance: float | None = None
 
     def prior(self, n: int, *, generator: torch.Generator | None = None,
               device: torch.device | str | None = None) -> Tensor:
@@ -184,7 +191,8 @@ class Sampler(ABC):
     def sample(self, x_T: Tensor, sample_steps: int | None = None, *,
                generator: torch.Generator | None = None,
                callback: Callback | None = None, t_start: int | None = None,
-               source: Tensor | None = None) -> Tensor:
+               source: Tensor | None = None, labels: Tensor | None = None,
+               guidance: float | None = None) -> Tensor:
         """Run the reverse process from ``x_T``.
 
         Args:
@@ -199,11 +207,21 @@ class Sampler(ABC):
                 by starting part-way.
             source: The source ``x_T`` was degraded with, when known (see
                 :meth:`Degradation.sample_source`); kept in :attr:`start_source` for the steps.
+            labels: For a conditional denoiser: the class of each image ``(B,)`` (or its
+                conditioning tensor); ``None``: the null class (unconditional).
+            guidance: For a conditional denoiser given ``labels``: the classifier-free guidance
+                scale ``>= 0`` (``None`` or 1: the plain conditional model, 0: unconditional).
 
         Returns:
             The generated clean batch, shaped like ``x_T``.
+
+        Raises:
+            ValueError: If ``x_T`` is not a batch to start from, or labels or guidance are given
+                to an unconditional denoiser or are invalid (the message names them).
         """
         self.check_start(x_T)
+        self.labels = self.denoiser.check_condition(labels, x_T.shape[0], x_T.device)
+        self.guidance = self.denoiser.check_guidance(guidance, self.labels)
         times = self.timesteps(sample_steps, t_start=t_start)
         self.start_source = source
         self.start_step = t_start if t_start is not None else self.degradation.num_timesteps
@@ -233,7 +251,7 @@ class Sampler(ABC):
 
     def _predict(self, i: int, t: int, x_t: Tensor, t_batch: Tensor, callback: Callback | None) -> Tensor:
         """The (clipped) clean-image prediction at step ``t``, shown to the callback."""
-        x0_hat = self.denoiser.predict_x0(x_t, t_batch)
+        x0_hat = self.denoiser.predict_x0(x_t, t_batch, self.labels, self.guidance)
         if self.clip_x0:
             x0_hat = x0_hat.clamp(*self.data_range)
         if callback is not None:

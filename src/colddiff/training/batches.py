@@ -25,6 +25,7 @@ from colddiff import data
 from colddiff.config import TrainConfig, from_unit_range
 from colddiff.training.distributed import Processes
 from colddiff.training.interrupts import SIGNALS
+from colddiff.training.labels import checked_labels
 
 __all__ = ["PRIOR_IMAGES", "Batches", "training_set", "with_given_images", "with_image_shape"]
 
@@ -32,8 +33,10 @@ __all__ = ["PRIOR_IMAGES", "Batches", "training_set", "with_given_images", "with
 PRIOR_IMAGES = 4096
 
 
-def training_set(config: TrainConfig, images: Tensor | Dataset[Any] | None = None) -> data.ImageDataset:
-    """The config's training images (``images`` for ``dataset = "memory"``), via :func:`data.load`.
+def training_set(config: TrainConfig, images: Tensor | Dataset[Any] | None = None,
+                 labels: Tensor | None = None) -> data.ImageDataset:
+    """The config's training images (``images``, with ``labels`` for a tensor, for ``dataset =
+    "memory"``), via :func:`data.load`.
 
     Raises:
         ValueError: If the config trained on images given from Python and none are given.
@@ -43,18 +46,19 @@ def training_set(config: TrainConfig, images: Tensor | Dataset[Any] | None = Non
                          "again: Trainer(config, out, images=...)")
     return data.load(config.dataset if images is None else images, image_size=config.image_size,
                      channels=config.channels, limit=config.limit_train,
-                     on_error=config.on_error)  # type: ignore[arg-type]
+                     on_error=config.on_error, labels=labels)  # type: ignore[arg-type]
 
 
-def with_given_images(config: TrainConfig, images: Tensor | Dataset[Any]
+def with_given_images(config: TrainConfig, images: Tensor | Dataset[Any], labels: Tensor | None = None
                       ) -> tuple[TrainConfig, data.ImageDataset]:
-    """``config`` for training on ``images`` given from Python, and those images read.
+    """``config`` for training on ``images`` (and ``labels``) given from Python, and those
+    images read.
 
     The config says ``dataset = "memory"`` and records the images' channels and size, so that
     sampling and export rebuild the model from the config alone.
     """
     config = config.replace(dataset="memory")
-    given = training_set(config, images)
+    given = training_set(config, images, labels)
     channels, height, width = given.images.shape[1:]
     return config.replace(channels=channels if channels in (1, 3) else config.channels,
                           image_size=height if height == width else config.image_size), given
@@ -114,6 +118,7 @@ class Batches:
         self.config, self.device, self.processes = config, device, processes
         self._given = given
         self._images: Tensor | data.ImageFolder | None = None
+        self._labels: Tensor | None = None
 
     @property
     def images(self) -> Tensor | data.ImageFolder:
@@ -121,9 +126,21 @@ class Batches:
         lazily when they would not fit in :data:`colddiff.data.IN_MEMORY_BYTES`."""
         if self._images is None:
             source = self._given if self._given is not None else _source(self.config)
-            self._images = (source if isinstance(source, data.ImageFolder)
-                            else from_unit_range(source.images, self.config).to(self.device))
+            if isinstance(source, data.ImageFolder):
+                self._images, labels = source, source.labels()
+            else:
+                self._images = from_unit_range(source.images, self.config).to(self.device)
+                labels = source.labels
+            checked = checked_labels(self.config, labels)
+            self._labels = checked.to(self.device) if checked is not None else None
         return self._images
+
+    @property
+    def labels(self) -> Tensor | None:
+        """The training images' labels ``(N,)`` on the device, for a conditional config
+        (``None`` otherwise)."""
+        _ = self.images
+        return self._labels
 
     def __len__(self) -> int:
         return len(self.images)
@@ -142,9 +159,10 @@ class Batches:
                              + (" or raise limit_train" if self.config.limit_train else ""))
         return batches
 
-    def epoch(self, epoch: int, first: int = 0) -> Iterator[Tensor]:
+    def epoch(self, epoch: int, first: int = 0) -> Iterator[tuple[Tensor, Tensor | None]]:
         """This process's batches of ``epoch`` from batch ``first`` (0-based) on, in the config's
-        value range and memory layout, on the device."""
+        value range and memory layout, on the device, each with its labels (``None`` for an
+        unconditional config)."""
         # The sampler only needs the dataset's length: the order depends on seed and epoch alone.
         order: DistributedSampler[int] = DistributedSampler(
             range(len(self)),  # type: ignore[arg-type]
@@ -153,16 +171,18 @@ class Batches:
         order.set_epoch(epoch)
         indices = list(order)
         size, batches = self.config.batch_size, self.per_epoch()
-        images = self.images
+        images, labels = self.images, self.labels
+        index = torch.tensor(indices, device=self.device)
+        chosen = [index[b * size:(b + 1) * size] for b in range(first, batches)]
+        batch_labels = (labels[rows] if labels is not None else None for rows in chosen)
         if isinstance(images, data.ImageFolder):  # the same batches, decoded by workers
             read = DataLoader(images, batch_sampler=[indices[b * size:(b + 1) * size]
                                                      for b in range(first, batches)],
                               num_workers=self.config.data_workers, pin_memory=self.device.type == "cuda",
                               worker_init_fn=_leave_interrupts_to_the_trainer)
             decoded = (from_unit_range(x.to(self.device, non_blocking=True), self.config) for x in read)
-            return self._laid_out(decoded)
-        index = torch.tensor(indices, device=self.device)
-        return self._laid_out(images[index[b * size:(b + 1) * size]] for b in range(first, batches))
+            return zip(self._laid_out(decoded), batch_labels, strict=True)
+        return zip(self._laid_out(images[rows] for rows in chosen), batch_labels, strict=True)
 
     def _laid_out(self, batches: Iterator[Tensor]) -> Iterator[Tensor]:
         """``batches`` in the config's memory layout (channels-last when asked for)."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from torchvision.utils import save_image
 
+from colddiff.conditioning import class_labels, class_rows
 from colddiff.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ class EpochHook(Protocol):
 
 class SampleGrid:
     """Saves a grid of ``n`` samples as ``OUT/samples/epoch-NNN.png`` every ``every`` epochs and
-    after the last, and logs the time it took as ``sample_time_s``.
+    after the last, and logs the time it took as ``sample_time_s``. A conditional model's grid
+    has one row per class, ``n // K`` samples each (at least one).
 
     Args:
         every: Epochs between grids.
@@ -54,10 +56,16 @@ class SampleGrid:
             return None
         start = time.perf_counter()
         sample_steps = self.sample_steps or min(trainer.degradation.num_timesteps, PREVIEW_STEPS)
-        samples = trainer.sample(self.n, sample_steps)
+        classes = trainer.config.classes if trainer.config.conditional else None
+        if classes:
+            labels = class_labels(max(self.n // len(classes), 1) * len(classes), len(classes))
+            samples, nrow = class_rows(trainer.sample(len(labels), sample_steps, labels=labels), labels)
+        else:
+            samples = trainer.sample(self.n, sample_steps)
+            nrow = math.ceil(math.sqrt(len(samples)))
         path = trainer.run.sample_grid(epoch)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(samples.clamp(0, 1), path, nrow=math.ceil(math.sqrt(len(samples))))
+        save_image(samples.clamp(0, 1), path, nrow=nrow)
         return {"sample_time_s": round(time.perf_counter() - start, 3)}
 
 

@@ -24,7 +24,9 @@ from colddiff.training.batches import Batches, training_set, with_given_images, 
 from colddiff.training.distributed import Processes
 from colddiff.training.ema import EMA
 from colddiff.training.hooks import EpochHook, with_default_hooks
+from colddiff.training.init_from import initialise
 from colddiff.training.interrupts import Interrupts
+from colddiff.training.labels import with_classes
 from colddiff.training.monitor import Clocks, LossCheck
 from colddiff.training.run_folder import RunFolder
 from colddiff.training.state import TrainingState
@@ -54,10 +56,13 @@ class Trainer:
             ``(N, C, H, W)`` in ``[0, 1]`` or a dataset of images or ``(image, label)`` pairs
             (:func:`colddiff.data.load`). The run's config then says ``dataset = "memory"``, and
             resuming it needs the same images again.
+        labels: With a tensor of ``images``: their class indices ``(N,)``, for a conditional
+            config.
 
     Raises:
         ValueError: If the config is invalid, its parts do not work together (a sampler for
-            another degradation), or it trained on images from Python and none are given.
+            another degradation), it trained on images from Python and none are given, or it
+            is conditional and the images have no labels (or other classes than it names).
 
     Example:
         >>> trainer = Trainer(TrainConfig.preset("ddpm-default", epochs=1, limit_train=1024),
@@ -68,14 +73,15 @@ class Trainer:
     def __init__(self, config: TrainConfig, out: str | os.PathLike[str], *,
                  device: str | torch.device = "auto", quiet: bool = False,
                  hooks: Sequence[EpochHook] = (), overwrite: bool = False,
-                 images: Tensor | Dataset[Any] | None = None) -> None:
+                 images: Tensor | Dataset[Any] | None = None, labels: Tensor | None = None) -> None:
         config.validate()
         given = None
         if images is not None:
-            config, given = with_given_images(config, images)
+            config, given = with_given_images(config, images, labels)
         elif config.dataset == "memory":
             training_set(config)  # raises, saying what to pass
-        config = with_image_shape(config)  # recorded in config.toml and the checkpoints
+        # Both recorded in config.toml and the checkpoints:
+        config = with_classes(with_image_shape(config), given)
         self.config, self.quiet, self.overwrite = config, quiet, overwrite
         self.run = RunFolder(out)
         self.processes = Processes.from_environment()
@@ -120,7 +126,8 @@ class Trainer:
     def _denoiser_for(self, net: torch.nn.Module) -> Denoiser:
         """The denoiser's twin over ``net`` (the EMA copy, the DDP wrapper)."""
         return Denoiser(net, self.degradation, predict=self.denoiser.predict,
-                        precision=self.denoiser.precision, loss=self.denoiser.loss_name)
+                        precision=self.denoiser.precision, loss=self.denoiser.loss_name,
+                        cond_drop=self.denoiser.cond_drop)
 
     # ------------------------------------------------------------------ where it stands
     @property
@@ -160,16 +167,19 @@ class Trainer:
         self._sampler.denoiser = self.sampling_denoiser()
         return self._sampler
 
-    def sample(self, n: int, sample_steps: int | None = None, seed: int | None = None) -> Tensor:
+    def sample(self, n: int, sample_steps: int | None = None, seed: int | None = None, *,
+               labels: Tensor | None = None, guidance: float | None = None) -> Tensor:
         """``n`` samples from the prior (seeded with the config's seed unless ``seed`` is given),
-        with ``sample_steps`` steps (``None``: all ``T``), through :func:`colddiff.sampling.generate`.
+        with ``sample_steps`` steps (``None``: all ``T``), through :func:`colddiff.sampling.generate`
+        (a conditional model: of the classes ``labels``, by default each class alike, with
+        ``guidance``, by default the config's).
 
         A degradation without a prior starts from the first ``n`` training images, fully degraded.
         The samples are in ``[0, 1]`` whatever the config's ``value_range``.
         """
         generator = torch.Generator(self.device).manual_seed(self.config.seed if seed is None else seed)
         return generate(self.sampler(), n, sample_steps=sample_steps, generator=generator,
-                        config=self.config, images=self.batches)
+                        config=self.config, images=self.batches, labels=labels, guidance=guidance)
 
     # ------------------------------------------------------------------ training
     def fit(self, resume: bool = False) -> list[dict[str, Any]]:
@@ -212,9 +222,14 @@ class Trainer:
         self.run.prepare(resume, self.overwrite, self.processes)
         if resume and self.run.resumable():
             self.resume()
-        elif resume:
-            self._say(f"{self.out} holds no checkpoint (its run stopped before the first): "
-                      "starting it from step 0")
+        else:
+            if resume:
+                self._say(f"{self.out} holds no checkpoint (its run stopped before the first): "
+                          "starting it from step 0")
+            if self.config.init_from is not None:
+                new = initialise(self.net, self.config)
+                self._say(f"started from the weights of {self.config.init_from}"
+                          + (f" ({', '.join(new)} at zero)" if new else ""))
         batches = self.batches.per_epoch()
         if self.processes.main:
             self.run.write_config(self.config)
@@ -243,9 +258,9 @@ class Trainer:
         losses.start_epoch(first, progress.step - first)
         with self._progress_bar(epoch, batches, first) as bar:
             clocks.start_epoch()
-            for batch, x0 in enumerate(read, start=first):
+            for batch, (x0, labels) in enumerate(read, start=first):
                 last = batch + 1 == batches
-                loss = self._train_denoiser.loss(x0, generator=self.generator)
+                loss = self._train_denoiser.loss(x0, generator=self.generator, labels=labels)
                 losses.add(loss)
                 due = losses.due(batch, last)
                 checkpoint_due = self._checkpoint_due(last)

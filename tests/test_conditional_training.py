@@ -1,0 +1,199 @@
+"""Conditional training end to end on real MNIST: the labels of the data reach the network (with
+label dropout), the label set is saved and checked, the trained model samples chosen classes with
+guidance, and a conditional model can start from an unconditional one's weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from colddiff import checkpoints, data, pretrained
+from colddiff.config import MODEL_FIELDS, TrainConfig, build_denoiser, model_differences
+from colddiff.training import ConfigMismatchError, Trainer
+from colddiff.training.init_from import CONDITIONING_FIELDS, initialise
+from colddiff.training.labels import with_classes
+
+DIGITS = [str(digit) for digit in range(10)]
+
+
+def tiny(**changes: Any) -> TrainConfig:
+    """A conditional model that trains on 256 MNIST digits (at 14x14) in a second or two."""
+    return TrainConfig(**{
+        "dataset": "mnist", "limit_train": 256, "image_size": 14, "conditional": True, "net": "cnn",
+        "net_kwargs": {"channels": [4, 8, 4]}, "predict": "x0",
+        "schedule": {"kind": "cosine", "num_timesteps": 10, "offset": 0.008, "max_beta": 0.999},
+        "epochs": 1, "batch_size": 64, "sample_every": 1, "sample_n": 20, "sampler": "ddim",
+        "sample_steps": 3, **changes})
+
+
+def test_the_data_s_labels_reach_the_network_with_dropout_and_the_label_set_is_saved(
+        tmp_path: Path, data_dir: Path) -> None:
+    trainer = Trainer(tiny(cond_drop=0.25), tmp_path, quiet=True)
+    assert trainer.config.classes == DIGITS
+    batches: list[tuple[Tensor, Tensor]] = []
+    seen: list[Tensor] = []
+    loss = trainer._train_denoiser.loss
+
+    def recording_loss(x0: Tensor, **options: Any) -> Tensor:
+        batches.append((x0.clone(), options["labels"].clone()))
+        return loss(x0, **options)
+
+    trainer._train_denoiser.loss = recording_loss  # type: ignore[method-assign]
+    trainer.net.register_forward_pre_hook(
+        lambda net, args: seen.append(args[2].clone()) if net.training else None)
+    trainer.fit()
+
+    mnist = data.load("mnist", image_size=14, limit=256)
+    assert len(batches) == len(seen) == 4
+    for (x0, labels), given in zip(batches, seen, strict=True):
+        rows = [int(torch.nonzero((mnist.images == image).all(dim=(1, 2, 3)))[0]) for image in x0]
+        assert torch.equal(labels, mnist.labels[rows])  # each image with its own label
+        kept = given != 10  # the rest dropped to the null class
+        assert torch.equal(given[kept], labels[kept])
+    dropped = sum(int((given == 10).sum()) for given in seen)
+    assert 29 < dropped < 99  # 256 * 0.25 = 64 expected, within 5 standard deviations
+
+    state = checkpoints.load(trainer.checkpoint_path)
+    assert (state["config"]["conditional"], state["config"]["classes"]) == (True, DIGITS)
+    assert 'classes = ["0", "1", "2"' in (tmp_path / "config.toml").read_text()
+    grid = Image.open(tmp_path / "samples" / "epoch-001.png")
+    assert grid.size == (2 + 2 * 16, 2 + 10 * 16)  # one row of 2 per class
+
+    model = pretrained.from_checkpoint(trainer.checkpoint_path)
+    assert model.classes == tuple(DIGITS)
+    samples = model.sample(4, labels=["7", "7", 3, "1"], guidance=2.0)
+    assert samples.shape == (4, 1, 14, 14) and float(samples.min()) >= 0 and float(samples.max()) <= 1
+    torch.testing.assert_close(samples, model.sample(4, labels=torch.tensor([7, 7, 3, 1]), guidance=2.0),
+                               rtol=0, atol=0)
+    assert not torch.equal(samples, model.sample(4, labels=["7", "7", 3, "1"], guidance=0.0))
+    with pytest.raises(ValueError, match=r"class '12' is not in the model's label set; accepted: a name "
+                                         r"among \['0', .*'9'\] or an index in \[0, 9\]"):
+        model.sample(2, labels=["12", "1"])
+    with pytest.raises(ValueError, match=r"labels must have one entry per image: a \(3,\) integer tensor"):
+        model.sample(3, labels=[1, 2])
+
+
+def test_resuming_with_another_label_set_or_without_conditioning_is_refused(
+        tmp_path: Path, data_dir: Path) -> None:
+    Trainer(tiny(sample_every=0), tmp_path, quiet=True).fit()
+    with pytest.raises(ConfigMismatchError, match="conditional: checkpoint has True, config has False"):
+        Trainer(tiny(conditional=False, sample_every=0, epochs=2), tmp_path, quiet=True).fit(resume=True)
+    images, labels = data.load("mnist", image_size=14, limit=256).images, data.load("mnist", limit=256).labels
+    other = tiny(dataset="memory", sample_every=0, epochs=2, classes=[f"digit {d}" for d in range(10)])
+    with pytest.raises(ConfigMismatchError, match=r"classes: checkpoint has \['0', .*config has \['digit 0'"):
+        Trainer(other, tmp_path, quiet=True, images=images, labels=labels).fit(resume=True)
+
+
+def test_a_conditional_model_trains_on_a_folder_of_class_subfolders(tmp_path: Path, data_dir: Path) -> None:
+    mnist = data.mnist(limit=64)
+    for index, (image, label) in enumerate(zip(mnist.images, mnist.labels, strict=True)):
+        name = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][int(label)]
+        (tmp_path / "digits" / name).mkdir(parents=True, exist_ok=True)
+        picture = Image.fromarray((image[0] * 255).byte().numpy(), mode="L")
+        picture.save(tmp_path / "digits" / name / f"{index}.png")
+    config = tiny(dataset=str(tmp_path / "digits"), channels=1, limit_train=None, batch_size=32)
+    trainer = Trainer(config, tmp_path / "run", quiet=True)
+    assert trainer.config.classes == sorted(["zero", "one", "two", "three", "four", "five", "six", "seven",
+                                             "eight", "nine"])
+    trainer.fit()
+    names = trainer.config.classes
+    images, labels = trainer.batches.images, trainer.batches.labels
+    assert isinstance(images, Tensor) and labels is not None
+    for image, label in zip(images, labels, strict=True):  # each image under its class's subfolder
+        position = int(torch.nonzero((data.resize(mnist.images, 14) == image).all(dim=(1, 2, 3)))[0])
+        assert names[int(label)] == ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                                     "nine"][int(mnist.labels[position])]
+
+
+def test_a_tensor_with_labels_trains_a_conditional_model_and_a_wrong_length_is_refused(
+        tmp_path: Path) -> None:
+    images = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(64) % 3
+    config = tiny(dataset="memory", image_size=None, sample_every=0, batch_size=32)
+    trainer = Trainer(config, tmp_path, quiet=True, images=images, labels=labels)
+    assert trainer.config.classes == ["0", "1", "2"]
+    trainer.fit()
+    assert trainer.sample(3, 2, labels=torch.tensor([0, 1, 2]), guidance=4.0).shape == (3, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"labels must be an integer tensor with one class index per image, "
+                                         r"shape \(64,\), got shape \(63,\)"):
+        Trainer(config, tmp_path / "other", quiet=True, images=images, labels=labels[:63])
+    with pytest.raises(ValueError, match="the images given from Python carry none: pass labels="):
+        Trainer(config, tmp_path / "other", quiet=True, images=images)
+
+
+def unconditional_twin(**changes: Any) -> TrainConfig:
+    return tiny(conditional=False, sample_every=0, **changes)
+
+
+def test_init_from_the_shipped_model_starts_as_it_for_every_label(tmp_path: Path) -> None:
+    shipped = pretrained.load("mnist-ddpm")
+    config = shipped.config.replace(conditional=True, classes=DIGITS, init_from="mnist-ddpm", sample_every=0,
+                                    fmd_every=0)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    assert initialise(trainer.net, trainer.config) == ["class_embedding.weight"]
+    x_t = torch.randn(11, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([1, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000])
+    denoiser = trainer.denoiser.eval()
+    with torch.no_grad():
+        expected = shipped.denoiser(x_t, t)
+        for labels in (torch.arange(11), None):  # the ten digits and the null class
+            assert torch.equal(denoiser(x_t, t, labels), expected)
+
+
+def test_init_from_a_checkpoint_is_what_fit_starts_from(tmp_path: Path, data_dir: Path) -> None:
+    source = Trainer(unconditional_twin(ema=0.9), tmp_path / "source", quiet=True)
+    source.fit()
+    # A learning rate so small that one epoch leaves the weights where they started.
+    config = tiny(sample_every=0, lr=1e-12, init_from=str(source.checkpoint_path))
+    trainer = Trainer(config, tmp_path / "conditional", quiet=True)
+    trainer.fit()
+    started = pretrained.model_weights(source.checkpoint_path)[1]  # the EMA weights
+    assert set(trainer.net.state_dict()) - set(started) == {"class_embedding.weight"}
+    for key, value in trainer.net.state_dict().items():
+        torch.testing.assert_close(value, started.get(key, torch.zeros_like(value)), rtol=0, atol=1e-9)
+    # A resumed run continues from its checkpoint, not from init_from (gone by now).
+    source.checkpoint_path.unlink()
+    Trainer(config.replace(epochs=2), tmp_path / "conditional", quiet=True).fit(resume=True)
+
+
+def test_init_from_another_model_is_refused_naming_what_differs(tmp_path: Path, data_dir: Path) -> None:
+    Trainer(unconditional_twin(), tmp_path / "source", quiet=True).fit()
+    checkpoint = str(tmp_path / "source" / "checkpoints" / "last.pt")
+    wider = tiny(net_kwargs={"channels": [8, 8, 4]}, init_from=checkpoint)
+    with pytest.raises(ValueError, match=r"is another model than this config's: net_kwargs: checkpoint "
+                                         r"has \{'channels': \[4, 8, 4\]\}, config has "
+                                         r"\{'channels': \[8, 8, 4\]\}"):
+        initialise(Trainer(wider, tmp_path / "a", quiet=True).net, wider)
+    Trainer(tiny(sample_every=0), tmp_path / "conditional", quiet=True).fit()
+    back = unconditional_twin(init_from=str(tmp_path / "conditional" / "checkpoints" / "last.pt"))
+    with pytest.raises(ValueError, match=r"has weights this network lacks: class_embedding\.weight"):
+        initialise(Trainer(back, tmp_path / "b", quiet=True).net, back)
+    mismatched = tiny(init_from=checkpoint)
+    trainer = Trainer(mismatched, tmp_path / "c", quiet=True)
+    nn.init.ones_(trainer.net.class_embedding.weight)  # type: ignore[union-attr, arg-type]
+    with pytest.raises(ValueError, match=r"lacks weights that do not start at zero here: class_embedding\."):
+        initialise(trainer.net, mismatched)
+    with pytest.raises(checkpoints.CheckpointError, match="does not exist"):
+        initialise(trainer.net, tiny(init_from=str(tmp_path / "missing.pt")))
+
+
+@pytest.mark.parametrize("name", ["mnist-ddpm", "mnist-fashion-cold"])
+def test_the_conditional_recipes_are_the_shipped_ones_made_conditional(name: str) -> None:
+    configs = Path(pretrained.__file__).parent / "configs"
+    plain = TrainConfig.load(configs / f"{name}.toml")
+    conditional = TrainConfig.load(configs / f"{name}-cond.toml")
+    assert (conditional.conditional, conditional.cond_drop) == (True, 0.1)
+    assert conditional.replace(conditional=False, cond_drop=None) == plain  # nothing else differs
+    resolved = with_classes(conditional)
+    assert resolved.classes == DIGITS
+    saved, weights = pretrained.model_weights(name)  # what --init-from NAME starts from
+    shape_and_model = tuple(field for field in MODEL_FIELDS if field not in CONDITIONING_FIELDS)
+    assert model_differences(saved, resolved, shape_and_model) == []
+    net = build_denoiser(resolved).net
+    assert set(net.state_dict()) - set(weights) == {"class_embedding.weight"}
+    assert set(weights) <= set(net.state_dict())
