@@ -6,7 +6,8 @@
 
 For a shipped model (``--pretrained``, default ``mnist-ddpm``) and each sampler (``--samplers``:
 DDIM, DPM-Solver++ 2M and 3M, UniPC), spacing (``--spacings``: trailing, logsnr, karras,
-quadratic) and number of network calls (``--calls``: 5, 10, 20, 50), this draws ``--n`` samples
+quadratic, and ``tuned``: the grids ``colddiff tune-steps`` stored in the card, each with its own
+sampler, one row) and number of network calls (``--calls``: 5, 10, 20, 50), this draws ``--n`` samples
 (default 1,000, seed ``--seed``, in batches of 250) and scores them with the full FMD protocol
 (``colddiff.fmd.score(samples, protocol="full")``): ``fmd_ratio`` is the Fréchet distance to
 MNIST test digits divided by that of real training digits at the same ``n`` (1.0 is as good as
@@ -43,10 +44,12 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "unipc3": ("unipc", {"order": 3}),
 }
 DEFAULT_SAMPLERS = ["ddim", "dpmsolver++2", "dpmsolver++3", "unipc"]
-SPACINGS = ["trailing", "logsnr", "karras", "quadratic"]
+#: The spacing that stands for a model's tuned grids (``colddiff tune-steps``), and its row's name.
+TUNED, TUNED_ROW = "tuned", "ddim"
+SPACINGS = ["trailing", "logsnr", "karras", "quadratic", TUNED]
 CALLS = [5, 10, 20, 50]
 #: ``--quick``: two configurations, a few samples.
-QUICK_N, QUICK_CONFIGS = 16, [("ddim", "trailing", 5), ("dpmsolver++3", "logsnr", 5)]
+QUICK_N, QUICK_CONFIGS = 16, [("ddim", "trailing", 5), ("dpmsolver++3", "logsnr", 5), ("ddim", TUNED, 10)]
 
 
 def draw(sampler: Sampler, steps: int | None, n: int, seed: int, model: pretrained.Pretrained,
@@ -72,11 +75,20 @@ def score(samples: Tensor) -> dict[str, Any]:
 
 
 def run(model: pretrained.Pretrained, name: str, spacing: str, calls: int, n: int,
-        seed: int) -> dict[str, Any]:
-    """One row of the table: ``name`` with ``spacing`` at ``calls`` network calls."""
-    registered, options = SAMPLERS[name]
-    sampler = model.sampler(sampler=registered, sampler_kwargs={**options, "spacing": spacing})
-    samples, seconds, made = draw(sampler, calls, n, seed, model)
+        seed: int) -> dict[str, Any] | None:
+    """One row of the table: ``name`` with ``spacing`` at ``calls`` network calls (``"tuned"``:
+    the card's tuned grid for ``calls`` with its own sampler, ``name`` being ignored; ``None``
+    where the card has none)."""
+    if spacing == TUNED:
+        tuned = model.tuned_grid(calls)
+        if tuned is None:
+            return None
+        sampler, steps = model.sampler(tuned["sampler"], **tuned["sampler_kwargs"]), None
+        name = tuned["sampler"] + str(tuned["sampler_kwargs"].get("order", ""))
+    else:
+        registered, options = SAMPLERS[name]
+        sampler, steps = model.sampler(registered, **options, spacing=spacing), calls
+    samples, seconds, made = draw(sampler, steps, n, seed, model)
     row = {"sampler": name, "spacing": spacing, "calls_requested": calls, "calls": made, "n": n,
            "seconds_per_image": seconds / n, **score(samples)}
     print(f"{name:<24} {spacing:<10} {made:>3} calls: FMD ratio {row['fmd_ratio']:.3f} "
@@ -101,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pretrained", default="mnist-ddpm", help="the shipped model (default mnist-ddpm)")
     parser.add_argument("--samplers", nargs="+", choices=list(SAMPLERS), default=DEFAULT_SAMPLERS)
-    parser.add_argument("--spacings", nargs="+", choices=samplers.SPACINGS, default=SPACINGS,
-                        help=f"default: {' '.join(SPACINGS)}")
+    parser.add_argument("--spacings", nargs="+", choices=[*samplers.SPACINGS, TUNED], default=SPACINGS,
+                        help=f"default: {' '.join(SPACINGS)}; {TUNED}: the card's tuned grids (colddiff "
+                        "tune-steps), with their own sampler")
     parser.add_argument("--calls", nargs="+", type=int, default=CALLS,
                         help="network calls per image (default 5 10 20 50)")
     parser.add_argument("--n", type=int, default=1000, help="samples per configuration")
@@ -129,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                               "calls": made, "n": n, "seconds_per_image": seconds / n, **score(samples)}
         print(f"baseline ({model.config.sampler}, {made} calls): FMD ratio "
               f"{report['baseline']['fmd_ratio']:.3f}", file=sys.stderr, flush=True)
-    rows = [run(model, name, spacing, calls, n, args.seed) for name, spacing, calls in configs]
+    configs = list(dict.fromkeys((TUNED_ROW if spacing == TUNED else name, spacing, calls)
+                                 for name, spacing, calls in configs))  # one tuned row per call count
+    rows = [row for name, spacing, calls in configs
+            if (row := run(model, name, spacing, calls, n, args.seed)) is not None]
     report["results"] = rows
     print(table(rows, sorted({r["calls_requested"] for r in rows})), file=sys.stderr)
     emit(report, args.json)
