@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from colddiff import Schedule, checkpoints, nets
+from colddiff import Schedule, checkpoints, fmd, nets, runtime
 from colddiff.config import TrainConfig
 from colddiff.degradations import GaussianNoise
 from colddiff.denoisers import Denoiser
@@ -83,7 +83,7 @@ def test_bf16_predictions_are_the_fp32_ones_to_bf16_accuracy() -> None:
 
 @pytest.mark.parametrize("bad", ["fp64", "half", None, 16])
 def test_an_unknown_precision_is_named(bad: object) -> None:
-    with pytest.raises(ValueError, match=r"precision must be one of \['fp32', 'bf16', 'fp16'\]"):
+    with pytest.raises(ValueError, match=r"precision must be one of \['fp32', 'bf16', 'fp16', 'auto'\]"):
         check_precision(bad)
     with pytest.raises(ValueError, match="precision must be one of"):
         Denoiser(nets.CNN(channels=[4]), GaussianNoise(), precision=bad)  # type: ignore[arg-type]
@@ -105,6 +105,38 @@ def test_autocast_and_scaler_follow_the_precision() -> None:
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16
     assert grad_scaler("cpu", "fp16").is_enabled()
     assert not grad_scaler("cpu", "bf16").is_enabled()
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx"), [(False, False), (True, False), (False, True)])
+def test_auto_is_bf16_only_where_the_cpu_has_bf16_instructions(monkeypatch: pytest.MonkeyPatch,
+                                                               avx512_bf16: bool, amx: bool) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    native = avx512_bf16 or amx
+    assert runtime.native_bf16("cpu") is native
+    assert runtime.resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    assert [runtime.resolve_precision(p, "cpu") for p in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "fp16"]
+    with autocast("cpu", "auto"):
+        assert torch.is_autocast_enabled("cpu") is native
+        if native:
+            assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    assert not grad_scaler("cpu", "auto").is_enabled(), "auto is never fp16"
+    metric = fmd.FMD(classifier=fmd.MNISTClassifier(), precision="auto")
+    assert metric.precision == ("bf16" if native else "fp32")
+    # A denoiser keeps "auto" and resolves it where its forward pass runs.
+    denoiser = Denoiser(nets.CNN(channels=[4]), GaussianNoise(), precision="auto")
+    x_t = torch.randn(2, 1, 28, 28)
+    out = denoiser(x_t, torch.tensor([3, 500]))
+    assert denoiser.precision == "auto" and out.dtype == torch.float32
+    with autocast("cpu", "bf16" if native else "fp32"):
+        expected = denoiser.net(x_t, torch.tensor([3, 500]) / denoiser.num_timesteps).float()
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_auto_on_a_device_without_bf16_is_fp32() -> None:
+    assert runtime.resolve_precision("auto", "meta") == "fp32"
+    with pytest.raises(ValueError, match=r"one of \['fp32', 'bf16', 'fp16', 'auto'\], got 'bf32'"):
+        runtime.resolve_precision("bf32", "cpu")
 
 
 def _fp32_everywhere(state: dict[str, object]) -> None:

@@ -5,7 +5,9 @@ Under ``"bf16"`` and ``"fp16"`` the network's forward pass runs in :func:`torch.
 the weights, the optimiser state and the EMA stay float32 (Micikevicius et al. 2018, "Mixed
 Precision Training"). ``"fp16"`` also needs a gradient scaler (:func:`grad_scaler`), since its
 small exponent range flushes small gradients to zero; ``"bf16"`` has float32's range and needs
-none. Both run on CUDA and on the CPU. The accepted names and their check are
+none. Both run on CUDA and on the CPU. ``"auto"`` is ``"bf16"`` on a device that computes in
+bfloat16 natively (a GPU that supports it, a CPU with AVX-512 BF16 or AMX) and ``"fp32"``
+elsewhere, resolved where the forward pass runs. The accepted names and their check are
 :data:`colddiff.runtime.PRECISIONS` and :func:`colddiff.runtime.check_precision`.
 """
 
@@ -15,7 +17,7 @@ import contextlib
 
 import torch
 
-from colddiff.runtime import Precision, check_precision
+from colddiff.runtime import Precision, resolve_precision
 
 __all__ = ["autocast", "grad_scaler"]
 
@@ -32,9 +34,10 @@ def autocast(device: torch.device | str, precision: Precision
     Raises:
         ValueError: If ``precision`` is not one of them.
     """
-    if check_precision(precision) == "fp32":
+    arithmetic = resolve_precision(precision, device)
+    if arithmetic == "fp32":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    dtype = torch.bfloat16 if arithmetic == "bf16" else torch.float16
     return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
@@ -49,4 +52,5 @@ def grad_scaler(device: torch.device | str, precision: Precision) -> torch.amp.G
     Raises:
         ValueError: If ``precision`` is not one of them.
     """
-    return torch.amp.GradScaler(torch.device(device).type, enabled=check_precision(precision) == "fp16")
+    fp16 = resolve_precision(precision, device) == "fp16"
+    return torch.amp.GradScaler(torch.device(device).type, enabled=fp16)

@@ -30,7 +30,8 @@ def add_model_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--seed", type=COUNT, default=0)
     command.add_argument("--device", default="auto")
     command.add_argument("--precision", choices=runtime.PRECISIONS,
-                         help="the network's arithmetic: fp32, or bf16/fp16 autocast (default: the run's)")
+                         help="the network's arithmetic: fp32, bf16/fp16 autocast, or auto (bf16 where the "
+                         "device has native bf16, else fp32) (default: the run's)")
     command.add_argument("--compile", nargs="?", const="default", choices=runtime.COMPILE_MODES,
                          metavar="MODE", help="torch.compile the network; MODE: "
                          + ", ".join(runtime.COMPILE_MODES) + " (default when given without one: default)")

@@ -13,7 +13,7 @@ from torch import Tensor
 from colddiff.fmd.classifier import FEATURE_DIM, MNISTClassifier, load_classifier
 from colddiff.fmd.frechet import FeatureStatistics, frechet_distance_from_features
 from colddiff.precision import autocast
-from colddiff.runtime import Precision, check_precision
+from colddiff.runtime import Precision, resolve_precision
 
 __all__ = ["FMD", "check_images", "distance"]
 
@@ -66,8 +66,9 @@ class FMD:
             callable) mapping ``(N, C, H, W)`` images in ``[0, 1]`` to ``(N, d)`` vectors (other
             shapes are flattened; a list or tuple output gives its first element). Images of
             any shape are then accepted.
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the arithmetic of the feature
-            extractor's forward pass (:mod:`colddiff.precision`); the statistics stay float64.
+        precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"auto"``: the arithmetic of the
+            feature extractor's forward pass (:mod:`colddiff.precision`; ``"auto"`` resolved for
+            ``device``); the statistics stay float64.
 
     Attributes:
         real: The statistics of the real (reference) side.
@@ -84,7 +85,7 @@ class FMD:
                  across_processes: bool = True, features: Callable[[Tensor], Any] | None = None,
                  precision: Precision = "fp32") -> None:
         self.device = torch.device(device)
-        self.precision = check_precision(precision)
+        self.precision = resolve_precision(precision, self.device)
         if features is not None and classifier is not None:
             raise ValueError("give classifier (an MNISTClassifier) or features (any extractor), not both")
         self.extractor = features
