@@ -326,7 +326,8 @@ def test_the_noise_at_a_noiseless_step_is_zero_and_levels_follow_the_images_type
 def test_the_blur_prior_carries_the_noise_of_step_T_of_a_schedule() -> None:
     train = _images(1, n=64)
     levels = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.4]  # T = 6: the last level, 0.4, is the prior's
-    plain, noisy = Blur(num_timesteps=T).fit_prior(train), Blur(num_timesteps=T, noise=levels).fit_prior(train)
+    plain = Blur(num_timesteps=T).fit_prior(train)
+    noisy = Blur(num_timesteps=T, noise=levels).fit_prior(train)
     a = plain.prior(4000, generator=torch.Generator().manual_seed(0))
     b = noisy.prior(4000, generator=torch.Generator().manual_seed(0))  # the same blur draws first
     assert float((b - a).std()) == pytest.approx(0.4, rel=0.01)
