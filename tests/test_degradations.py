@@ -15,6 +15,7 @@ from colddiff.degradations import (
     GaussianNoise,
     ImageMixing,
     PriorUnavailableError,
+    SeparableBlur,
 )
 
 SHORT = Schedule.linear(1e-4, 0.1, 50)
@@ -224,3 +225,17 @@ def test_data_mixing_defaults_and_its_images_in_the_value_range(data_dir: Path) 
     flat = test.flatten(1)
     for image in prior.flatten(1):
         assert (flat == image).all(1).any()
+
+
+class _Unblurred(SeparableBlur):
+    """A plugin-style separable blur that leaves images as they are."""
+
+    def operators(self, size: int) -> torch.Tensor:
+        return torch.eye(size, dtype=torch.float64).expand(self.num_timesteps + 1, size, size)
+
+
+def test_a_separable_blur_plugin_adds_no_noise_by_default() -> None:
+    plugin = _Unblurred(num_timesteps=3)
+    x0 = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert not plugin.noisy and plugin.sample_source(x0) is None
+    assert torch.equal(plugin.degrade(x0, 3), x0)
