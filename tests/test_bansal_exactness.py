@@ -22,6 +22,7 @@ The official step index ``i = 0..T-1`` is colddiff's ``t = i + 1``; its images l
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
@@ -303,3 +304,23 @@ def test_bad_official_options_name_the_argument_and_what_it_accepts(
         kind: type[degradations.Degradation], options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         kind(**options)
+
+
+def test_a_kernel_wider_than_the_image_adds_every_wrapped_tap() -> None:
+    """On sides 4 and 3 the 5-tap kernel's offsets -2 and 2 (and -1 and 2 on 3) land on the same
+    pixel: the circulant matrix adds their taps, as the official circular padding does."""
+    x0 = images((2, 1, 4, 3))
+    blur = Blur(num_timesteps=3, kernel_size=5, kernel_std=1.5)
+    for t, expected in enumerate(official_blurs(x0, 3, size=5, std=1.5)):
+        torch.testing.assert_close(blur.degrade(x0, t), expected, rtol=0, atol=1e-12)
+    for size in (3, 4, 9):  # one axis's step keeps each row's mass
+        step = blur.operators(size)[1]
+        torch.testing.assert_close(step.sum(dim=1), torch.ones(size, dtype=torch.float64), rtol=0, atol=1e-15)
+        assert (step >= 0).all()
+
+
+def test_a_kernel_size_without_its_std_is_named_in_a_whole_message() -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "kernel_size and kernel_std go together (a kernel_size x kernel_size Gaussian of std "
+            "kernel_std, applied once per step), got kernel_size=5 and kernel_std=None") + "$"):
+        Blur(kernel_size=5)

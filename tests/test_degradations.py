@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 from colddiff import Schedule, data, degradations
 from colddiff.degradations import (
     Blur,
+    DataMixing,
     FashionMNISTMixing,
     GaussianNoise,
     ImageMixing,
     PriorUnavailableError,
+    SeparableBlur,
 )
 
 SHORT = Schedule.linear(1e-4, 0.1, 50)
@@ -210,3 +212,30 @@ def test_every_built_in_degradation_works_at_any_image_shape(channels: int, heig
         assert torch.equal(deg.degrade(x0, 0, source), x0)
         out = deg.degrade(x0, t, source)
         assert out.shape == x0.shape and out.dtype == x0.dtype and bool(torch.isfinite(out).all())
+
+
+def test_data_mixing_defaults_and_its_images_in_the_value_range(data_dir: Path) -> None:
+    default = DataMixing(SHORT)
+    assert (default.source, default.noisy) == ("fashion_mnist", False)
+    assert default.noise_levels.abs().max().item() == 0.0
+    signed = FashionMNISTMixing(SHORT, value_range=(-1.0, 1.0))
+    test = data.fashion_mnist(train=False).images * 2 - 1  # [0, 1] mapped onto [-1, 1]
+    prior = signed.prior(4, generator=torch.Generator().manual_seed(0))
+    assert prior.min() >= -1 and prior.min() < -0.99
+    flat = test.flatten(1)
+    for image in prior.flatten(1):
+        assert (flat == image).all(1).any()
+
+
+class _Unblurred(SeparableBlur):
+    """A plugin-style separable blur that leaves images as they are."""
+
+    def operators(self, size: int) -> torch.Tensor:
+        return torch.eye(size, dtype=torch.float64).expand(self.num_timesteps + 1, size, size)
+
+
+def test_a_separable_blur_plugin_adds_no_noise_by_default() -> None:
+    plugin = _Unblurred(num_timesteps=3)
+    x0 = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert not plugin.noisy and plugin.sample_source(x0) is None
+    assert torch.equal(plugin.degrade(x0, 3), x0)

@@ -131,3 +131,14 @@ def test_the_v_prediction_loss_regresses_the_velocity() -> None:
     loss = den.loss(x0, t=t, generator=torch.Generator().manual_seed(7))
     torch.testing.assert_close(loss, expected, rtol=0, atol=0)
     assert not torch.equal(expected, nn.functional.mse_loss(den(deg.degrade(x0, t, source), t), source))
+
+
+def test_the_repr_names_the_prediction_the_degradation_and_only_non_default_options() -> None:
+    plain = Denoiser(X0Oracle(torch.zeros(1, 1, 4, 4)), GaussianNoise(Schedule.linear(1e-4, 0.02, 10)),
+                     predict="eps")
+    assert plain.extra_repr() == ("predict='eps', degradation=GaussianNoise(schedule=Schedule.linear("
+                                  "beta_start=0.0001, beta_end=0.02, num_timesteps=10))")
+    options = Denoiser(X0Oracle(torch.zeros(1, 1, 4, 4)), Blur(num_timesteps=5), predict="x0", loss="soft",
+                       precision="bf16")
+    assert options.extra_repr() == ("predict='x0', degradation=Blur(num_timesteps=5, sigma_max=6.0), "
+                                    "precision='bf16', loss='soft'")

@@ -217,3 +217,11 @@ def test_a_perfect_restorer_generates_the_clean_image_from_the_noisy_blur() -> N
         torch.testing.assert_close(sampled, x0, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="is sampled with source='estimate'"):
         ColdSampler(Denoiser(X0Oracle(x0), heat, predict="x0"))
+
+
+def test_equal_widths_are_one_constant_blur_and_the_image_shape_is_kept() -> None:
+    heat = Heat(num_timesteps=3, sigma_min=2.0, sigma_max=2.0, image_shape=(1, 8, 8))
+    assert heat.image_shape == (1, 8, 8)
+    assert heat.sigma.dtype == torch.float64
+    torch.testing.assert_close(heat.sigma, torch.tensor([0.0, 2.0, 2.0, 2.0], dtype=torch.float64),
+                               rtol=1e-15, atol=0)

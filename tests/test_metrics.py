@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,53 @@ def test_types_are_kept_or_raised_to_float32() -> None:
 def test_bad_input_is_named(call: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("data_range", "sigma"), [(2.0, 1.5), (1.0, 0.5)])
+def test_ssim_with_any_range_and_width_is_scikit_images_in_float64(data_range: float, sigma: float) -> None:
+    clean = torch.rand(2, 3, 20, 16, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    clean = clean * data_range
+    degraded = clean + 0.2 * data_range * torch.rand(clean.shape, generator=torch.Generator().manual_seed(4),
+                                                     dtype=torch.float64)
+    expected = torch.tensor([reference_metrics.structural_similarity(
+        a.permute(1, 2, 0).numpy(), b.permute(1, 2, 0).numpy(), channel_axis=2, data_range=data_range,
+        gaussian_weights=True, sigma=sigma, win_size=11, use_sample_covariance=False)
+        for a, b in zip(degraded, clean, strict=True)], dtype=torch.float64)
+    torch.testing.assert_close(metrics.ssim(degraded, clean, data_range=data_range, sigma=sigma), expected,
+                               rtol=0, atol=1e-7)  # skimage truncates the window at 3.5 sigma
+    # 10 log10(data_range^2 / MSE) with a constant error of 0.1: MSE = 0.01.
+    torch.testing.assert_close(metrics.psnr(clean + 0.1, clean, data_range=data_range),
+                               torch.full((2,), 10 * np.log10(data_range**2 / 0.01), dtype=torch.float64))
+
+
+def test_a_one_pixel_window_compares_pixels_alone() -> None:
+    x = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    c1 = 0.01**2  # no variance in a 1x1 window: only the luminance term is left
+    expected = ((2 * x * y + c1) / (x * x + y * y + c1)).mean().view(1)
+    torch.testing.assert_close(metrics.ssim(x, y, window_size=1), expected, rtol=0, atol=1e-15)
+
+
+def test_half_precision_is_scored_as_its_float32_values() -> None:
+    images = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(0)).bfloat16()
+    reference = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(1))
+    for a, b in [(images, reference.bfloat16()), (images, reference), (images.float(), reference.bfloat16())]:
+        assert torch.equal(metrics.ssim(a, b), metrics.ssim(a.float(), b.float()))
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"window_size": -1}, "window_size must be an odd positive integer, got -1"),
+    ({"window_size": True}, "window_size must be an odd positive integer, got True"),
+    ({"sigma": 0.0}, "sigma must be a number > 0, got 0.0"),
+    ({"sigma": -1.0}, "sigma must be a number > 0, got -1.0"),
+    ({"sigma": float("inf")}, "sigma must be a number > 0, got inf"),
+])
+def test_bad_ssim_options_are_named_in_whole_messages(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        metrics.ssim(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16), **options)  # type: ignore[arg-type]
+
+
+def test_a_bad_reference_is_named() -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "reference must be a floating-point tensor of shape (B, C, H, W), got Tensor(1, 8, 8)") + "$"):
+        metrics.rmse(torch.rand(1, 1, 8, 8), torch.rand(1, 8, 8))

@@ -291,3 +291,44 @@ def test_a_plugin_gets_the_noise_from_the_base_class() -> None:
     torch.testing.assert_close(noisy.source_from_x0(noisy.degrade(x0, 3, z), 3, x0), z, rtol=0, atol=1e-12)
     sampler = ColdSampler(Denoiser(X0Oracle(x0), noisy, predict="x0"), source="estimate", clip_x0=False)
     torch.testing.assert_close(sampler.sample(noisy.degrade(x0, T, z)), x0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("fresh", [0.0, 0.5])
+def test_fresh_noise_is_drawn_from_the_samplers_generator(fresh: float) -> None:
+    deg = Blur(num_timesteps=T, noise=0.1)
+    x0 = _images(15)
+    sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), source="estimate", fresh_noise=fresh,
+                          clip_x0=False)
+    start = deg.degrade(x0, T, deg.sample_source(x0, generator=torch.Generator().manual_seed(16)))
+
+    def states(seed: int) -> list[Tensor]:
+        seen: list[Tensor] = []
+        sampler.sample(start, generator=torch.Generator().manual_seed(seed),
+                       callback=lambda i, t, x_t, x0_hat: seen.append(x_t))
+        return seen
+
+    torch.manual_seed(0)  # the global generator is not used: another global seed changes nothing
+    first = states(5)
+    torch.manual_seed(1)
+    assert all(torch.equal(a, b) for a, b in zip(first, states(5), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(first, states(6), strict=True)) == (fresh == 0)
+
+
+def test_the_noise_at_a_noiseless_step_is_zero_and_levels_follow_the_images_type() -> None:
+    deg = Blur(num_timesteps=T, noise=0.1)
+    x0 = _images(0)
+    x_t = x0 + 0.25  # not D(x0, 0) = x0: the noise would be the residual over a zero level
+    assert torch.equal(deg.renoise(x_t, 0, x0, None), torch.zeros_like(x0))
+    assert deg.noise_at(1, x0.float()).dtype == torch.float32
+    assert deg.noise_at(1, x0.double()).dtype == torch.float64
+
+
+def test_the_blur_prior_carries_the_noise_of_step_T_of_a_schedule() -> None:
+    train = _images(1, n=64)
+    levels = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.4]  # T = 6: the last level, 0.4, is the prior's
+    plain = Blur(num_timesteps=T).fit_prior(train)
+    noisy = Blur(num_timesteps=T, noise=levels).fit_prior(train)
+    a = plain.prior(4000, generator=torch.Generator().manual_seed(0))
+    b = noisy.prior(4000, generator=torch.Generator().manual_seed(0))  # the same blur draws first
+    assert float((b - a).std()) == pytest.approx(0.4, rel=0.01)
+    assert float((b - a).mean()) == pytest.approx(0.0, abs=0.002)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -420,3 +421,68 @@ def test_restore_a_blurred_digit_from_a_png_estimating_its_step(
     assert large.degraded.shape == (1, 1, 28, 28) and large.t == 6 and large.estimate is None
     with pytest.raises(ValueError, match=r"t must be given with input images: .* or 'auto' to estimate it"):
         restoration.read_degraded(model, tmp_path / "seven.png", None)
+
+
+def whole(message: str) -> str:
+    """A regular expression matching exactly ``message``."""
+    return "^" + re.escape(message) + "$"
+
+
+def test_inpainting_keeps_its_options_and_names_bad_ones_in_whole_messages() -> None:
+    deg = Inpaint(num_timesteps=7, image_shape=(1, 8, 8), beta_step=0.0, noise=0.1)
+    assert (deg.num_timesteps, deg.image_shape) == (7, (1, 8, 8))
+    assert repr(deg) == "Inpaint(num_timesteps=7, center='random', beta=[1.1, 1.1], noise=0.1)"
+    assert repr(Inpaint()) == "Inpaint(num_timesteps=50, center='random', beta=[1.1, 6])"
+    for options, message in [
+            ({"beta_start": -1.0}, "beta_start must be a finite number >= 0, got -1.0"),
+            ({"beta_step": -0.5}, "beta_step must be a finite number >= 0, got -0.5"),
+            ({"beta_start": 0.0}, "beta_start must be > 0, got 0.0")]:
+        with pytest.raises(ValueError, match=whole(message)):
+            Inpaint(**options)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=whole(
+            "x0 must be a floating-point tensor of shape (B, C, H, W), got Tensor(1, 8, 8)")):
+        deg.degrade(torch.rand(1, 8, 8), 1)
+    # A noisy inpainting given no source, or a source of the noise alone, still asks for the centres.
+    x0 = torch.rand(1, 1, 8, 8)
+    with pytest.raises(ValueError, match=whole(
+            "Inpaint(center='random') needs the mask centres: pass the source (B, 2) that "
+            "sample_source drew")):
+        deg.degrade(x0, 3)
+    with pytest.raises(ValueError, match=whole("the mask centres must have shape (1, 2), got (1, 64)")):
+        deg.degrade(x0, 3, torch.zeros(1, 64))
+
+
+def test_a_noisy_inpainting_of_one_image_is_its_mask_plus_its_noise_by_hand() -> None:
+    deg = Inpaint(num_timesteps=4, beta_start=1.5, beta_step=0.5, noise=0.2)
+    x0 = torch.rand(1, 2, 6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    source = deg.sample_source(x0, generator=torch.Generator().manual_seed(1))
+    assert source is not None and source.shape == (1, 2 + 72)
+    (row, col), noise = source[0, :2].tolist(), source[:, 2:].view(1, 2, 6, 6)
+    rows, cols = torch.meshgrid(torch.arange(6.0), torch.arange(6.0), indexing="ij")
+    squared = ((rows - row) ** 2 + (cols - col) ** 2).double()
+    mask = (1 - torch.exp(-squared / (2 * 1.5**2))) * (1 - torch.exp(-squared / (2 * 2.0**2)))
+    expected = mask * x0 + (1 - mask) * 0.5 + 0.2 * noise
+    torch.testing.assert_close(deg.degrade(x0, 2, source), expected, rtol=0, atol=1e-15)
+
+
+def test_inpainting_masks_keep_the_images_type_with_widths_of_that_type() -> None:
+    deg = Inpaint(num_timesteps=2, center="middle")  # beta 1.1 and 1.2: not exact in float32
+    assert deg.masks(1, torch.zeros(1, 1, 5, 5)).dtype == torch.float32  # caches float32 widths
+    rows, cols = torch.meshgrid(torch.arange(5.0), torch.arange(5.0), indexing="ij")
+    squared = ((rows - 2) ** 2 + (cols - 2) ** 2).double()
+    expected = (1 - torch.exp(-squared / (2 * 1.1**2))) * (1 - torch.exp(-squared / (2 * 1.2**2)))
+    masks = deg.masks(2, torch.zeros(1, 1, 5, 5, dtype=torch.float64))
+    torch.testing.assert_close(masks[0, 0], expected, rtol=0, atol=1e-15)
+    half = torch.zeros(1, 1, 5, 5, dtype=torch.bfloat16)
+    assert deg.masks(2, half).dtype == torch.bfloat16 and deg.degrade(half, 2).dtype == torch.bfloat16
+
+
+def test_super_resolution_names_its_sizes_and_input_in_whole_messages() -> None:
+    deg = SuperResolution(num_timesteps=2)
+    with pytest.raises(ValueError, match=whole(
+            "superres with T = 2 halvings needs image sides divisible by 2^T = 4, got 8x6; resize the "
+            "images (--image-size 8) or use fewer halvings (degradation_kwargs num_timesteps)")):
+        deg.degrade(torch.rand(1, 1, 8, 6), 1)
+    with pytest.raises(ValueError, match=whole(
+            "x0 must be a floating-point tensor of shape (B, C, H, W), got Tensor(1, 8, 8)")):
+        deg.degrade(torch.rand(1, 8, 8), 1)

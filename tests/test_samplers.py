@@ -14,6 +14,8 @@ from torch import Tensor
 
 from colddiff import ColdSampler, DDPMSampler, Denoiser, Schedule, nets
 from colddiff.degradations import Blur, GaussianNoise, ImageMixing
+from colddiff.samplers import DDIMSampler, DPMSolverSampler, Sampler, UniPCSampler
+from colddiff.samplers.multistep import MultistepSampler
 
 SCHEDULE = Schedule.preset("default")
 SHAPE = (1, 6, 6)
@@ -314,3 +316,30 @@ def test_ancestral_sampling_part_way_follows_the_tail_of_the_full_trajectory(t_s
     assert sorted(part) == list(range(t_start + 1))
     for t in part:
         torch.testing.assert_close(part[t], full[t], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("sampler_class",
+                         [DDPMSampler, DDIMSampler, ColdSampler, DPMSolverSampler, UniPCSampler])
+def test_every_sampler_has_the_documented_defaults(sampler_class: type[Sampler]) -> None:
+    denoiser = Denoiser(X0Oracle(clean_batch()), GaussianNoise(SCHEDULE), predict="x0")
+    sampler = sampler_class(denoiser)
+    assert (sampler.grid.spacing, sampler.grid.rho, sampler.final_denoise, sampler.clip_x0,
+            sampler.data_range) == ("trailing", 7.0, False, True, (0.0, 1.0))
+    if isinstance(sampler, MultistepSampler):
+        assert sampler.order == 2
+
+
+def test_dpm_solvers_step_orders_rise_and_drop_at_the_end() -> None:
+    """Order ``min(order, i + 1)``, first order at a last step to 0, and for fewer than
+    ``FEW_STEPS`` = 15 steps first order at the last step and at most second at the one before."""
+    sampler = DPMSolverSampler(Denoiser(X0Oracle(clean_batch()), GaussianNoise(SCHEDULE), predict="x0"),
+                               order=3)
+
+    def orders(steps: int, to_zero: bool) -> list[int]:
+        return [sampler.step_order(i, steps, to_zero) for i in range(steps)]
+
+    assert orders(2, True) == orders(2, False) == [1, 1]
+    assert orders(3, False) == [1, 2, 1]
+    assert orders(14, False) == [1, 2, *[3] * 10, 2, 1]
+    assert orders(15, False) == [1, 2, *[3] * 13]
+    assert orders(15, True) == [1, 2, *[3] * 12, 1]

@@ -240,3 +240,17 @@ def test_the_cold_sampler_keeps_the_start_as_source_on_a_grid_starting_below_t()
     sampler = samplers.create("cold", Denoiser(X0Oracle(x0), deg, predict="x0"), spacing="leading")
     expected = x_T - deg.degrade(x0, 901, x_T) + x0
     torch.testing.assert_close(sampler.sample(x_T, 10), expected.clamp(0, 1), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["ddim", "dpmsolver++", "unipc"])
+def test_final_denoise_from_step_one_is_the_last_callback(name: str) -> None:
+    """A grid ending at ``t = 1`` still ends above 0: ``final_denoise`` predicts from it, the
+    callback seeing it as the step after the grid's last (index ``len(grid) - 1``)."""
+    x0 = clean()
+    x_T = torch.randn(3, *SHAPE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    sampler = samplers.create(name, gaussian(x0=x0), spacing=[1000, 600, 1], clip_x0=False,
+                              final_denoise=True)
+    seen: list[tuple[int, int]] = []
+    result = sampler.sample(x_T, callback=lambda i, t, x_t, x0_hat: seen.append((i, t)))
+    assert seen == [(0, 1000), (1, 600), (2, 1)]
+    torch.testing.assert_close(result, x0, rtol=0, atol=1e-12)

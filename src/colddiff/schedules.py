@@ -110,7 +110,7 @@ class Schedule:
         Raises:
             ValueError: If an argument is out of range; the message names it.
         """
-        num_timesteps = _check_num_timesteps("Schedule.linear", num_timesteps)
+        num_timesteps = _check_num_timesteps(num_timesteps)
         for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value < 1):
                 raise ValueError(f"{name} must be a finite number in (0, 1), got {value!r}")
@@ -134,7 +134,7 @@ class Schedule:
         Raises:
             ValueError: If an argument is out of range; the message names it.
         """
-        num_timesteps = _check_num_timesteps("Schedule.cosine", num_timesteps)
+        num_timesteps = _check_num_timesteps(num_timesteps)
         if not (math.isfinite(offset) and offset > 0):
             raise ValueError(f"offset must be a finite number > 0, got {offset!r}")
         if not (math.isfinite(max_beta) and 0 < max_beta < 1):
@@ -233,7 +233,7 @@ class Schedule:
         return f"Schedule.{self.kind}({args})"
 
 
-def _check_num_timesteps(function: str, num_timesteps: int) -> int:
+def _check_num_timesteps(num_timesteps: int) -> int:
     if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int) or num_timesteps < 1:
         raise ValueError(f"num_timesteps must be an integer >= 1, got {num_timesteps!r}")
     return num_timesteps

@@ -104,11 +104,9 @@ class DPMSolverSampler(MultistepSampler):
         """One DPM-Solver++ step from ``t`` to ``s``."""
         xt_weight, d_weight, weights = self._coefficients[i]
         history = self.remember(x0_hat)
-        direction = x0_hat
-        if len(weights) > 1:
-            direction = weights[0] * x0_hat
-            for weight, earlier in zip(weights[1:], history[1:], strict=False):
-                direction = direction + weight * earlier
+        direction = weights[0] * x0_hat  # first order: the weight 1
+        for weight, earlier in zip(weights[1:], history[1:], strict=False):
+            direction = direction + weight * earlier
         return xt_weight * x_t + d_weight * direction
 
 
