@@ -59,7 +59,8 @@ class ColdSampler(Sampler):
         source: ``"fixed"`` or ``"estimate"``.
         fresh_noise: ``None`` (re-estimate a noisy degradation's noise), or the factor ``>= 0``
             of fresh noise to the degradation's noise level at each step.
-        spacing, rho, final_denoise, clip_x0, data_range: As for :class:`Sampler`.
+        spacing: The step grid, and the other options of :class:`Sampler`: ``rho``,
+            ``final_denoise``, ``clip_x0`` and ``data_range`` (keywords, as there).
 
     Raises:
         ValueError: If ``algorithm`` or ``source`` is unknown, ``source="estimate"`` for a

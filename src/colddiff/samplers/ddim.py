@@ -42,7 +42,8 @@ class DDIMSampler(Sampler):
         denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise` or
             :class:`~colddiff.degradations.Blurring`.
         eta: In ``[0, 1]``.
-        spacing, rho, final_denoise, clip_x0, data_range: As for :class:`Sampler`.
+        spacing: The step grid, and the other options of :class:`Sampler`: ``rho``,
+            ``final_denoise``, ``clip_x0`` and ``data_range`` (keywords, as there).
 
     Raises:
         ValueError: If the degradation is neither Gaussian noise nor blurring, or ``eta`` is

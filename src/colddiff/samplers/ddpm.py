@@ -46,7 +46,8 @@ class DDPMSampler(Sampler):
         denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise` or
             :class:`~colddiff.degradations.Blurring` (predicting ``"eps"`` or ``"x0"``).
         variance: ``"beta"`` or ``"posterior"``.
-        spacing, rho, final_denoise, clip_x0, data_range: As for :class:`Sampler`.
+        spacing: The step grid, and the other options of :class:`Sampler`: ``rho``,
+            ``final_denoise``, ``clip_x0`` and ``data_range`` (keywords, as there).
 
     Raises:
         ValueError: If the degradation is neither Gaussian noise nor blurring, or ``variance`` is

@@ -55,7 +55,8 @@ class DPMSolverSampler(MultistepSampler):
         denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise`.
         order: 1, 2 or 3.
         variant: At order 3, ``"taylor"`` or ``"diffusers"`` (see above); ignored below it.
-        spacing, rho, final_denoise, clip_x0, data_range: As for :class:`Sampler`.
+        spacing: The step grid, and the other options of :class:`Sampler`: ``rho``,
+            ``final_denoise``, ``clip_x0`` and ``data_range`` (keywords, as there).
 
     Raises:
         ValueError: If the degradation is not Gaussian noise, ``order`` is not 1, 2 or 3 or

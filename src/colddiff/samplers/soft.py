@@ -47,7 +47,8 @@ class SoftSampler(Sampler):
     Args:
         denoiser: A denoiser for a linear corruption (any target; Daras et al. train
             ``predict="x0"`` with ``loss="soft"``).
-        spacing, rho, final_denoise, clip_x0, data_range: As for :class:`Sampler`.
+        spacing: The step grid, and the other options of :class:`Sampler`: ``rho``,
+            ``final_denoise``, ``clip_x0`` and ``data_range`` (keywords, as there).
 
     Raises:
         ValueError: If the degradation is not a linear corruption, or its noise levels ``s_t``

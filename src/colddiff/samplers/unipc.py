@@ -42,7 +42,8 @@ class UniPCSampler(MultistepSampler):
     Args:
         denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise`.
         order: 1, 2 or 3 (``p``; the corrected steps are of order ``p + 1``).
-        spacing, rho, final_denoise, clip_x0, data_range: As for :class:`Sampler`.
+        spacing: The step grid, and the other options of :class:`Sampler`: ``rho``,
+            ``final_denoise``, ``clip_x0`` and ``data_range`` (keywords, as there).
 
     Raises:
         ValueError: If the degradation is not Gaussian noise or ``order`` is not 1, 2 or 3.
