@@ -352,4 +352,4 @@ def test_the_command_line_sets_the_speed_options(tmp_path: Path, data_dir: Path,
     config = TrainConfig.load(tmp_path / "config.toml")
     assert (config.precision, config.channels_last, config.compile) == ("bf16", True, "off")
     status, _, err = run_cli(capsys, "train", "--preset", "ddpm-short", "--precision", "fp64")
-    assert status == 2 and "--precision must be one of ['fp32', 'bf16', 'fp16'], got 'fp64'" in err
+    assert status == 2 and "--precision must be one of ['fp32', 'bf16', 'fp16', 'auto'], got 'fp64'" in err
