@@ -83,7 +83,8 @@ def run(model: pretrained.Pretrained, name: str, spacing: str, calls: int, n: in
         tuned = model.tuned_grid(calls)
         if tuned is None:
             return None
-        sampler, steps = model.sampler(tuned["sampler"], **tuned["sampler_kwargs"]), None
+        sampler = model.sampler(tuned["sampler"], **tuned["sampler_kwargs"])
+        steps = None if isinstance(tuned["sampler_kwargs"]["spacing"], list) else calls
         name = tuned["sampler"] + str(tuned["sampler_kwargs"].get("order", ""))
     else:
         registered, options = SAMPLERS[name]

@@ -56,7 +56,7 @@ class Denoiser(nn.Module):
         net: The network, e.g. :class:`colddiff.nets.CNN`.
         degradation: The forward process it is trained to invert.
         predict: ``"eps"``, ``"x0"`` or ``"v"``.
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the arithmetic of the network's
+        precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"auto"``: the arithmetic of the network's
             forward pass.
         loss: ``"mse"`` or ``"soft"`` (with ``predict="x0"``, for a linear corruption).
         cond_drop: For a conditional network: the probability in ``[0, 1)`` with which the

@@ -55,8 +55,8 @@ def native_bf16(device: str | torch.device) -> bool:
     import torch
 
     kind = torch.device(device).type
-    if kind == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if kind == "cuda":  # not counting the emulation of older GPUs (V100, T4)
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     if kind == "cpu":  # PyTorch's own probes (private, hence looked up with a fallback)
         probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
         return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)

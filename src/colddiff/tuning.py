@@ -64,7 +64,8 @@ class TunedGrid:
             and ``"tuned"`` (empty when ``validation_n`` is 0).
         evaluations: The grids scored by the search.
         seconds: The wall time of the search and the validation.
-        settings: ``n``, ``seed``, ``validation_n``, ``validation_seed``, ``max_evaluations``.
+        settings: ``n``, ``seed``, ``validation_n``, ``validation_seed``, ``max_evaluations`` and
+            the model's ``guidance`` (a conditional model's samples are guided by it).
     """
 
     sample_steps: int
@@ -77,7 +78,7 @@ class TunedGrid:
     validation: dict[str, float] = field(default_factory=dict)
     evaluations: int = 0
     seconds: float = 0.0
-    settings: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def recommended(self) -> list[int] | str:
@@ -133,9 +134,10 @@ def tune_steps(model: Pretrained, sample_steps: int, *, sampler: str | None = No
         sampler_options: Its options (default: the model's when ``sampler`` is the model's).
         n: Samples per scored grid (at least 2).
         seed: Their seed.
-        max_evaluations: The most grids the search scores, the named starts included.
+        max_evaluations: The most grids the search scores, the named starts included (at least
+            as many as they give distinct grids).
         validation_n: Samples of the final check of the tuned grid against the start (0: none).
-        validation_seed: Their seed (another than ``seed``).
+        validation_seed: Their seed (not ``seed``).
         log: Called with one line per improvement (e.g. ``print``).
 
     Raises:
@@ -143,25 +145,37 @@ def tune_steps(model: Pretrained, sample_steps: int, *, sampler: str | None = No
             generate ``(1, 28, 28)`` images, or no named spacing gives ``K`` distinct steps.
     """
     _check(model, sample_steps, n, max_evaluations, validation_n)
+    if validation_n and validation_seed == seed:
+        raise ValueError(f"validation_seed must differ from seed (the validation draws fresh samples), "
+                         f"got {validation_seed} for both")
     started = time.perf_counter()
     name = sampler or model.config.sampler
     options = {k: v for k, v in (sampler_options or {}).items() if k != "spacing"}
     score = _Objective(model, name, options, n, seed)
+    model.sampler(name, **options)  # a bad sampler or option is reported as such, here
     starts = _named_grids(model, name, options, sample_steps)
     if not starts:
         raise ValueError(f"sample_steps={sample_steps}: no spacing among {list(START_SPACINGS)} gives "
                          f"{sample_steps} distinct steps for this model")
+    distinct = len(set(starts.values()))
+    if max_evaluations < distinct:
+        raise ValueError(f"max_evaluations must be at least {distinct} (the named spacings' grids, each "
+                         f"scored first), got {max_evaluations}")
     tried = {spacing: score(steps) for spacing, steps in starts.items()}
     start = min(tried, key=tried.__getitem__)
     say = log or (lambda line: None)
     say(f"start: {start} (FMD {tried[start]:.4f} on {n} samples); tried {_rounded(tried)}")
-    steps = coordinate_search(starts[start], score, max_evaluations - len(starts) + 1, say)
+    steps = coordinate_search(starts[start], score, max_evaluations - distinct + 1, say)
     search_fmd = _rounded({**tried, "start": tried[start], "tuned": score(steps)})
     result = TunedGrid(sample_steps, name, options, start, list(starts[start]), list(steps),
                        search_fmd=search_fmd, evaluations=len(score.scores),
                        settings={"n": n, "seed": seed, "validation_n": validation_n,
-                                 "validation_seed": validation_seed, "max_evaluations": max_evaluations})
-    if validation_n:
+                                 "validation_seed": validation_seed, "max_evaluations": max_evaluations,
+                                 "guidance": model.config.guidance})
+    if validation_n and steps == starts[start]:  # nothing moved: nothing to check
+        ratio = _validation_ratio(model, name, options, steps, validation_n, validation_seed)
+        result.validation = {"start": ratio, "tuned": ratio}
+    elif validation_n:
         result.validation = {which: _validation_ratio(model, name, options, grid, validation_n,
                                                       validation_seed)
                              for which, grid in (("start", starts[start]), ("tuned", steps))}

@@ -258,7 +258,7 @@ def from_checkpoint(path: str | Path, device: str | torch.device = "cpu", ema: b
     path = Path(path)
     state = checkpoints.load(path)
     card: dict[str, Any] = {"ema": ema and _ema_started(state), "optimiser_steps": state.get("step")}
-    grids = tuned_grids(path, state)
+    grids = tuned_grids(path, state, ema)
     if grids:
         card["step_grids"] = grids
     return _model(path.stem, state, card, device, ema=ema)
@@ -269,19 +269,30 @@ def grids_file(checkpoint: str | Path) -> Path:
     return Path(checkpoint).with_suffix(".grids.json")
 
 
-def tuned_grids(checkpoint: Path, state: dict[str, Any]) -> dict[str, Any]:
-    """The tuned grids beside ``checkpoint`` (:func:`grids_file`), when they were tuned for its
-    weights (the same optimiser step); ``{}`` otherwise, with a warning for stale ones."""
+def tuned_grids(checkpoint: Path, state: dict[str, Any], ema: bool | None = None) -> dict[str, Any]:
+    """The tuned grids beside ``checkpoint`` (:func:`grids_file`), when they were tuned for these
+    weights (the same optimiser step, and the EMA or raw weights as ``ema`` says; ``None``: the
+    EMA's when started, as :func:`export` ships); ``{}`` otherwise, with a warning for stale or
+    unreadable ones."""
     path = grids_file(checkpoint)
     if not path.is_file():
         return {}
-    grids = json.loads(path.read_text())
-    if grids.get("optimiser_steps") != state.get("step"):
-        warnings.warn(f"{path} was tuned for the weights of step {grids.get('optimiser_steps')}, not "
-                      f"{state.get('step')}: its grids are not used (run colddiff tune-steps again)",
-                      stacklevel=3)
+    weights = _ema_started(state) if ema is None else ema and _ema_started(state)
+    try:
+        grids = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        warnings.warn(f"{path} is not readable ({error}); its grids are not used", stacklevel=3)
         return {}
-    return dict(grids.get("step_grids", {}))
+    if not isinstance(grids, dict) or not isinstance(grids.get("step_grids"), dict):
+        warnings.warn(f"{path} holds no step_grids; it is not used", stacklevel=3)
+        return {}
+    tuned_for = (grids.get("optimiser_steps"), grids.get("ema"))
+    if state.get("step") is None or tuned_for != (state.get("step"), weights):
+        warnings.warn(f"{path} was tuned for the weights of step {tuned_for[0]} (EMA: {tuned_for[1]}), not "
+                      f"{state.get('step')} (EMA: {weights}): its grids are not used (run colddiff "
+                      "tune-steps again)", stacklevel=3)
+        return {}
+    return dict(grids["step_grids"])
 
 
 def model_weights(source: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
