@@ -106,11 +106,12 @@ def _reference(metric: FMD, version: str, split: str, name: str, images: Tensor)
     return stats
 
 
-def test_reference(metric: FMD) -> FeatureStatistics:
+def test_reference(metric: FMD, test: Tensor | None = None) -> FeatureStatistics:
     """The full protocol's reference statistics: a fixed random half (5,000 images) of the MNIST
-    test set, under ``metric``'s feature extractor (cached on disk, see :func:`cache_dir`)."""
+    test set ``test`` (read when not given), under ``metric``'s feature extractor (cached on disk,
+    see :func:`cache_dir`)."""
     version = getattr(metric.classifier, "version", "custom")
-    test = data.mnist(train=False).images
+    test = data.mnist(train=False).images if test is None else test
     halves = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
     return _reference(metric, version, "test", "half-seed0", test[halves[:5000]])
 
@@ -222,7 +223,7 @@ def _full_protocol(metric: FMD, version: str, samples: Tensor, test: Tensor,
     n = len(samples)
     bar.total = 1 + 2 * FULL_BASELINE_DRAWS + 2
     halves = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
-    ref = test_reference(metric)
+    ref = test_reference(metric, test)
     bar.update(1)
     other = test[halves[5000:]]
     size = min(n, len(other))
