@@ -76,6 +76,8 @@ def test_the_defaults_are_the_papers() -> None:
     ({"min_scale": 0.0}, r"min_scale must be a number in \(0, 1\], got 0.0"),
     ({"min_scale": 1.5}, r"min_scale must be a number in \(0, 1\], got 1.5"),
     ({"min_scale": math.nan}, r"min_scale must be a number in \(0, 1\], got nan"),
+    ({"min_scale": "0.5"}, r"min_scale must be a number in \(0, 1\], got '0.5'"),
+    ({"sigma_max": "3"}, r"sigma_max must be a finite number >= 0, got '3'"),
     ({"schedule": "default"}, "schedule must be a colddiff.Schedule or None, got str"),
     ({"image_shape": (28, 28)}, r"image_shape must be three positive ints \(C, H, W\)"),
 ])
@@ -351,3 +353,46 @@ def test_samplers_that_cannot_run_it_say_which_can(name: str, options: dict[str,
 def test_predicting_v_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="predict='v' needs a mixing degradation"):
         Denoiser(SmoothNet(), Blurring(SCHEDULE), predict="v")
+
+
+def test_degrade_names_its_clean_image_argument() -> None:
+    with pytest.raises(ValueError) as error:
+        Blurring(SCHEDULE).degrade(torch.zeros(H, W), 3)
+    assert str(error.value) == ("x0 must be a floating-point tensor of shape (B, C, H, W), "
+                                f"got Tensor({H}, {W})")
+
+
+@pytest.mark.parametrize(("name", "options"), [("ddpm", {}), ("ddim", {"eta": 0.0}), ("ddim", {"eta": 0.5})])
+def test_float32_images_are_sampled_in_float32(name: str, options: dict[str, object]) -> None:
+    """The per-frequency step weights (float64) follow the images' dtype; without noise the
+    float32 trajectory is the float64 one rounded."""
+    deg = Blurring(SCHEDULE, sigma_max=3.0, image_shape=SHAPE[1:])
+    x_T = _noise(19)
+    ours = samplers.create(name, Denoiser(SmoothNet().float(), deg), **options).sample(  # type: ignore[arg-type]
+        x_T.float(), 5, generator=torch.Generator().manual_seed(20))
+    assert ours.dtype == torch.float32
+    if options.get("eta") == 0.0:
+        reference = samplers.create(name, Denoiser(SmoothNet(), deg), **options).sample(  # type: ignore[arg-type]
+            x_T, 5, generator=torch.Generator().manual_seed(20))
+        torch.testing.assert_close(ours, reference.float(), rtol=0, atol=1e-5)
+
+
+def test_one_degradation_serves_images_of_any_size() -> None:
+    """The per-frequency signal is cached per image size: each size gets its own."""
+    deg = Blurring(SCHEDULE, sigma_max=3.0)
+    small, large = _images(21, (2, 1, 4, 6)), _images(22, (2, 1, 9, 5))
+    first = deg.degrade(small, 12), deg.degrade(large, 12)
+    torch.testing.assert_close(first[0], Blurring(SCHEDULE, sigma_max=3.0).degrade(small, 12), rtol=0, atol=0)
+    torch.testing.assert_close(first[1], Blurring(SCHEDULE, sigma_max=3.0).degrade(large, 12), rtol=0, atol=0)
+    assert deg.signal(4, 6).shape == (31, 4, 6) and deg.signal(9, 5).shape == (31, 9, 5)
+
+
+@pytest.mark.parametrize(("name", "options"), [("ddpm", {}), ("ddim", {"eta": 0.5})])
+def test_the_noise_comes_from_the_generator(name: str, options: dict[str, object]) -> None:
+    deg = Blurring(SCHEDULE, sigma_max=3.0, image_shape=SHAPE[1:])
+    results = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        sampler = samplers.create(name, Denoiser(SmoothNet(), deg), **options)  # type: ignore[arg-type]
+        results.append(sampler.sample(_noise(23), 5, generator=torch.Generator().manual_seed(24)))
+    assert torch.equal(results[0], results[1])

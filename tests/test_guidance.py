@@ -270,3 +270,37 @@ def test_bad_labels_and_guidance_are_refused_naming_them(labels: object, guidanc
     with pytest.raises(ValueError, match=message):
         sampler.sample(start(), 2, labels=labels, guidance=guidance)  # type: ignore[arg-type]
     assert net.calls == []  # refused before the network ran
+
+
+@pytest.mark.parametrize("predict", ["eps", "x0", "v"])
+@pytest.mark.parametrize("guidance", [None, 0.0, 2.5])
+def test_the_predicted_source_is_that_of_the_guided_prediction(predict: str, guidance: float | None) -> None:
+    """``predict_source`` with labels and guidance: the guided network output itself for an
+    ``eps`` model, the source the guided clean image leaves for the others (by hand)."""
+    deg = degradation("gaussian")
+    denoiser = Denoiser(KnownConditional(), deg, predict=predict)  # type: ignore[arg-type]
+    x_t, t, labels = start(), torch.tensor([3, 10, 25, 50]), torch.tensor([0, 2, 1, 2])
+    by_hand = GuidedByHand(labels, 1.0 if guidance is None else guidance)(x_t, t / 50)
+    if predict == "x0":
+        by_hand = deg.source_from_x0(x_t, t, by_hand)
+    elif predict == "v":
+        by_hand = deg.source_from_x0(x_t, t, deg.x0_from_velocity(x_t, t, by_hand))  # type: ignore[attr-defined]
+    torch.testing.assert_close(denoiser.predict_source(x_t, t, labels, guidance), by_hand,
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_dropped_embeddings_keep_their_dtype(dtype: torch.dtype) -> None:
+    cond = torch.tensor([[1.0, 0.0], [0.5, 0.5], [-1.0, 0.25], [2.0, 3.0]], dtype=dtype)
+    dropped = Denoiser(EmbeddingConditional(), degradation("gaussian"), predict="x0",
+                       cond_drop=0.5).drop_labels(cond, torch.Generator().manual_seed(0))
+    mask = torch.rand(B, generator=torch.Generator().manual_seed(0)) < 0.5
+    assert dropped.dtype == dtype
+    assert torch.equal(dropped, torch.where(mask[:, None], torch.zeros_like(cond), cond))
+
+
+def test_a_conditional_denoiser_shows_its_conditioning() -> None:
+    denoiser = Denoiser(KnownConditional(), degradation("gaussian"), predict="x0", cond_drop=0.25)
+    assert denoiser.extra_repr().endswith(", conditioning='class' (3), cond_drop=0.25")
+    assert "conditioning" not in Denoiser(GuidedByHand(torch.zeros(B, dtype=torch.long), 1.0),
+                                          degradation("gaussian")).extra_repr()

@@ -486,3 +486,13 @@ def test_super_resolution_names_its_sizes_and_input_in_whole_messages() -> None:
     with pytest.raises(ValueError, match=whole(
             "x0 must be a floating-point tensor of shape (B, C, H, W), got Tensor(1, 8, 8)")):
         deg.degrade(torch.rand(1, 8, 8), 1)
+
+
+def test_restoring_a_plugin_source_part_way_needs_that_source() -> None:
+    x0 = torch.rand(2, 1, 6, 6, dtype=torch.float64)
+    deg = _Fade(num_timesteps=10)
+    sampler = ColdSampler(Denoiser(X0Oracle(x0), deg, predict="x0"), source="fixed")
+    with pytest.raises(ValueError) as error:
+        sampler.sample(deg.degrade(x0, 4, torch.zeros_like(x0)), t_start=4)
+    assert str(error.value) == (f"restoring {deg!r} part-way with a fixed source needs that source: pass "
+                                "it, sample(..., source=...)")

@@ -322,3 +322,63 @@ def test_blurring_takes_the_papers_steps_with_scipys_dct() -> None:
 
     reference = _papers_algorithm(corrupt, levels, net, x_T, list(range(T, -1, -1)), noise, clip=False)
     torch.testing.assert_close(ours, reference, rtol=0, atol=1e-12)
+
+
+def _options(sampler: SoftSampler) -> tuple[object, ...]:
+    return sampler.grid.spacing, sampler.grid.rho, sampler.final_denoise, sampler.clip_x0, sampler.data_range
+
+
+def test_the_soft_samplers_defaults_are_the_base_samplers() -> None:
+    denoiser = Denoiser(SmoothNet(0.5), WITH_NOISE["blur"](0.1), predict="x0")
+    assert _options(SoftSampler(denoiser)) == ("trailing", 7.0, False, True, (0.0, 1.0))
+    custom = SoftSampler(denoiser, spacing="quadratic", rho=3.0, final_denoise=True, clip_x0=False,
+                         data_range=(-1.0, 1.0))
+    assert _options(custom) == ("quadratic", 3.0, True, False, (-1.0, 1.0))
+
+
+def test_the_noise_comes_from_the_generator_and_only_where_the_level_drops() -> None:
+    """Fresh noise only where ``s_t`` drops (here: growing levels), drawn from ``generator``, so
+    that the global seed changes nothing; a constant level draws none at all."""
+    growing = Identity(num_timesteps=T, noise=[0.0, *(0.05 * (k + 1) for k in range(T))])
+    results = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        sampler = SoftSampler(Denoiser(SmoothNet(0.5), growing, predict="x0"), clip_x0=False)
+        results.append(sampler.sample(_noise(3), generator=torch.Generator().manual_seed(4)))
+    assert torch.equal(results[0], results[1])
+    other_seed = SoftSampler(Denoiser(SmoothNet(0.5), growing, predict="x0"), clip_x0=False).sample(
+        _noise(3), generator=torch.Generator().manual_seed(5))
+    assert not torch.equal(results[0], other_seed)
+    generator = torch.Generator().manual_seed(6)
+    state = generator.get_state()
+    constant = Identity(num_timesteps=T, noise=0.1)
+    SoftSampler(Denoiser(SmoothNet(0.5), constant, predict="x0")).sample(_noise(3), generator=generator)
+    assert torch.equal(generator.get_state(), state)
+
+
+def test_corrupt_refuses_a_nonlinear_degradation_with_the_whole_message() -> None:
+    with pytest.raises(ValueError) as error:
+        Squared(num_timesteps=T).corrupt(_images(0), 1)
+    assert str(error.value) == ("Squared is not a linear corruption x_t = C_t x0 + s_t z "
+                                "(Degradation.linear is False)")
+
+
+def test_the_soft_loss_gives_the_network_its_labels() -> None:
+    class Recorder(nn.Module):
+        conditioning, num_classes = "class", 3
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchor = nn.Parameter(torch.zeros((), dtype=torch.float64))
+            self.seen: list[Tensor] = []
+
+        def forward(self, x_t: Tensor, fraction: Tensor, labels: Tensor) -> Tensor:
+            self.seen.append(labels)
+            return x_t + self.anchor
+
+    net = Recorder()
+    labels = torch.tensor([2, 0, 1])
+    Denoiser(net, WITH_NOISE["blur"](0.1), predict="x0", loss="soft", cond_drop=0.0).loss(
+        _images(30), generator=torch.Generator().manual_seed(31), labels=labels)
+    seen, = net.seen
+    assert torch.equal(seen, labels)
