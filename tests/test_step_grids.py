@@ -10,7 +10,7 @@ import diffusers
 import numpy as np
 import pytest
 import torch
-from conftest import X0Oracle
+from conftest import SmoothNet, X0Oracle
 from torch import Tensor
 
 from colddiff import Denoiser, Schedule, samplers
@@ -125,7 +125,14 @@ def test_repeated_steps_are_dropped_and_a_warning_says_so() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for spacing in SPACINGS:
-            assert len(grid(spacing, 20)) == 21
+            assert len(samplers.create("ddim", gaussian(), spacing=spacing).timesteps(20)) == 21
+
+
+def test_the_rounding_warning_points_at_the_callers_line() -> None:
+    sampler = samplers.create("ddim", gaussian(COSINE), spacing="karras")
+    with pytest.warns(UserWarning, match="rounds to 7 distinct steps") as record:
+        sampler.sample(torch.zeros(3, *SHAPE, dtype=torch.float64), 10)
+    assert [warning.filename for warning in record] == [__file__]
 
 
 def test_an_explicit_grid_is_visited_as_given_and_cut_at_t_start() -> None:
@@ -254,3 +261,19 @@ def test_final_denoise_from_step_one_is_the_last_callback(name: str) -> None:
     result = sampler.sample(x_T, callback=lambda i, t, x_t, x0_hat: seen.append((i, t)))
     assert seen == [(0, 1000), (1, 600), (2, 1)]
     torch.testing.assert_close(result, x0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["ddpm", "ddim", "cold"])
+def test_final_denoise_predicts_at_the_grids_last_step(name: str) -> None:
+    """With a network that depends on ``t``, the final prediction is the one at the grid's last
+    step (50), from the state there."""
+    denoiser = Denoiser(SmoothNet(), GaussianNoise(LINEAR, image_shape=SHAPE), predict="x0")
+    options = {"source": "estimate"} if name == "cold" else {}
+    x_T = torch.randn(3, *SHAPE, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    results = [samplers.create(name, denoiser, spacing=[1000, 600, 200, 50], clip_x0=False,
+                               final_denoise=final, **options).sample(
+                   x_T, generator=torch.Generator().manual_seed(4))
+               for final in (False, True)]
+    with torch.no_grad():
+        expected = denoiser.predict_x0(results[0], torch.full((3,), 50))
+    torch.testing.assert_close(results[1], expected, rtol=0, atol=0)

@@ -131,8 +131,9 @@ def test_tune_steps_on_the_command_line_stores_the_grid_where_sample_uses_it(
         # it says so; tuning again drops them.
         for key, value in (("optimiser_steps", stored["optimiser_steps"] + 1), ("ema", not stored["ema"])):
             grids.write_text(json.dumps({**stored, key: value}))
-            with pytest.warns(UserWarning, match="was tuned for the weights of step"):
+            with pytest.warns(UserWarning, match="was tuned for the weights of step") as record:
                 assert pretrained.from_checkpoint(checkpoint).tuned_grid(3) is None
+            assert {warning.filename for warning in record} == {__file__}, "it points at the caller's line"
         status, _, err = run_cli(capsys, "tune-steps", "--checkpoint", str(checkpoint), "--sample-steps", "2",
                                  "-n", "8", "--max-evaluations", "4", "--validation-n", "0",
                                  "--sampler", "ddim")

@@ -12,7 +12,6 @@ such a pair of files.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from colddiff import checkpoints
+from colddiff import checkpoints, user_warnings
 from colddiff.conditioning import labels_for
 from colddiff.config import (
     SAMPLING_FIELDS,
@@ -281,16 +280,16 @@ def tuned_grids(checkpoint: Path, state: dict[str, Any], ema: bool | None = None
     try:
         grids = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        warnings.warn(f"{path} is not readable ({error}); its grids are not used", stacklevel=3)
+        user_warnings.warn(f"{path} is not readable ({error}); its grids are not used")
         return {}
     if not isinstance(grids, dict) or not isinstance(grids.get("step_grids"), dict):
-        warnings.warn(f"{path} holds no step_grids; it is not used", stacklevel=3)
+        user_warnings.warn(f"{path} holds no step_grids; it is not used")
         return {}
     tuned_for = (grids.get("optimiser_steps"), grids.get("ema"))
     if state.get("step") is None or tuned_for != (state.get("step"), weights):
-        warnings.warn(f"{path} was tuned for the weights of step {tuned_for[0]} (EMA: {tuned_for[1]}), not "
-                      f"{state.get('step')} (EMA: {weights}): its grids are not used (run colddiff "
-                      "tune-steps again)", stacklevel=3)
+        user_warnings.warn(f"{path} was tuned for the weights of step {tuned_for[0]} (EMA: {tuned_for[1]}), "
+                           f"not {state.get('step')} (EMA: {weights}): its grids are not used (run colddiff "
+                           "tune-steps again)")
         return {}
     return dict(grids["step_grids"])
 

@@ -44,12 +44,12 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar, TypeAlias
 
 import numpy as np
 
+from colddiff import user_warnings
 from colddiff.degradations.base import Degradation
 from colddiff.degradations.mixing import MixingDegradation
 
@@ -123,9 +123,8 @@ class StepGrid:
                              f"got {sample_steps!r}")
         calls = _distinct(self._rules[self.spacing](self, total, sample_steps))
         if len(calls) < sample_steps:
-            warnings.warn(f"spacing={self.spacing!r} rounds to {len(calls)} distinct steps for "
-                          f"sample_steps={sample_steps} from step {total}; repeated steps are dropped",
-                          stacklevel=3)
+            user_warnings.warn(f"spacing={self.spacing!r} rounds to {len(calls)} distinct steps for "
+                               f"sample_steps={sample_steps} from step {total}; repeated steps are dropped")
         return [*calls, 0]
 
     @staticmethod
