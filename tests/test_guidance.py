@@ -241,7 +241,8 @@ def unconditional_sampler() -> Sampler:
 @pytest.mark.parametrize(("options", "message"), [
     ({"labels": torch.tensor([0, 1, 2, 0])},
      "labels given to an unconditional model: its network takes no labels"),
-    ({"guidance": 2.0}, r"guidance given to an unconditional model \(2.0\)"),
+    ({"guidance": 2.0}, r"^guidance given to an unconditional model \(2.0\): guidance needs a model trained "
+                        r"with conditional = true$"),
 ])
 def test_an_unconditional_model_refuses_labels_and_guidance(options: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -261,7 +262,7 @@ def test_an_unconditional_model_refuses_labels_and_guidance(options: dict[str, o
     (torch.tensor([0, 1, 2, 1]), float("nan"), "guidance must be a finite number >= 0"),
     (torch.tensor([0, 1, 2, 1]), float("inf"), "guidance must be a finite number >= 0"),
     (torch.tensor([0, 1, 2, 1]), True, "guidance must be a finite number >= 0"),
-    (None, 2.0, "guidance needs labels"),
+    (None, 2.0, "^guidance needs labels: the classes to guide towards$"),
 ])
 def test_bad_labels_and_guidance_are_refused_naming_them(labels: object, guidance: object,
                                                           message: str) -> None:
@@ -304,3 +305,37 @@ def test_a_conditional_denoiser_shows_its_conditioning() -> None:
     assert denoiser.extra_repr().endswith(", conditioning='class' (3), cond_drop=0.25")
     assert "conditioning" not in Denoiser(GuidedByHand(torch.zeros(B, dtype=torch.long), 1.0),
                                           degradation("gaussian")).extra_repr()
+
+
+class DtypeRecorder(nn.Module):
+    """An embedding-conditional network that records the dtype of each conditioning it gets."""
+
+    conditioning, cond_dim, guidance_batching = "embedding", 2, False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.seen: list[torch.dtype] = []
+
+    def forward(self, x_t: Tensor, time: Tensor, cond: Tensor) -> Tensor:
+        self.seen.append(cond.dtype)
+        return x_t + cond.sum(1).view(-1, 1, 1, 1)
+
+
+def test_the_null_embedding_has_the_images_dtype() -> None:
+    net = DtypeRecorder()
+    denoiser = Denoiser(net, degradation("gaussian"), predict="x0")
+    x_t = start().double()
+    cond = torch.tensor([[1.0, 0.0], [0.5, 0.5], [-1.0, 0.25], [2.0, 3.0]], dtype=torch.float64)
+    guided = denoiser.guided(x_t, torch.full((B,), 10), cond, 2.0)
+    assert net.seen == [torch.float64, torch.float64]
+    torch.testing.assert_close(guided, x_t + 2.0 * cond.sum(1).view(-1, 1, 1, 1))
+
+
+def test_a_sampler_that_cannot_run_blurring_says_why() -> None:
+    blurring = degradations.create("blurring", schedule=Schedule.cosine(50), image_shape=SHAPE)
+    with pytest.raises(ValueError) as error:
+        samplers.create("dpmsolver++", Denoiser(KnownConditional(), blurring))
+    assert str(error.value) == ("DPMSolverSampler needs a denoiser for GaussianNoise; for Blurring use "
+                                "DDPMSampler or DDIMSampler (sampler 'ddpm' or 'ddim'): its signal scale is "
+                                "one per frequency")
