@@ -142,3 +142,61 @@ def test_the_repr_names_the_prediction_the_degradation_and_only_non_default_opti
                        precision="bf16")
     assert options.extra_repr() == ("predict='x0', degradation=Blur(num_timesteps=5, sigma_max=6.0), "
                                     "precision='bf16', loss='soft'")
+
+
+class Identity(nn.Module):
+    """Returns its input itself (as a network whose output buffer is reused could)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return x
+
+
+class Half(nn.Module):
+    """Computes in float16 whatever its input's dtype."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return x.half()
+
+
+def test_the_output_is_a_copy_in_the_inputs_dtype() -> None:
+    deg = GaussianNoise(SCHEDULE, image_shape=(1, 4, 4))
+    x_t, t = torch.rand(3, 1, 4, 4), torch.full((3,), 5)
+    out = Denoiser(Identity(), deg)(x_t, t)
+    assert torch.equal(out, x_t) and out.data_ptr() != x_t.data_ptr()
+    half = Denoiser(Half(), deg)(x_t, t)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, x_t.half().float(), rtol=0, atol=0)
+
+
+class NullRecorder(nn.Module):
+    """A conditional network (class or embedding) recording what it is given."""
+
+    def __init__(self, conditioning: str) -> None:
+        super().__init__()
+        self.conditioning = conditioning
+        self.num_classes = self.cond_dim = 3
+        self.weight = nn.Parameter(torch.ones((), dtype=torch.float64))
+        self.seen: list[Tensor] = []
+
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor) -> Tensor:
+        self.seen.append(labels)
+        return x * self.weight
+
+
+def test_no_labels_is_the_null_condition_for_every_image() -> None:
+    x_t, t = torch.rand(4, 1, 4, 4, dtype=torch.float64), torch.full((4,), 5)
+    deg = GaussianNoise(SCHEDULE, image_shape=(1, 4, 4))
+    classes, embedding = NullRecorder("class"), NullRecorder("embedding")
+    Denoiser(classes, deg)(x_t, t)
+    Denoiser(embedding, deg)(x_t, t)
+    assert torch.equal(classes.seen[0], torch.full((4,), 3))
+    assert embedding.seen[0].dtype == torch.float64 and torch.equal(embedding.seen[0], torch.zeros(4, 3,
+                                                                                                  dtype=torch.float64))

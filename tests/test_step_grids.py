@@ -156,6 +156,7 @@ def test_an_explicit_grid_is_visited_as_given_and_cut_at_t_start() -> None:
                     r"\[1000, 500, 0\]; got \[999, 500, 0\]"),
     ([1000, 500, 500, 0], r"got \[1000, 500, 500, 0\], where 500 is followed by 500"),
     ([1000, -1], r"got \[1000, -1\]"),
+    ([1000, 500, -1], r"e.g. \[1000, 500, 0\]; got \[1000, 500, -1\]$"),
     ([1000], r"at least 2"),
 ])
 def test_a_bad_spacing_is_a_clear_error(spacing: object, message: str) -> None:
@@ -277,3 +278,10 @@ def test_final_denoise_predicts_at_the_grids_last_step(name: str) -> None:
     with torch.no_grad():
         expected = denoiser.predict_x0(results[0], torch.full((3,), 50))
     torch.testing.assert_close(results[1], expected, rtol=0, atol=0)
+
+
+def test_every_sampler_has_the_documented_defaults() -> None:
+    for name in ("ddpm", "ddim", "dpmsolver++", "unipc", "cold"):
+        sampler = samplers.create(name, gaussian())
+        assert (sampler.grid.spacing, sampler.grid.rho, sampler.final_denoise, sampler.clip_x0,
+                sampler.data_range) == ("trailing", 7.0, False, True, (0.0, 1.0)), name
