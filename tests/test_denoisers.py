@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import pytest
 import torch
 from conftest import EpsOracle, X0Oracle
@@ -144,34 +146,25 @@ def test_the_repr_names_the_prediction_the_degradation_and_only_non_default_opti
                                     "precision='bf16', loss='soft'")
 
 
-class Identity(nn.Module):
-    """Returns its input itself (as a network whose output buffer is reused could)."""
+class Elementwise(nn.Module):
+    """A network applying ``function`` to its input: the input itself (as a network whose output
+    buffer is reused could return), or the input computed in another dtype."""
 
-    def __init__(self) -> None:
+    def __init__(self, function: Callable[[Tensor], Tensor]) -> None:
         super().__init__()
+        self.function = function
         self.weight = nn.Parameter(torch.ones(()))
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        return x
-
-
-class Half(nn.Module):
-    """Computes in float16 whatever its input's dtype."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(()))
-
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        return x.half()
+        return self.function(x)
 
 
 def test_the_output_is_a_copy_in_the_inputs_dtype() -> None:
     deg = GaussianNoise(SCHEDULE, image_shape=(1, 4, 4))
     x_t, t = torch.rand(3, 1, 4, 4), torch.full((3,), 5)
-    out = Denoiser(Identity(), deg)(x_t, t)
+    out = Denoiser(Elementwise(lambda x: x), deg)(x_t, t)
     assert torch.equal(out, x_t) and out.data_ptr() != x_t.data_ptr()
-    half = Denoiser(Half(), deg)(x_t, t)
+    half = Denoiser(Elementwise(Tensor.half), deg)(x_t, t)
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, x_t.half().float(), rtol=0, atol=0)
 
