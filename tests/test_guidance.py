@@ -174,12 +174,18 @@ def test_guidance_one_is_the_plain_conditional_sampler_and_zero_the_null_class(n
 
 @pytest.mark.parametrize(("guidance", "batched", "calls"), [
     (3.0, True, [2 * B] * 5), (3.0, False, [B] * 10), (1.0, True, [B] * 5), (0.0, True, [B] * 5),
-    (None, True, [B] * 5)])
+    (None, True, [B] * 5), ("no labels", True, [B] * 2)])
 def test_guidance_costs_one_call_of_2b_per_step_where_the_net_allows(
-        guidance: float | None, batched: bool, calls: list[int]) -> None:
+        guidance: float | str | None, batched: bool, calls: list[int]) -> None:
+    """Without labels (the null class) any guidance is the unconditional model: one call of B."""
     net = KnownConditional(batched)
-    sampler = samplers.create("ddim", Denoiser(net, degradation("gaussian")))
-    sampler.sample(start(), 5, labels=torch.tensor([0, 1, 2, 0]), guidance=guidance)
+    denoiser = Denoiser(net, degradation("gaussian"))
+    if guidance == "no labels":
+        for scale in (3.0, 0.0):
+            denoiser.guided(start(), torch.full((B,), 500), None, scale)
+    else:
+        samplers.create("ddim", denoiser).sample(start(), 5, labels=torch.tensor([0, 1, 2, 0]),
+                                                 guidance=guidance)  # type: ignore[arg-type]
     assert net.calls == calls
 
 
@@ -240,7 +246,8 @@ def unconditional_sampler() -> Sampler:
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"labels": torch.tensor([0, 1, 2, 0])},
-     "labels given to an unconditional model: its network takes no labels"),
+     r"^labels given to an unconditional model: its network takes no labels; train one with conditional = "
+     r"true to generate chosen classes$"),
     ({"guidance": 2.0}, r"^guidance given to an unconditional model \(2.0\): guidance needs a model trained "
                         r"with conditional = true$"),
 ])

@@ -64,6 +64,16 @@ def test_a_bad_noise_is_refused_naming_noise_and_what_it_accepts(name: str, bad:
         degradations.create(name, schedule=Schedule.preset("default"), noise=bad)
 
 
+def test_a_list_of_booleans_is_refused_and_a_float32_tensor_read_in_float64() -> None:
+    with pytest.raises(ValueError, match=r"^noise must be a finite number >= 0 \(the level at every step t "
+                                         r">= 1\) or a sequence of T \+ 1 = 3 of them, one per step "
+                                         r"t = 0\.\.T; got \[False, True, True\]$"):
+        Blur(num_timesteps=2, noise=[False, True, True])
+    levels = Blur(num_timesteps=2, noise=torch.tensor([0.0, 0.1, 0.3])).noise_levels
+    assert levels.dtype == torch.float64
+    assert levels.tolist() == [0.0, float(torch.tensor(0.1)), float(torch.tensor(0.3))]
+
+
 def test_a_schedule_must_start_at_zero_and_may_be_a_tensor() -> None:
     with pytest.raises(ValueError, match=SCHEDULE + r"\[0\.5, 0\.5, 0\.5\]$"):
         Blur(num_timesteps=2, noise=[0.5, 0.5, 0.5])
@@ -142,6 +152,8 @@ def test_the_noise_is_recovered_from_the_clean_image(name: str) -> None:
 
 def test_noisy_mixing_splits_the_residual_jointly_by_least_norm() -> None:
     deg = ImageMixing(Schedule.linear(0.05, 0.5, T), MIXED_IN, noise=0.2)
+    # The mixed-in image alone no longer gives x0 (a bool, as documented), the pair does.
+    assert deg.invertible is False and deg.recovers_source is True
     x0, x_t = _images(6), _images(7)
     signal, mix = deg.weights(3, x0)
     image, noise = deg.split_noise(deg.source_from_x0(x_t, 3, x0), x0)

@@ -15,6 +15,7 @@ from torch import Tensor
 from colddiff import ColdSampler, DDPMSampler, Denoiser, Schedule, nets
 from colddiff.degradations import Blur, GaussianNoise, ImageMixing
 from colddiff.samplers import DDIMSampler, DPMSolverSampler, Sampler, UniPCSampler
+from colddiff.samplers.grids import StepGrid
 from colddiff.samplers.multistep import MultistepSampler
 
 SCHEDULE = Schedule.preset("default")
@@ -327,6 +328,21 @@ def test_every_sampler_has_the_documented_defaults(sampler_class: type[Sampler])
             sampler.data_range) == ("trailing", 7.0, False, True, (0.0, 1.0))
     if isinstance(sampler, MultistepSampler):
         assert sampler.order == 2
+
+
+class OneJump(Sampler):
+    """A plugin sampler that keeps the base class's options: one jump to the prediction."""
+
+    def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
+             s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
+        return x0_hat
+
+
+def test_a_plugin_sampler_gets_the_base_class_s_documented_defaults() -> None:
+    sampler = OneJump(Denoiser(X0Oracle(clean_batch()), GaussianNoise(SCHEDULE), predict="x0"))
+    assert (sampler.grid.spacing, sampler.grid.rho, sampler.final_denoise, sampler.clip_x0,
+            sampler.data_range) == ("trailing", 7.0, False, True, (0.0, 1.0))
+    assert StepGrid("karras", sampler.degradation).rho == 7.0
 
 
 def test_dpm_solvers_step_orders_rise_and_drop_at_the_end() -> None:
