@@ -4,6 +4,7 @@ guidance, and a conditional model can start from an unconditional one's weights.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from colddiff.config import MODEL_FIELDS, TrainConfig, build_denoiser, model_dif
 from colddiff.training import ConfigMismatchError, Trainer
 from colddiff.training.init_from import CONDITIONING_FIELDS, initialise
 from colddiff.training.labels import with_classes
+from colddiff.training.optimizer import build_optimizer
 
 DIGITS = [str(digit) for digit in range(10)]
 
@@ -197,3 +199,65 @@ def test_the_conditional_recipes_are_the_shipped_ones_made_conditional(name: str
     net = build_denoiser(resolved).net
     assert set(net.state_dict()) - set(weights) == {"class_embedding.weight"}
     assert set(weights) <= set(net.state_dict())
+
+
+def test_embedding_lr_gives_the_class_embedding_its_own_adam_step(tmp_path: Path, data_dir: Path) -> None:
+    # One optimiser step (64 images, batch 64): Adam's first step moves every entry whose gradient
+    # is not zero by lr * g / (|g| + eps), +-lr to within 1% here, so the embedding moves by embedding_lr
+    # while the rest, at lr = 1e-12, stays where it was.
+    config = tiny(sample_every=0, limit_train=64, lr=1e-12, embedding_lr=0.01, cond_drop=0.0)
+    trainer = Trainer(config, tmp_path, quiet=True)
+    embedding = trainer.net.class_embedding.weight  # type: ignore[union-attr]
+    groups = trainer.optimizer.param_groups
+    assert [group["params"] for group in groups[1:]] == [[embedding]]
+    assert all(parameter is not embedding for parameter in groups[0]["params"])
+    assert [group["lr"] for group in groups] == [1e-12, 0.01]
+    before = {key: value.clone() for key, value in trainer.net.state_dict().items()}
+    trainer.fit()
+    labels = data.load("mnist", image_size=14, limit=64).labels
+    moved = embedding.detach()[labels.unique()]
+    assert bool((moved.abs() <= 0.01 * (1 + 1e-6)).all()) and bool((moved.abs() > 0.0099).all())
+    assert not embedding.detach()[10].any()  # no label dropped: the null class has no gradient
+    for key, value in trainer.net.state_dict().items():
+        if key != "class_embedding.weight":
+            torch.testing.assert_close(value, before[key], rtol=0, atol=1e-11)
+
+
+def test_the_warm_up_scales_each_group_from_its_own_rate(tmp_path: Path, data_dir: Path) -> None:
+    trainer = Trainer(tiny(sample_every=0, lr=1e-3, embedding_lr=0.01, warmup=8), tmp_path, quiet=True)
+    trainer.fit()  # 4 steps of 8: the last at (3 + 1) / 8 of each rate
+    assert [group["lr"] for group in trainer.optimizer.param_groups] == [1e-3 / 2, 0.01 / 2]
+    plain = Trainer(tiny(sample_every=0, lr=1e-3, warmup=8), tmp_path / "plain", quiet=True)
+    plain.fit()
+    assert [group["lr"] for group in plain.optimizer.param_groups] == [1e-3 / 2]
+
+
+def test_resuming_with_or_without_embedding_lr_as_saved_is_checked(tmp_path: Path, data_dir: Path) -> None:
+    Trainer(tiny(sample_every=0, embedding_lr=0.01), tmp_path, quiet=True).fit()
+    message = ("the checkpoint's optimizer has 2 parameter group(s), this run's 1: embedding_lr (a group "
+               "of its own for the class embedding) must be set, or not, as in the run that saved it")
+    with pytest.raises(ConfigMismatchError, match=f"^{re.escape(message)}$"):
+        Trainer(tiny(sample_every=0, epochs=2), tmp_path, quiet=True).fit(resume=True)
+    Trainer(tiny(sample_every=0, embedding_lr=0.01, epochs=2), tmp_path, quiet=True).fit(resume=True)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"conditional": False, "embedding_lr": 0.01},
+     "embedding_lr is for a conditional model; set conditional = true (or leave embedding_lr out)"),
+    ({"embedding_lr": 0.0}, "embedding_lr must be a finite number > 0 or None, got 0.0"),
+    ({"embedding_lr": float("inf")}, "embedding_lr must be a finite number > 0 or None, got inf"),
+    ({"embedding_lr": True}, "embedding_lr must be a finite number > 0 or None, got True"),
+    ({"embedding_lr": "0.01"}, "embedding_lr must be a finite number > 0 or None, got '0.01'"),
+])
+def test_a_bad_embedding_lr_is_refused_naming_it(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        tiny(**changes)
+
+
+def test_embedding_lr_needs_a_network_with_a_class_embedding() -> None:
+    with pytest.raises(ValueError, match=r"^embedding_lr needs a network with a class embedding \(a "
+                                         r"class_embedding module, as the conditional cnn and unet have\); "
+                                         r"Linear has none$"):
+        build_optimizer(nn.Linear(2, 2), tiny(embedding_lr=0.01), torch.device("cpu"))
+    optimizer = build_optimizer(nn.Linear(2, 2), tiny(), torch.device("cpu"))
+    assert len(optimizer.param_groups) == 1 and optimizer.param_groups[0]["lr"] == tiny().lr

@@ -1,9 +1,10 @@
 """The conditioning fields of a :class:`~colddiff.config.TrainConfig` (``conditional``,
-``classes``, ``cond_drop``, ``guidance``, ``init_from``): their checks, and the network they
+``classes``, ``cond_drop``, ``guidance``, ``embedding_lr``, ``init_from``): their checks, and the network they
 ask for."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from colddiff.conditioning import check_classes, check_cond_drop, check_guidance
@@ -27,7 +28,7 @@ def check_fields(config: TrainConfig) -> None:
     if config.init_from is not None and not (isinstance(config.init_from, str) and config.init_from):
         raise ValueError(f"init_from must be a shipped model's name or a checkpoint file, got "
                          f"{config.init_from!r}")
-    for name in ("classes", "cond_drop", "guidance"):
+    for name in ("classes", "cond_drop", "guidance", "embedding_lr"):
         if getattr(config, name) is not None and not config.conditional:
             raise ValueError(f"{name} is for a conditional model; set conditional = true (or leave "
                              f"{name} out)")
@@ -37,6 +38,10 @@ def check_fields(config: TrainConfig) -> None:
         check_cond_drop(config.cond_drop)
     if config.guidance is not None:
         check_guidance(config.guidance)
+    if config.embedding_lr is not None and not (
+            isinstance(config.embedding_lr, (int, float)) and not isinstance(config.embedding_lr, bool)
+            and math.isfinite(config.embedding_lr) and config.embedding_lr > 0):
+        raise ValueError(f"embedding_lr must be a finite number > 0 or None, got {config.embedding_lr!r}")
 
 
 def num_classes(config: TrainConfig) -> int | None:

@@ -111,6 +111,9 @@ class TrainConfig:
         classes: The label set, class names in label order (training sets it from the data).
         cond_drop: The share of labels dropped to the null class in training (``None``: 0.1).
         guidance: The classifier-free guidance of the samples the model makes (``None``: 1).
+        embedding_lr: Adam's learning rate for the class embedding (``None``: ``lr``). A
+            fine-tune from an unconditional model (``init_from``), whose embedding starts at
+            zero, needs it far above ``lr`` to learn the classes (the shipped recipe: 0.01).
         init_from: Start from the weights of a shipped model (by name) or a checkpoint file:
             the weights they share, the rest (a new class embedding) at zero.
     """
@@ -155,6 +158,7 @@ class TrainConfig:
     classes: list[str] | None = None
     cond_drop: float | None = None
     guidance: float | None = None
+    embedding_lr: float | None = None
     init_from: str | None = None
 
     def __post_init__(self) -> None:

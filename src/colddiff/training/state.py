@@ -50,7 +50,16 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
 
     A saved state carries its groups' options, ``fused`` among them: this device's choice (fused
     on CUDA) is kept, whatever the device that saved it.
+
+    Raises:
+        ConfigMismatchError: If the saved state has another number of parameter groups (a run
+            with ``embedding_lr`` has two, one without it one).
     """
+    saved, own = len(state["param_groups"]), len(optimizer.param_groups)
+    if saved != own:
+        raise ConfigMismatchError(
+            f"the checkpoint's optimizer has {saved} parameter group(s), this run's {own}: embedding_lr "
+            "(a group of its own for the class embedding) must be set, or not, as in the run that saved it")
     fused = optimizer.param_groups[0]["fused"]
     optimizer.load_state_dict({**state, "param_groups": [
         {**group, "fused": fused} for group in state["param_groups"]]})

@@ -28,6 +28,7 @@ from colddiff.training.init_from import initialise
 from colddiff.training.interrupts import Interrupts
 from colddiff.training.labels import with_classes
 from colddiff.training.monitor import Clocks, LossCheck
+from colddiff.training.optimizer import build_optimizer, warm_up
 from colddiff.training.run_folder import RunFolder
 from colddiff.training.state import TrainingState
 
@@ -109,9 +110,7 @@ class Trainer:
         if config.channels_last:
             self.net.to(memory_format=torch.channels_last)
         self._sampler = build_sampler(config, self.denoiser)  # one that cannot work fails now
-        # Fused Adam: one kernel for all parameters on CUDA (on the CPU the default is as fast).
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr,
-                                          fused=True if device.type == "cuda" else None)
+        self.optimizer = build_optimizer(self.net, config, device)
         self.scaler = precision.grad_scaler(device, config.precision)  # type: ignore[arg-type]
         self.ema = EMA(self.net, config.ema, config.ema_start) if config.ema is not None else None
         if config.compile != "off":  # in place: the modules and their state_dict keys stay the same
@@ -300,9 +299,7 @@ class Trainer:
         """One optimiser step on ``loss`` (the learning rate's warm-up applied), then the EMA's."""
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-        if self.config.warmup:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr * min(1.0, (self.step + 1) / self.config.warmup)
+        warm_up(self.optimizer, self.config, self.step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.ema is not None:
