@@ -239,3 +239,29 @@ def test_a_separable_blur_plugin_adds_no_noise_by_default() -> None:
     x0 = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert not plugin.noisy and plugin.sample_source(x0) is None
     assert torch.equal(plugin.degrade(x0, 3), x0)
+
+
+def test_prior_device_is_the_device_else_the_generator_s_else_the_cpu() -> None:
+    generator = torch.Generator()
+    assert degradations.prior_device("meta", generator) == torch.device("meta")
+    assert degradations.prior_device(torch.device("meta"), None) == torch.device("meta")
+    assert degradations.prior_device(None, generator) == torch.device("cpu")
+    assert degradations.prior_device(None, None) == torch.device("cpu")
+
+
+PRIOR_SCHEDULE = Schedule.linear(1e-4, 0.02, 10)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: degradations.GaussianNoise(PRIOR_SCHEDULE, image_shape=(1, 4, 4)),
+    lambda: degradations.Blurring(PRIOR_SCHEDULE, image_shape=(1, 4, 4)),
+    lambda: degradations.Blur(num_timesteps=3, image_shape=(1, 4, 4), noise=0.1).fit_prior(
+        torch.rand(20, 1, 4, 4, generator=torch.Generator().manual_seed(0))),
+    lambda: degradations.ImageMixing(PRIOR_SCHEDULE, torch.rand(5, 1, 4, 4), noise=0.1),
+], ids=["gaussian", "blurring", "blur", "mixing"])
+def test_every_built_in_prior_draws_where_prior_device_says(make: object) -> None:
+    """On a CPU-only machine the ``meta`` device tells "the device asked for" from "the CPU"."""
+    deg = make()  # type: ignore[operator]
+    assert deg.prior(2, device="meta").device == torch.device("meta")
+    assert deg.prior(2, generator=torch.Generator()).device == torch.device("cpu")
+    assert deg.prior(2).device == torch.device("cpu")

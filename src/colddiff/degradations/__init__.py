@@ -16,6 +16,7 @@ from colddiff.degradations.base import (
     check_image_shape,
     check_images,
     check_timesteps,
+    prior_device,
 )
 from colddiff.degradations.registry import (
     ENTRY_POINT_GROUP,
@@ -66,6 +67,7 @@ __all__ = [
     "check_timesteps",
     "create",
     "get",
+    "prior_device",
     "refresh",
     "register",
 ]

@@ -21,7 +21,7 @@ from colddiff.degradations.noise import NoiseOption, join_noise, noise_levels, s
 from colddiff.schedules import Schedule
 
 __all__ = ["Degradation", "PriorUnavailableError", "check_image_shape", "check_images",
-           "check_positive", "check_timesteps"]
+           "check_positive", "check_timesteps", "prior_device"]
 
 
 class PriorUnavailableError(RuntimeError):
@@ -215,7 +215,8 @@ class Degradation(ABC):
 
     def prior(self, n: int, *, generator: torch.Generator | None = None,
               device: torch.device | str | None = None) -> Tensor:
-        """``n`` starting points ``x_T`` for unconditional sampling.
+        """``n`` starting points ``x_T`` for unconditional sampling, drawn from ``generator``
+        only, on :func:`prior_device` ``(device, generator)``.
 
         Raises:
             PriorUnavailableError: If the degradation needs more to produce a start (the base
@@ -384,6 +385,15 @@ class LazyImages:
         if device not in self._on_device:
             self._on_device[device] = self._images.to(device)
         return self._on_device[device]
+
+
+def prior_device(device: torch.device | str | None, generator: torch.Generator | None) -> torch.device:
+    """Where :meth:`Degradation.prior` draws: on ``device``; else on the generator's device (a
+    seeded start is then the same whoever asks for it); else on the CPU. Every built-in ``prior``
+    follows this rule; a plugin's should too."""
+    if device is not None:
+        return torch.device(device)
+    return generator.device if generator is not None else torch.device("cpu")
 
 
 def random_rows(images: Tensor, n: int, generator: torch.Generator | None) -> Tensor:

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor
 
-from colddiff.degradations.base import Degradation, check_images, check_timesteps
+from colddiff.degradations.base import Degradation, check_images, check_timesteps, prior_device
 from colddiff.degradations.heat import dct_matrix, heat_frequencies
 from colddiff.degradations.registry import register
 from colddiff.schedules import Schedule
@@ -205,9 +205,8 @@ class Blurring(Degradation):
     def prior(self, n: int, *, generator: torch.Generator | None = None,
               device: torch.device | str | None = None) -> Tensor:
         """``n`` draws of ``N(0, I)`` shaped ``(n, *image_shape)``."""
-        if device is None and generator is not None:
-            device = generator.device
-        return torch.randn((n, *self.image_shape), generator=generator, device=device)
+        return torch.randn((n, *self.image_shape), generator=generator,
+                           device=prior_device(device, generator))
 
     def __repr__(self) -> str:
         return (f"Blurring(schedule={self.schedule!r}, sigma_max={self.sigma_max}, "

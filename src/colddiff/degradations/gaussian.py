@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from colddiff.degradations.base import check_images
+from colddiff.degradations.base import check_images, prior_device
 from colddiff.degradations.mixing import MixingDegradation
 from colddiff.degradations.registry import register
 from colddiff.schedules import Schedule
@@ -49,6 +49,5 @@ class GaussianNoise(MixingDegradation):
     def prior(self, n: int, *, generator: torch.Generator | None = None,
               device: torch.device | str | None = None) -> Tensor:
         """``n`` draws of ``N(0, I)`` shaped ``(n, *image_shape)``, the DDPM start ``x_T``."""
-        if device is None and generator is not None:
-            device = generator.device
-        return torch.randn((n, *self.image_shape), generator=generator, device=device)
+        return torch.randn((n, *self.image_shape), generator=generator,
+                           device=prior_device(device, generator))

@@ -19,6 +19,7 @@ from colddiff.degradations.base import (
     check_image_shape,
     check_images,
     check_timesteps,
+    prior_device,
     random_rows,
 )
 from colddiff.degradations.noise import NoiseOption
@@ -208,10 +209,8 @@ class ImageMixing(MixingDegradation):
               device: torch.device | str | None = None) -> Tensor:
         """``n`` random prior images, the start ``x_T`` of Bansal's Algorithm 2 (plus the noise
         ``noise_T z`` of a noisy mixing)."""
-        if device is None:
-            device = generator.device if generator is not None else "cpu"
         try:
-            images = self._prior_images.on(torch.device(device))
+            images = self._prior_images.on(prior_device(device, generator))
         except data.DatasetNotFoundError as error:
             raise PriorUnavailableError(
                 f"{type(self).__name__}.prior needs its prior images: {error}"

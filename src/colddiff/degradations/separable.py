@@ -22,6 +22,7 @@ from colddiff.degradations.base import (
     as_image_tensor,
     check_images,
     check_timesteps,
+    prior_device,
 )
 from colddiff.degradations.noise import NoiseOption
 from colddiff.schedules import Schedule
@@ -169,10 +170,8 @@ class SeparableBlur(Degradation):
                 f"{name.lower()}.fit_prior(training_images) first, or start from "
                 f"{name.lower()}.degrade(x0, {name.lower()}.num_timesteps)"
             )
-        if device is None:
-            device = generator.device if generator is not None else "cpu"
-        z = torch.randn((n, self._prior_scale.shape[1]), generator=generator, device=device,
-                        dtype=torch.float64)
+        z = torch.randn((n, self._prior_scale.shape[1]), generator=generator,
+                        device=prior_device(device, generator), dtype=torch.float64)
         scale = self._prior_scale.to(z.device)
         samples = self._prior_mean.to(z.device).flatten() + z @ scale.T
         if self._prior_residual is not None:
