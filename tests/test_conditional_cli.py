@@ -90,6 +90,7 @@ def test_an_unconditional_model_refuses_classes_and_guidance(
 
 @pytest.mark.parametrize(("options", "message"), [
     (["--cond-drop", "1.5"], "--cond-drop must be a probability in [0, 1)"),
+    (["--embedding-lr", "0"], "--embedding-lr must be a finite number > 0, got 0.0"),
     (["--init-from", "no-such-model"], "--init-from must be a shipped model (mnist-ddpm, "),
 ])
 def test_bad_training_options_are_usage_errors_in_flags(
@@ -99,6 +100,9 @@ def test_bad_training_options_are_usage_errors_in_flags(
     status, _, err = run_cli(capsys, "train", "--preset", "ddpm-default", "--cond-drop", "0.2", "--out",
                              str(tmp_path))
     assert status == 2 and "--cond-drop is for a conditional model" in err, err
+    status, _, err = run_cli(capsys, "train", "--preset", "ddpm-default", "--embedding-lr", "0.01", "--out",
+                             str(tmp_path))
+    assert status == 2 and "--embedding-lr is for a conditional model" in err, err
 
 
 def test_fmd_score_adds_the_accuracy_and_each_class_s_distance(

@@ -233,21 +233,31 @@ def test_the_warm_up_scales_each_group_from_its_own_rate(tmp_path: Path, data_di
 
 
 def test_resuming_with_or_without_embedding_lr_as_saved_is_checked(tmp_path: Path, data_dir: Path) -> None:
-    Trainer(tiny(sample_every=0, embedding_lr=0.01), tmp_path, quiet=True).fit()
-    message = ("the checkpoint's optimizer has 2 parameter group(s), this run's 1: embedding_lr (a group "
-               "of its own for the class embedding) must be set, or not, as in the run that saved it")
-    with pytest.raises(ConfigMismatchError, match=f"^{re.escape(message)}$"):
-        Trainer(tiny(sample_every=0, epochs=2), tmp_path, quiet=True).fit(resume=True)
-    Trainer(tiny(sample_every=0, embedding_lr=0.01, epochs=2), tmp_path, quiet=True).fit(resume=True)
+    cases = ((0.01, None, "0.01 there and None here"), (None, 0.01, "None there and 0.01 here"))
+    for saved, asked, shown in cases:
+        out = tmp_path / f"saved-{saved}"
+        Trainer(tiny(sample_every=0, embedding_lr=saved), out, quiet=True).fit()
+        message = (f"cannot resume {out / 'checkpoints' / 'last.pt'}: embedding_lr is {shown} (set it, or "
+                   "not, as there: it gives the class embedding an optimiser group of its own)")
+        with pytest.raises(ConfigMismatchError, match=f"^{re.escape(message)}$"):
+            Trainer(tiny(sample_every=0, epochs=2, embedding_lr=asked), out, quiet=True).fit(resume=True)
+
+
+def test_a_resumed_run_trains_at_the_config_s_rates(tmp_path: Path, data_dir: Path) -> None:
+    Trainer(tiny(sample_every=0, lr=1e-3, embedding_lr=0.01), tmp_path, quiet=True).fit()
+    resumed = Trainer(tiny(sample_every=0, epochs=2, lr=2e-3, embedding_lr=0.05), tmp_path, quiet=True)
+    resumed.fit(resume=True)
+    assert resumed.step == 8
+    assert [group["lr"] for group in resumed.optimizer.param_groups] == [2e-3, 0.05]
 
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"conditional": False, "embedding_lr": 0.01},
      "embedding_lr is for a conditional model; set conditional = true (or leave embedding_lr out)"),
-    ({"embedding_lr": 0.0}, "embedding_lr must be a finite number > 0 or None, got 0.0"),
-    ({"embedding_lr": float("inf")}, "embedding_lr must be a finite number > 0 or None, got inf"),
-    ({"embedding_lr": True}, "embedding_lr must be a finite number > 0 or None, got True"),
-    ({"embedding_lr": "0.01"}, "embedding_lr must be a finite number > 0 or None, got '0.01'"),
+    ({"embedding_lr": 0.0}, "embedding_lr must be a finite number > 0, got 0.0"),
+    ({"embedding_lr": float("inf")}, "embedding_lr must be a finite number > 0, got inf"),
+    ({"embedding_lr": True}, "embedding_lr must be a finite number > 0, got True"),
+    ({"embedding_lr": "0.01"}, "embedding_lr must be a finite number > 0, got '0.01'"),
 ])
 def test_a_bad_embedding_lr_is_refused_naming_it(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
@@ -261,3 +271,13 @@ def test_embedding_lr_needs_a_network_with_a_class_embedding() -> None:
         build_optimizer(nn.Linear(2, 2), tiny(embedding_lr=0.01), torch.device("cpu"))
     optimizer = build_optimizer(nn.Linear(2, 2), tiny(), torch.device("cpu"))
     assert len(optimizer.param_groups) == 1 and optimizer.param_groups[0]["lr"] == tiny().lr
+
+
+@pytest.mark.parametrize("name", ["mnist-ddpm-cond", "mnist-fashion-cold-cond"])
+def test_the_fine_tune_recipes_are_the_conditional_ones_trained_shorter(name: str) -> None:
+    configs = Path(pretrained.__file__).parent / "configs"
+    full = TrainConfig.load(configs / f"{name}.toml")
+    short = TrainConfig.load(configs / f"{name}-finetune.toml")
+    assert short.embedding_lr == 0.01 and short.epochs < full.epochs
+    schedule = ("epochs", "lr", "warmup", "ema", "ema_start", "sample_every", "fmd_every", "embedding_lr")
+    assert short.replace(**{field: getattr(full, field) for field in schedule}) == full

@@ -1,5 +1,6 @@
 import itertools
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -259,9 +260,10 @@ PRIOR_SCHEDULE = Schedule.linear(1e-4, 0.02, 10)
         torch.rand(20, 1, 4, 4, generator=torch.Generator().manual_seed(0))),
     lambda: degradations.ImageMixing(PRIOR_SCHEDULE, torch.rand(5, 1, 4, 4), noise=0.1),
 ], ids=["gaussian", "blurring", "blur", "mixing"])
-def test_every_built_in_prior_draws_where_prior_device_says(make: object) -> None:
+def test_every_built_in_prior_draws_where_prior_device_says(
+        make: Callable[[], degradations.Degradation]) -> None:
     """On a CPU-only machine the ``meta`` device tells "the device asked for" from "the CPU"."""
-    deg = make()  # type: ignore[operator]
+    deg = make()
     assert deg.prior(2, device="meta").device == torch.device("meta")
     assert deg.prior(2, generator=torch.Generator()).device == torch.device("cpu")
     assert deg.prior(2).device == torch.device("cpu")

@@ -1,13 +1,13 @@
 """The conditioning fields of a :class:`~colddiff.config.TrainConfig` (``conditional``,
-``classes``, ``cond_drop``, ``guidance``, ``embedding_lr``, ``init_from``): their checks, and the network they
-ask for."""
+``classes``, ``cond_drop``, ``guidance``, ``embedding_lr``, ``init_from``): their checks, and the
+network they ask for."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from colddiff.conditioning import check_classes, check_cond_drop, check_guidance
+from colddiff.degradations.base import check_positive
 
 if TYPE_CHECKING:
     from colddiff.config import TrainConfig
@@ -20,8 +20,8 @@ def check_fields(config: TrainConfig) -> None:
     """Check the conditioning fields (called by :meth:`TrainConfig.validate`).
 
     Raises:
-        ValueError: Naming the first bad field and what it accepts; ``classes``, ``cond_drop``
-            and ``guidance`` are only for ``conditional = true``.
+        ValueError: Naming the first bad field and what it accepts; ``classes``, ``cond_drop``,
+            ``guidance`` and ``embedding_lr`` are only for ``conditional = true``.
     """
     if not isinstance(config.conditional, bool):
         raise ValueError(f"conditional must be true or false, got {config.conditional!r}")
@@ -38,10 +38,8 @@ def check_fields(config: TrainConfig) -> None:
         check_cond_drop(config.cond_drop)
     if config.guidance is not None:
         check_guidance(config.guidance)
-    if config.embedding_lr is not None and not (
-            isinstance(config.embedding_lr, (int, float)) and not isinstance(config.embedding_lr, bool)
-            and math.isfinite(config.embedding_lr) and config.embedding_lr > 0):
-        raise ValueError(f"embedding_lr must be a finite number > 0 or None, got {config.embedding_lr!r}")
+    if config.embedding_lr is not None:
+        check_positive("embedding_lr", config.embedding_lr)
 
 
 def num_classes(config: TrainConfig) -> int | None:

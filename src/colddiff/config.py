@@ -20,6 +20,7 @@ from torch import Tensor
 
 from colddiff import checkpoints, conditional_config, data, degradations, nets, presets, samplers
 from colddiff.degradations import Degradation
+from colddiff.degradations.base import check_positive
 from colddiff.denoisers import Denoiser
 from colddiff.runtime import COMPILE_MODES, PRECISIONS
 from colddiff.samplers import Sampler
@@ -195,8 +196,7 @@ class TrainConfig:
         for name in ("limit_train", "sample_steps", "image_size"):
             if getattr(self, name) is not None:
                 _integer(name, getattr(self, name), minimum=1)
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        check_positive("lr", self.lr)
         if self.max_minutes is not None and not (
                 isinstance(self.max_minutes, (int, float)) and math.isfinite(self.max_minutes)
                 and self.max_minutes > 0):

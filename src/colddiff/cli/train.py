@@ -98,7 +98,7 @@ TRAIN_FLAGS: tuple[TrainFlag, ...] = (
     TrainFlag("cond_drop", "how", "conditional: the share of labels dropped to the null class in "
               "training (0.1)", float, "P"),
     TrainFlag("embedding_lr", "how", "conditional: Adam's learning rate for the class embedding "
-              "(default: --lr; a fine-tune from an unconditional model wants about 0.01)", float, "LR"),
+              "(default: --lr; the fine-tune recipes from an unconditional model use 0.01)", float, "LR"),
     TrainFlag("max_minutes", "how", "stop after M minutes of training (resumable mid-epoch)", float,
               "M"),
     TrainFlag("checkpoint_every", "how", "also checkpoint every STEPS optimiser steps",

@@ -390,7 +390,15 @@ class LazyImages:
 def prior_device(device: torch.device | str | None, generator: torch.Generator | None) -> torch.device:
     """Where :meth:`Degradation.prior` draws: on ``device``; else on the generator's device (a
     seeded start is then the same whoever asks for it); else on the CPU. Every built-in ``prior``
-    follows this rule; a plugin's should too."""
+    follows this rule; a plugin's should too.
+
+    Args:
+        device: The device asked for, or ``None``.
+        generator: The generator the prior draws from, or ``None``.
+
+    Returns:
+        The device to draw on.
+    """
     if device is not None:
         return torch.device(device)
     return generator.device if generator is not None else torch.device("cpu")

@@ -2,10 +2,10 @@
 of its own at ``embedding_lr`` when the config sets it, and the learning rate's linear warm-up.
 
 A conditional model fine-tuned from an unconditional one (``init_from``) starts with its class
-embedding at zero; at the network's learning rate Adam moves each of its entries by at most
+embedding at zero; at the network's learning rate Adam moves each of its entries by about
 ``lr`` per step, too slowly to learn the classes in a short fine-tune (measured: the classifier
 agreed with the asked digit on 17% of the samples after 3 epochs at ``lr = 2e-4``). A learning
-rate of its own for the embedding fixes that without disturbing the pretrained weights.
+rate of its own for the embedding lets it learn them without disturbing the pretrained weights.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import nn
 
 from colddiff.config import TrainConfig
 
-__all__ = ["build_optimizer", "peak_lrs", "warm_up"]
+__all__ = ["build_optimizer", "peak_lrs", "set_learning_rates"]
 
 
 def build_optimizer(net: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Adam:
@@ -47,11 +47,11 @@ def peak_lrs(config: TrainConfig) -> list[float]:
     return [config.lr] + ([config.embedding_lr] if config.embedding_lr is not None else [])
 
 
-def warm_up(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int) -> None:
-    """Set each group's learning rate for optimiser step ``step`` (from 0): its peak rate times
-    ``min(1, (step + 1) / warmup)``; nothing without a warm-up."""
-    if not config.warmup:
-        return
-    factor = min(1.0, (step + 1) / config.warmup)
+def set_learning_rates(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int) -> None:
+    """Set each group's learning rate for optimiser step ``step`` (from 0): its peak rate from
+    ``config`` times ``min(1, (step + 1) / warmup)`` (times 1 without a warm-up). Set at every
+    step, so that a run resumed with another ``lr`` or ``embedding_lr`` uses it (a checkpoint's
+    optimiser state carries the rates it was saved with)."""
+    factor = min(1.0, (step + 1) / config.warmup) if config.warmup else 1.0
     for group, peak in zip(optimizer.param_groups, peak_lrs(config), strict=True):
         group["lr"] = peak * factor

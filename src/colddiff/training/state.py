@@ -50,16 +50,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
 
     A saved state carries its groups' options, ``fused`` among them: this device's choice (fused
     on CUDA) is kept, whatever the device that saved it.
-
-    Raises:
-        ConfigMismatchError: If the saved state has another number of parameter groups (a run
-            with ``embedding_lr`` has two, one without it one).
     """
-    saved, own = len(state["param_groups"]), len(optimizer.param_groups)
-    if saved != own:
-        raise ConfigMismatchError(
-            f"the checkpoint's optimizer has {saved} parameter group(s), this run's {own}: embedding_lr "
-            "(a group of its own for the class embedding) must be set, or not, as in the run that saved it")
     fused = optimizer.param_groups[0]["fused"]
     optimizer.load_state_dict({**state, "param_groups": [
         {**group, "fused": fused} for group in state["param_groups"]]})
@@ -128,7 +119,8 @@ class TrainingState:
 
         Raises:
             colddiff.checkpoints.CheckpointError: If it is missing or unreadable.
-            ConfigMismatchError: If it was made for a different model; the fields are named.
+            ConfigMismatchError: If it was made for a different model, or with(out) EMA or
+                ``embedding_lr`` where this run has none (has them); the fields are named.
         """
         state = checkpoints.load(path, map_location=self.device)
         self._check_model(state, path)
@@ -149,8 +141,9 @@ class TrainingState:
         self.clocks.load_state_dict(state)
 
     def _check_model(self, state: dict[str, Any], path: Path) -> None:
-        """Refuse a checkpoint of another model, or with EMA where this run has none (or the
-        other way round)."""
+        """Refuse a checkpoint of another model, or with EMA where this run has none, or with
+        ``embedding_lr`` (an optimiser group of its own) where this run has none (or the other
+        way round)."""
         differences = model_differences(state["config"], self.config)
         if differences:
             raise ConfigMismatchError(
@@ -158,3 +151,8 @@ class TrainingState:
         if (self.config.ema is None) != (state["ema"] is None):
             raise ConfigMismatchError(f"cannot resume {path}: ema is {state['config'].get('ema')!r} there "
                                       f"and {self.config.ema!r} here")
+        saved_rate = state["config"].get("embedding_lr")
+        if (self.config.embedding_lr is None) != (saved_rate is None):
+            raise ConfigMismatchError(f"cannot resume {path}: embedding_lr is {saved_rate!r} there and "
+                                      f"{self.config.embedding_lr!r} here (set it, or not, as there: it "
+                                      "gives the class embedding an optimiser group of its own)")

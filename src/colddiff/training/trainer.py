@@ -28,7 +28,7 @@ from colddiff.training.init_from import initialise
 from colddiff.training.interrupts import Interrupts
 from colddiff.training.labels import with_classes
 from colddiff.training.monitor import Clocks, LossCheck
-from colddiff.training.optimizer import build_optimizer, warm_up
+from colddiff.training.optimizer import build_optimizer, set_learning_rates
 from colddiff.training.run_folder import RunFolder
 from colddiff.training.state import TrainingState
 
@@ -299,7 +299,7 @@ class Trainer:
         """One optimiser step on ``loss`` (the learning rate's warm-up applied), then the EMA's."""
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-        warm_up(self.optimizer, self.config, self.step)
+        set_learning_rates(self.optimizer, self.config, self.step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.ema is not None:
@@ -334,9 +334,11 @@ class Trainer:
         used = batches * size * world
         left_out = len(self.batches) - used  # the sampler's drop_last: no batch is partial
         epoch = f" ({used} images: {left_out} left out of each, other ones each time)" if left_out else ""
+        rate = self.config.embedding_lr
+        embedding = f" (class embedding {rate:g})" if rate is not None else ""
         return (f"colddiff {__version__}: {len(self.batches)} images, {batches} steps per epoch{epoch}, "
                 f"{world} process(es) x batch {size} = effective batch {size * world}, "
-                f"lr {self.config.lr:g}, device {self.device}, -> {self.out}")
+                f"lr {self.config.lr:g}{embedding}, device {self.device}, -> {self.out}")
 
     def _say(self, message: str) -> None:
         if not self.quiet and self.processes.main:
