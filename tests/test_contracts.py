@@ -166,7 +166,7 @@ def test_the_blur_prior_is_its_mean_plus_its_factor_times_the_generators_noise()
 
 
 def test_images_are_stacked_from_datasets_of_images_or_pairs() -> None:
-    from colddiff.degradations.base import as_image_tensor
+    from colddiff.degradations.images import as_image_tensor
 
     images = torch.rand(3, 5, 5)
     assert as_image_tensor("x", images).shape == (3, 1, 5, 5)

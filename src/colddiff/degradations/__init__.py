@@ -16,8 +16,8 @@ from colddiff.degradations.base import (
     check_image_shape,
     check_images,
     check_timesteps,
-    prior_device,
 )
+from colddiff.degradations.images import prior_device
 from colddiff.degradations.registry import (
     ENTRY_POINT_GROUP,
     REGISTRY,

@@ -8,8 +8,9 @@ import math
 import torch
 from torch import Tensor
 
-from colddiff.degradations.base import Degradation, check_images, check_timesteps, prior_device
+from colddiff.degradations.base import Degradation, check_images, check_timesteps
 from colddiff.degradations.heat import dct_matrix, heat_frequencies
+from colddiff.degradations.images import prior_device
 from colddiff.degradations.registry import register
 from colddiff.schedules import Schedule
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from colddiff.degradations.base import check_images, prior_device
+from colddiff.degradations.base import check_images
+from colddiff.degradations.images import prior_device
 from colddiff.degradations.mixing import MixingDegradation
 from colddiff.degradations.registry import register
 from colddiff.schedules import Schedule

@@ -13,15 +13,12 @@ from torch import Tensor
 from colddiff import data
 from colddiff.degradations.base import (
     Degradation,
-    ImageSource,
-    LazyImages,
     PriorUnavailableError,
     check_image_shape,
     check_images,
     check_timesteps,
-    prior_device,
-    random_rows,
 )
+from colddiff.degradations.images import ImageSource, LazyImages, prior_device, random_rows
 from colddiff.degradations.noise import NoiseOption
 from colddiff.degradations.registry import register
 from colddiff.schedules import Schedule

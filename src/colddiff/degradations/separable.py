@@ -17,13 +17,11 @@ from torch import Tensor
 
 from colddiff.degradations.base import (
     Degradation,
-    ImageSource,
     PriorUnavailableError,
-    as_image_tensor,
     check_images,
     check_timesteps,
-    prior_device,
 )
+from colddiff.degradations.images import ImageSource, as_image_tensor, prior_device
 from colddiff.degradations.noise import NoiseOption
 from colddiff.schedules import Schedule
 
