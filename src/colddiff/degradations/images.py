@@ -77,4 +77,3 @@ def random_rows(images: Tensor, n: int, generator: torch.Generator | None) -> Te
     device = generator.device if generator is not None else images.device
     index = torch.randint(images.shape[0], (n,), generator=generator, device=device)
     return images[index.to(images.device)]
-
