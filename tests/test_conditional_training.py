@@ -281,3 +281,24 @@ def test_the_fine_tune_recipes_are_the_conditional_ones_trained_shorter(name: st
     assert short.embedding_lr == 0.01 and short.epochs < full.epochs
     schedule = ("epochs", "lr", "warmup", "ema", "ema_start", "sample_every", "fmd_every", "embedding_lr")
     assert short.replace(**{field: getattr(full, field) for field in schedule}) == full
+
+
+def test_init_from_a_cold_model_into_its_noisy_twin_copies_every_weight(tmp_path: Path,
+                                                                        data_dir: Path) -> None:
+    cold = unconditional_twin(degradation="fashion_mnist", sampler="cold", ema=0.9)
+    source = Trainer(cold, tmp_path / "cold", quiet=True)
+    source.fit()
+    hot = cold.replace(degradation_kwargs={"noise": 0.05}, init_from=str(source.checkpoint_path))
+    trainer = Trainer(hot, tmp_path / "hot", quiet=True)
+    assert initialise(trainer.net, trainer.config) == []  # nothing new: every weight copied
+    started = pretrained.model_weights(source.checkpoint_path)[1]
+    for key, value in trainer.net.state_dict().items():
+        assert torch.equal(value, started[key]), key
+    # The noise is left out of the comparison, nothing else: another schedule is another model.
+    longer = hot.replace(schedule={"kind": "cosine", "num_timesteps": 20, "offset": 0.008, "max_beta": 0.999})
+    with pytest.raises(ValueError, match=r"is another model than this config's: schedule: [^;]*$"):
+        initialise(Trainer(longer, tmp_path / "longer", quiet=True).net, longer)
+    # And back: a noisy model fine-tunes into its cold twin.
+    Trainer(hot.replace(init_from=None), tmp_path / "hot-source", quiet=True).fit()
+    back = cold.replace(init_from=str(tmp_path / "hot-source" / "checkpoints" / "last.pt"))
+    assert initialise(Trainer(back, tmp_path / "back", quiet=True).net, back) == []

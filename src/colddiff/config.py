@@ -116,7 +116,8 @@ class TrainConfig:
             fine-tune from an unconditional model (``init_from``), whose embedding starts at
             zero, needs it far above ``lr`` to learn the classes (the shipped recipe: 0.01).
         init_from: Start from the weights of a shipped model (by name) or a checkpoint file:
-            the weights they share, the rest (a new class embedding) at zero.
+            the weights they share, the rest (a new class embedding) at zero. It must be the
+            same model, save for the label set and the degradation's ``noise`` option.
     """
 
     dataset: str = "mnist"

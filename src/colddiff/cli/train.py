@@ -87,7 +87,8 @@ TRAIN_FLAGS: tuple[TrainFlag, ...] = (
               "dataset's, or a folder's class subfolders)",
               options={"action": "store_true", "default": None}),
     TrainFlag("init_from", "what", "start from the weights of a shipped model or a checkpoint (a "
-              "conditional model from an unconditional one)", str, "NAME|FILE"),
+              "conditional model from an unconditional one, a noisy model from a cold one)", str,
+              "NAME|FILE"),
     TrainFlag("epochs", "how"),
     TrainFlag("batch_size", "how"),
     TrainFlag("lr", "how", "Adam's learning rate", float),
