@@ -29,7 +29,7 @@ EXPECTED = {
     "blur-hot": (Blur, 0.05, "mse", ColdSampler),
     "heat": (Heat, 0.01, "mse", ColdSampler),
     "blurring": (Blurring, None, "mse", DDPMSampler),
-    "mixing-soft": (FashionMNISTMixing, 0.05, "soft", SoftSampler),
+    "mixing-soft": (FashionMNISTMixing, {"level": 0.5, "shape": "schedule"}, "soft", SoftSampler),
 }
 
 
@@ -49,6 +49,8 @@ def test_the_recipes_are_the_issues_and_train_at_equal_compute(tmp_path: Path) -
         if noise is not None:
             assert deg.noise == noise, name
         assert type(build_sampler(config, denoiser)) is sampler_kind, name
+    soft_levels = build_denoiser(configs["mixing-soft"]).degradation.noise_levels
+    assert bool((soft_levels[1:] > soft_levels[:-1]).all()), "the soft sampler's noise steps add noise"
     assert configs["blur-hot"].sampler_kwargs == {"algorithm": 2, "source": "estimate"}
     assert configs["heat"].sampler_kwargs == {"source": "estimate", "fresh_noise": 1.25}
     assert [configs[name].sample_steps for name in generation.MODELS] == [50, 50, 50, 50, 50, 100, 50, 50]

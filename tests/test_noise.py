@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
 from torch import Tensor, nn
 
 from colddiff import Denoiser, Schedule, degradations
+from colddiff.config import TrainConfig, build_degradation, build_denoiser, build_sampler
 from colddiff.degradations import Blur, Degradation, Heat, ImageMixing, Inpaint, SuperResolution
 from colddiff.samplers import ColdSampler
 from tests.conftest import X0Oracle
@@ -80,6 +82,62 @@ def test_a_schedule_must_start_at_zero_and_may_be_a_tensor() -> None:
     deg = Blur(num_timesteps=2, noise=torch.tensor([0.0, 0.1, 0.3], dtype=torch.float64))
     assert _levels(deg) == [0.0, 0.1, 0.3] and deg.noise == (0.0, 0.1, 0.3)
     assert repr(deg).endswith("noise=(0.0, 0.1, 0.3))")
+
+
+@pytest.mark.parametrize("name", BUILT_INS)
+@pytest.mark.parametrize("level", [0.0, 0.3])
+def test_a_named_shape_gives_its_levels(name: str, level: float) -> None:
+    """``{"level": L, "shape": ...}``: ``constant`` is the number ``L``, ``linear`` is ``L t / T``,
+    ``schedule`` is ``L sqrt(1 - alpha_bar_t)`` (only the mixing here has a schedule of ``T``)."""
+    make = BUILT_INS[name]
+    steps = make(0.0).num_timesteps
+    constant = make({"level": level, "shape": "constant"})
+    assert _levels(constant) == _levels(make(level)) and constant.noisy == (level > 0)
+    assert _levels(make({"level": level, "shape": "linear"})) == [level * t / steps for t in range(steps + 1)]
+    if name == "mixing":
+        alpha_bar = Schedule.linear(0.05, 0.5, T).alpha_bar.tolist()
+        shaped = make({"level": level, "shape": "schedule"})
+        expected = [level * math.sqrt(1.0 - a) for a in alpha_bar]
+        assert _levels(shaped) == pytest.approx(expected, rel=1e-15, abs=0) and expected[0] == 0.0
+        assert shaped.noise == {"level": level, "shape": "schedule"}
+    else:
+        with pytest.raises(ValueError, match=r"^noise with shape 'schedule' needs the degradation's "
+                                             r"schedule of T = \d+ steps; this degradation has none"):
+            make({"level": level, "shape": "schedule"})
+
+
+NAMED = (r"^noise, as a named shape, must be \{'level': a finite number >= 0, 'shape': one of "
+         r"'constant', 'linear', 'schedule'\}; got ")
+
+
+@pytest.mark.parametrize("bad", [
+    {"level": 0.1}, {"level": 0.1, "shape": "cosine"}, {"level": -0.1, "shape": "linear"},
+    {"level": True, "shape": "linear"}, {"level": math.inf, "shape": "constant"},
+    {"level": "0.1", "shape": "linear"}, {"level": 0.1, "shape": "linear", "t": 1}])
+def test_a_bad_named_shape_is_refused_naming_noise(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=NAMED):
+        degradations.create("fashion_mnist", schedule=Schedule.preset("default"), noise=bad)
+
+
+def test_the_schedule_shape_needs_a_schedule_of_the_degradations_length() -> None:
+    with pytest.raises(ValueError, match=r"T = 50 steps; this degradation has one of 1000: use the shape "
+                                         r"'linear' or 'constant', or T \+ 1 levels$"):
+        Blur(Schedule.preset("default"), num_timesteps=50, noise={"level": 0.1, "shape": "schedule"})
+
+
+def test_a_config_with_a_named_shape_round_trips_and_samples_with_soft(tmp_path: Path) -> None:
+    """The shape stays a shape in ``config.toml`` (not 1,001 numbers), and its rising levels are
+    what the ``soft`` sampler needs."""
+    config = TrainConfig(degradation="fashion_mnist", predict="x0", sampler="soft",
+                         degradation_kwargs={"noise": {"level": 0.5, "shape": "schedule"}})
+    config.save(tmp_path / "config.toml")
+    assert 'noise = {level = 0.5, shape = "schedule"}' in (tmp_path / "config.toml").read_text()
+    loaded = TrainConfig.load(tmp_path / "config.toml")
+    assert loaded.degradation_kwargs == config.degradation_kwargs
+    deg = build_degradation(loaded)
+    alpha_bar_T = deg.schedule.alpha_bar[-1].item()  # type: ignore[union-attr]
+    assert _levels(deg)[-1] == pytest.approx(0.5 * math.sqrt(1 - alpha_bar_T), rel=1e-15)
+    build_sampler(loaded, build_denoiser(loaded, deg))
 
 
 @pytest.mark.parametrize("name", BUILT_INS)

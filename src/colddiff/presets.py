@@ -93,7 +93,10 @@ GENERATION: dict[str, dict[str, Any]] = {
              "sampler_kwargs": {"source": "estimate", "fresh_noise": 1.25}},
     "blurring": {"degradation": "blurring", "predict": "eps", "sampler": "ddpm",
                  "sampler_kwargs": {"variance": "posterior"}},
-    "mixing-soft": {**_MIXING_NOISE, "loss": "soft", "sampler": "soft"},
+    # Soft Diffusion's noise grows with t (Daras et al. 2023): with a constant level the soft
+    # sampler's noise steps, sqrt(s_t^2 - s_s^2) z, would add nothing
+    "mixing-soft": {**_MIXING_NOISE, "degradation_kwargs": {"noise": {"level": 0.5, "shape": "schedule"}},
+                    "loss": "soft", "sampler": "soft"},
 }
 
 #: The studies ``colddiff reproduce --study`` runs, with the presets of their models: the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
@@ -71,8 +72,9 @@ class Degradation(ABC):
         num_timesteps: ``T`` (default: the schedule's, else :attr:`default_num_timesteps`).
         image_shape: ``(C, H, W)`` of the images, for :meth:`prior` and the samplers' checks of
             a start; ``None`` (the default here): any shape.
-        noise: The added noise: a level (the same at every step ``t >= 1``) or ``T + 1`` levels,
-            one per step (see :func:`~colddiff.degradations.noise.noise_levels`); 0: none.
+        noise: The added noise: a level (the same at every step ``t >= 1``), ``T + 1`` levels,
+            one per step, or a named shape such as ``{"level": 0.5, "shape": "schedule"}`` (see
+            :func:`~colddiff.degradations.noise.noise_levels`); 0: none.
 
     Attributes:
         num_timesteps: ``T``, the number of degradation steps.
@@ -112,9 +114,11 @@ class Degradation(ABC):
         self.schedule = schedule
         self.num_timesteps = num_timesteps
         self.image_shape = check_image_shape(image_shape) if image_shape is not None else None
-        self.noise_levels = noise_levels(noise, num_timesteps)
-        self.noise: float | tuple[float, ...] = (float(noise) if isinstance(noise, (int, float))
-                                                 else tuple(self.noise_levels.tolist()))
+        self.noise_levels = noise_levels(noise, num_timesteps, schedule)
+        self.noise: float | tuple[float, ...] | dict[str, float | str] = (
+            float(noise) if isinstance(noise, (int, float))
+            else {"level": float(noise["level"]), "shape": str(noise["shape"])} if isinstance(noise, Mapping)
+            else tuple(self.noise_levels.tolist()))
         self.own_source = self.has_source
         self.has_source = self.has_source or self.noisy
         self._noise_cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}

@@ -9,30 +9,46 @@ the degradation's own source, if it has one, as one tensor: see :func:`join_nois
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-__all__ = ["NoiseOption", "join_noise", "noise_levels", "split_noise"]
+if TYPE_CHECKING:
+    from colddiff.schedules import Schedule
 
-NoiseOption = float | Sequence[float] | Tensor
-"""A noise level (the same at every step ``t >= 1``) or ``T + 1`` levels, one per step."""
+__all__ = ["NOISE_SHAPES", "NoiseOption", "join_noise", "noise_levels", "split_noise"]
+
+NoiseOption = float | Sequence[float] | Tensor | Mapping[str, float | str]
+"""A noise level (the same at every step ``t >= 1``), ``T + 1`` levels, one per step, or a named
+shape, ``{"level": L, "shape": NAME}`` (:data:`NOISE_SHAPES`)."""
+
+#: The named shapes of a noise schedule, ``{"level": L, "shape": NAME}``, as ``noise_t`` for
+#: ``t >= 1`` (``noise_0 = 0``): ``"constant"``, ``L`` (the same as the number ``L``);
+#: ``"linear"``, ``L t / T``; ``"schedule"``, ``L sqrt(1 - alpha_bar_t)`` of the degradation's
+#: schedule: the noise grows as a Gaussian diffusion's does (for a mixing degradation, in step
+#: with the mixed-in image's weight), which makes the Soft Diffusion sampler's noise steps real.
+NOISE_SHAPES = ("constant", "linear", "schedule")
 
 
-def noise_levels(noise: object, num_timesteps: int) -> Tensor:
+def noise_levels(noise: object, num_timesteps: int, schedule: Schedule | None = None) -> Tensor:
     """The noise level of each step ``t = 0..T`` as a ``(T + 1,)`` float64 tensor.
 
     Args:
         noise: A finite number ``>= 0``: that level at every step ``t >= 1`` (``x_0`` stays
-            clean); or ``T + 1`` finite numbers ``>= 0``, one per step, the first of them 0.
+            clean); ``T + 1`` finite numbers ``>= 0``, one per step, the first of them 0; or a
+            named shape ``{"level": L, "shape": NAME}`` (:data:`NOISE_SHAPES`).
         num_timesteps: ``T``.
+        schedule: The degradation's schedule (for the shape ``"schedule"``).
 
     Raises:
         ValueError: Naming ``noise`` and what it accepts.
     """
+    if isinstance(noise, Mapping):
+        return _shaped_levels(noise, num_timesteps, schedule)
     level = "noise must be a finite number >= 0"
-    schedule = (f"noise, as a schedule, must be T + 1 = {num_timesteps + 1} finite numbers >= 0, one "
+    per_step = (f"noise, as a schedule, must be T + 1 = {num_timesteps + 1} finite numbers >= 0, one "
                 f"per step t = 0..T, the first 0 (x_0 is the clean image)")
     if isinstance(noise, (int, float)) and not isinstance(noise, bool):
         if not (math.isfinite(noise) and noise >= 0):
@@ -49,10 +65,33 @@ def noise_levels(noise: object, num_timesteps: int) -> Tensor:
         raise ValueError(f"{level} (the level at every step t >= 1) or a sequence of T + 1 = "
                          f"{num_timesteps + 1} of them, one per step t = 0..T; got {noise!r:.80}")
     if len(values) != num_timesteps + 1:
-        raise ValueError(f"{schedule}; got {len(values)} values")
+        raise ValueError(f"{per_step}; got {len(values)} values")
     if not bool(torch.isfinite(values).all()) or bool((values < 0).any()) or float(values[0]) != 0:
-        raise ValueError(f"{schedule}; got {values.tolist()!r:.120}")
+        raise ValueError(f"{per_step}; got {values.tolist()!r:.120}")
     return values
+
+
+def _shaped_levels(noise: Mapping[object, object], num_timesteps: int, schedule: Schedule | None) -> Tensor:
+    """The levels of a named shape, ``{"level": L, "shape": NAME}`` (:data:`NOISE_SHAPES`)."""
+    accepted = (f"noise, as a named shape, must be {{'level': a finite number >= 0, 'shape': one of "
+                f"{', '.join(map(repr, NOISE_SHAPES))}}}")
+    level, shape = noise.get("level"), noise.get("shape")
+    if (set(noise) != {"level", "shape"} or shape not in NOISE_SHAPES or isinstance(level, bool)
+            or not isinstance(level, (int, float)) or not math.isfinite(level) or level < 0):
+        raise ValueError(f"{accepted}; got {dict(noise)!r:.120}")
+    steps = torch.arange(num_timesteps + 1, dtype=torch.float64)
+    if shape == "constant":
+        growth = (steps > 0).to(torch.float64)
+    elif shape == "linear":
+        growth = steps / num_timesteps
+    elif schedule is None or schedule.num_timesteps != num_timesteps:
+        has = "none" if schedule is None else f"one of {schedule.num_timesteps}"
+        raise ValueError(f"noise with shape 'schedule' needs the degradation's schedule of T = "
+                         f"{num_timesteps} steps; this degradation has {has}: use the shape 'linear' "
+                         f"or 'constant', or T + 1 levels")
+    else:
+        growth = (1.0 - schedule.alpha_bar.to(torch.float64)).clamp(min=0.0).sqrt()
+    return float(level) * growth
 
 
 def join_noise(own: Tensor | None, noise: Tensor) -> Tensor:
