@@ -170,11 +170,13 @@ def test_fashion_cold_without_its_dataset_says_where_to_put_it(
     assert "FashionMNIST" in error and str(tmp_path) in error
 
 
-@pytest.mark.parametrize("name", ["mnist-ddpm", "mnist-fashion-cold", "mnist-deblur"])
+@pytest.mark.parametrize("name", ["mnist-ddpm", "mnist-fashion-cold", "mnist-deblur", "mnist-ddpm-cond"])
 def test_the_committed_config_trains_and_samples_the_shipped_model(name: str) -> None:
     card = json.loads((pretrained.weights_dir() / f"{name}.json").read_text())
     committed = TrainConfig.load(Path(str(resources.files("colddiff")))
                                  / card["config_file"].removeprefix("src/colddiff/"))
+    if committed.conditional and committed.classes is None:  # the label set comes from the data
+        committed = committed.replace(classes=list(data.CLASSES[committed.dataset]))
     assert model_differences(card["config"], committed) == []
     shipped = TrainConfig.from_dict(card["config"])
     if name == "mnist-fashion-cold":  # repacked: the sampler's options under sampler_kwargs
@@ -184,6 +186,12 @@ def test_the_committed_config_trains_and_samples_the_shipped_model(name: str) ->
         assert (shipped.sampler, shipped.sampler_kwargs) == ("cold", {"algorithm": 2})
         assert (committed.precision, shipped.precision) == ("bf16", "fp32")
         assert model_differences(card["config"], TrainConfig.preset("mnist-deblur")) == []
+    elif name == "mnist-ddpm-cond":  # fine-tuned from mnist-ddpm, shipped at its measured guidance
+        assert (shipped.sampler, shipped.sampler_kwargs) == ("ddpm", {"variance": "posterior"})
+        assert (shipped.init_from, shipped.conditional, shipped.guidance) == ("mnist-ddpm", True, 1.05)
+        assert shipped.classes == [str(digit) for digit in range(10)]
+        assert card["guidance_scores"]["1.05"]["accuracy"] >= 0.98
+        assert card["guidance_scores"]["1.05"]["fmd_ratio"] <= 1.1
     else:
         assert (shipped.sampler, shipped.sampler_kwargs) == ("ddpm", {"variance": "posterior"})
         assert card["default_scores"] == "ddpm-posterior-50"
