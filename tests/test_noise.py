@@ -4,6 +4,7 @@ or replaced by fresh noise, and refused when it is not a level or ``T + 1`` leve
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -85,15 +86,19 @@ def test_a_schedule_must_start_at_zero_and_may_be_a_tensor() -> None:
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
-@pytest.mark.parametrize("level", [0.0, 0.3])
+@pytest.mark.parametrize("level", [0.3, 1.7])
 def test_a_named_shape_gives_its_levels(name: str, level: float) -> None:
     """``{"level": L, "shape": ...}``: ``constant`` is the number ``L``, ``linear`` is ``L t / T``,
-    ``schedule`` is ``L sqrt(1 - alpha_bar_t)`` (only the mixing here has a schedule of ``T``)."""
+    ``schedule`` is ``L sqrt(1 - alpha_bar_t)``, for the mixing only (the others do not weigh their
+    images by a schedule)."""
     make = BUILT_INS[name]
     steps = make(0.0).num_timesteps
     constant = make({"level": level, "shape": "constant"})
-    assert _levels(constant) == _levels(make(level)) and constant.noisy == (level > 0)
-    assert _levels(make({"level": level, "shape": "linear"})) == [level * t / steps for t in range(steps + 1)]
+    assert _levels(constant) == _levels(make(level))
+    assert constant.noise == {"level": level, "shape": "constant"}
+    linear = make({"level": level, "shape": "linear"})
+    assert _levels(linear) == pytest.approx([level * t / steps for t in range(steps + 1)], rel=1e-15, abs=0)
+    assert linear.noise == {"level": level, "shape": "linear"}
     if name == "mixing":
         alpha_bar = Schedule.linear(0.05, 0.5, T).alpha_bar.tolist()
         shaped = make({"level": level, "shape": "schedule"})
@@ -101,8 +106,10 @@ def test_a_named_shape_gives_its_levels(name: str, level: float) -> None:
         assert _levels(shaped) == pytest.approx(expected, rel=1e-15, abs=0) and expected[0] == 0.0
         assert shaped.noise == {"level": level, "shape": "schedule"}
     else:
-        with pytest.raises(ValueError, match=r"^noise with shape 'schedule' needs the degradation's "
-                                             r"schedule of T = \d+ steps; this degradation has none"):
+        with pytest.raises(ValueError, match=r"^noise with shape 'schedule' needs a degradation that weighs "
+                                             r"its images by a schedule of T = \d+ steps \(mixing, "
+                                             r"fashion_mnist\); this one does not weigh its images by a "
+                                             r"schedule: use"):
             make({"level": level, "shape": "schedule"})
 
 
@@ -119,15 +126,16 @@ def test_a_bad_named_shape_is_refused_naming_noise(bad: dict[str, object]) -> No
         degradations.create("fashion_mnist", schedule=Schedule.preset("default"), noise=bad)
 
 
-def test_the_schedule_shape_needs_a_schedule_of_the_degradations_length() -> None:
-    with pytest.raises(ValueError, match=r"T = 50 steps; this degradation has one of 1000: use the shape "
-                                         r"'linear' or 'constant', or T \+ 1 levels$"):
-        Blur(Schedule.preset("default"), num_timesteps=50, noise={"level": 0.1, "shape": "schedule"})
+def test_the_schedule_shape_is_refused_for_blur_even_given_a_schedule() -> None:
+    """Blur takes a schedule for its length only: its alpha_bar would mean nothing for the noise."""
+    shaped = {"level": 0.1, "shape": "schedule"}
+    with pytest.raises(ValueError, match=r"T = 1000 steps \(mixing, fashion_mnist\); this one does not"):
+        degradations.create("blur", schedule=Schedule.preset("default"), noise=shaped)
 
 
-def test_a_config_with_a_named_shape_round_trips_and_samples_with_soft(tmp_path: Path) -> None:
+def test_a_config_with_a_named_shape_round_trips_and_its_soft_sampler_adds_noise(tmp_path: Path) -> None:
     """The shape stays a shape in ``config.toml`` (not 1,001 numbers), and its rising levels are
-    what the ``soft`` sampler needs."""
+    what the ``soft`` sampler needs: its noise steps draw from the generator."""
     config = TrainConfig(degradation="fashion_mnist", predict="x0", sampler="soft",
                          degradation_kwargs={"noise": {"level": 0.5, "shape": "schedule"}})
     config.save(tmp_path / "config.toml")
@@ -137,7 +145,10 @@ def test_a_config_with_a_named_shape_round_trips_and_samples_with_soft(tmp_path:
     deg = build_degradation(loaded)
     alpha_bar_T = deg.schedule.alpha_bar[-1].item()  # type: ignore[union-attr]
     assert _levels(deg)[-1] == pytest.approx(0.5 * math.sqrt(1 - alpha_bar_T), rel=1e-15)
-    build_sampler(loaded, build_denoiser(loaded, deg))
+    sampler = build_sampler(loaded, build_denoiser(loaded, deg))
+    assert type(sampler).__name__ == "SoftSampler"
+    levels = _levels(deg)
+    assert all(later > earlier for earlier, later in itertools.pairwise(levels))
 
 
 @pytest.mark.parametrize("name", BUILT_INS)

@@ -92,12 +92,15 @@ class Degradation(ABC):
             fixed source is then the start. ``False`` for noisy blur and inpainting.
         invertible: Whether :meth:`x0_from_source` and :meth:`source_from_x0` are implemented.
         linear: Whether it is a linear corruption with noise (:meth:`corrupt`).
+        weighs_by_schedule: Whether ``x_t`` weighs the images by the schedule's ``alpha_bar_t``
+            (the mixing degradations): only those take the ``noise`` shape ``"schedule"``.
     """
 
     has_source: bool = False  # a class attribute; an instance may set its own (inpainting)
     start_is_source: ClassVar[bool] = True
     invertible: bool = False
     linear: ClassVar[bool] = False
+    weighs_by_schedule: ClassVar[bool] = False
     default_num_timesteps: ClassVar[int] = 1000
     num_timesteps: int
     schedule: Schedule | None = None
@@ -114,7 +117,7 @@ class Degradation(ABC):
         self.schedule = schedule
         self.num_timesteps = num_timesteps
         self.image_shape = check_image_shape(image_shape) if image_shape is not None else None
-        self.noise_levels = noise_levels(noise, num_timesteps, schedule)
+        self.noise_levels = noise_levels(noise, num_timesteps, schedule if self.weighs_by_schedule else None)
         self.noise: float | tuple[float, ...] | dict[str, float | str] = (
             float(noise) if isinstance(noise, (int, float))
             else {"level": float(noise["level"]), "shape": str(noise["shape"])} if isinstance(noise, Mapping)

@@ -69,6 +69,8 @@ class MixingDegradation(Degradation):
 
     schedule: Schedule
 
+    weighs_by_schedule = True
+
     def __init__(self, schedule: Schedule | None = None, *,
                  image_shape: tuple[int, int, int] | None = None, noise: NoiseOption = 0.0) -> None:
         super().__init__(schedule if schedule is not None else Schedule.preset("default"),

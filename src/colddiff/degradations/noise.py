@@ -40,7 +40,8 @@ def noise_levels(noise: object, num_timesteps: int, schedule: Schedule | None = 
             clean); ``T + 1`` finite numbers ``>= 0``, one per step, the first of them 0; or a
             named shape ``{"level": L, "shape": NAME}`` (:data:`NOISE_SHAPES`).
         num_timesteps: ``T``.
-        schedule: The degradation's schedule (for the shape ``"schedule"``).
+        schedule: The schedule that weighs the degradation's images (a mixing's), for the shape
+            ``"schedule"``; ``None`` for a degradation that weighs none by it.
 
     Raises:
         ValueError: Naming ``noise`` and what it accepts.
@@ -85,10 +86,11 @@ def _shaped_levels(noise: Mapping[object, object], num_timesteps: int, schedule:
     elif shape == "linear":
         growth = steps / num_timesteps
     elif schedule is None or schedule.num_timesteps != num_timesteps:
-        has = "none" if schedule is None else f"one of {schedule.num_timesteps}"
-        raise ValueError(f"noise with shape 'schedule' needs the degradation's schedule of T = "
-                         f"{num_timesteps} steps; this degradation has {has}: use the shape 'linear' "
-                         f"or 'constant', or T + 1 levels")
+        has = ("does not weigh its images by a schedule" if schedule is None
+               else f"has one of {schedule.num_timesteps}")
+        raise ValueError(f"noise with shape 'schedule' needs a degradation that weighs its images by a "
+                         f"schedule of T = {num_timesteps} steps (mixing, fashion_mnist); this one {has}: "
+                         f"use the shape 'linear' or 'constant', or T + 1 levels")
     else:
         growth = (1.0 - schedule.alpha_bar.to(torch.float64)).clamp(min=0.0).sqrt()
     return float(level) * growth
