@@ -39,6 +39,15 @@ NO_DATA = (f"needs real MNIST and Fashion-MNIST, which are not under {DATA_ROOT}
            "to a folder holding MNIST/raw and FashionMNIST/raw (torchvision's layout) to run it")
 
 
+@pytest.fixture(autouse=True)
+def _no_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``precision = "auto"`` (the default) means fp32 in every test, on every CPU: a CPU with
+    AVX-512 BF16 or AMX would otherwise train and sample the tests' exact oracles in bf16.
+    Tests of ``"auto"`` itself patch the same probes to their own answer."""
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, probe, lambda: False, raising=False)
+
+
 def _has_dataset(name: str) -> bool:
     return (DATA_ROOT / name / "raw" / "train-images-idx3-ubyte").exists()
 

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from colddiff import Schedule, checkpoints, fmd, nets, runtime
-from colddiff.config import TrainConfig
+from colddiff import Schedule, checkpoints, fmd, nets, runtime, samplers
+from colddiff.config import TrainConfig, build_denoiser
 from colddiff.degradations import GaussianNoise
 from colddiff.denoisers import Denoiser
 from colddiff.precision import autocast, grad_scaler
@@ -353,3 +353,19 @@ def test_the_command_line_sets_the_speed_options(tmp_path: Path, data_dir: Path,
     assert (config.precision, config.channels_last, config.compile) == ("bf16", True, "off")
     status, _, err = run_cli(capsys, "train", "--preset", "ddpm-short", "--precision", "fp64")
     assert status == 2 and "--precision must be one of ['fp32', 'bf16', 'fp16', 'auto'], got 'fp64'" in err
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_the_default_config_trains_and_samples_in_bf16_only_where_the_cpu_computes_in_it(
+        monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native)
+    config = TrainConfig()
+    assert config.precision == "auto"
+    denoiser = build_denoiser(config.replace(net="cnn", net_kwargs={"channels": [4, 4]}))
+    recorded: list[torch.dtype | None] = []
+    denoiser.net.register_forward_pre_hook(lambda module, args: recorded.append(
+        torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None))
+    denoiser.loss(torch.rand(2, 1, 28, 28))  # a training step's forward pass
+    sampler = samplers.create("ddim", denoiser)
+    sampler.sample(sampler.prior(2, generator=torch.Generator().manual_seed(0)), 2)  # two sampling steps
+    assert recorded == [torch.bfloat16 if native else None] * 3

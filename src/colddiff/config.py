@@ -94,9 +94,10 @@ class TrainConfig:
         max_minutes: Stop once training (over all sessions, sampling excluded) has taken this many
             minutes of wall time, mid-epoch if need be, with a checkpoint (``None``: no limit).
         keep_checkpoints: Keep ``epoch-NNN.pt`` beside ``last.pt``.
-        precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"auto"`` (``"bf16"`` where the
-            device computes in bfloat16 natively, else ``"fp32"``): the arithmetic of the
-            network's forward pass in training and sampling (:mod:`colddiff.precision`; weights,
+        precision: ``"auto"`` (the default: ``"bf16"`` where the device computes in bfloat16
+            natively, else ``"fp32"``; bf16 measured to keep the samples' quality at equal
+            epochs), ``"fp32"``, ``"bf16"`` or ``"fp16"``: the arithmetic of the network's
+            forward pass in training and sampling (:mod:`colddiff.precision`; weights,
             optimiser and EMA stay float32, and ``"fp16"`` scales the gradients).
         compile: ``"off"``, or a :func:`torch.compile` mode for the network in training and
             sampling: ``"default"``, ``"reduce-overhead"`` (CUDA graphs, for the fixed shapes
@@ -150,7 +151,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     max_minutes: float | None = None
     keep_checkpoints: bool = False
-    precision: str = "fp32"
+    precision: str = "auto"
     compile: str = "off"
     channels_last: bool = False
     fmd_every: int = 0

@@ -351,7 +351,7 @@ def export(checkpoint: str | Path, name: str, out: str | Path, card: dict[str, A
             "sampler_kwargs": {"variance": "posterior"}}``). These never change the weights; the
             card records each change as ``{"trained": ..., "shipped": ...}`` under
             ``sampling_changes``. The speed settings of training (precision, compile,
-            channels-last) are left at their defaults (fp32, off, off) in a shipped model, and
+            channels-last) are left at their defaults (auto, off, off) in a shipped model, and
             recorded likewise under ``speed_changes``.
 
     Returns:
