@@ -41,11 +41,13 @@ NO_DATA = (f"needs real MNIST and Fashion-MNIST, which are not under {DATA_ROOT}
 
 @pytest.fixture(autouse=True)
 def _no_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``precision = "auto"`` (the default) means fp32 in every test, on every CPU: a CPU with
-    AVX-512 BF16 or AMX would otherwise train and sample the tests' exact oracles in bf16.
-    Tests of ``"auto"`` itself patch the same probes to their own answer."""
+    """``precision = "auto"`` (the default) means fp32 in every test, on every CPU and GPU: a
+    CPU with AVX-512 BF16 or AMX, or a GPU, would otherwise train and sample the tests' exact
+    oracles (and the GPU's comparisons with the CPU) in bf16. Tests of ``"auto"`` itself patch
+    the same probes to their own answer. Runs in child processes set ``precision`` themselves."""
     for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         monkeypatch.setattr(torch.cpu, probe, lambda: False, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
 
 
 def _has_dataset(name: str) -> bool:

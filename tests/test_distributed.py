@@ -38,7 +38,7 @@ def torchrun(*args: str) -> None:
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")
 def test_two_processes_end_with_identical_weights_and_resume(tmp_path: Path, data_dir: Path) -> None:
     config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [4, 4]}, limit_train=256,
-                                batch_size=32, epochs=1, sample_every=0)
+                                batch_size=32, epochs=1, sample_every=0, precision="fp32")  # child processes
     config.save(tmp_path / "input.toml")
     (tmp_path / "rank.py").write_text(RANK_SCRIPT)
     torchrun(str(tmp_path / "rank.py"), str(tmp_path))

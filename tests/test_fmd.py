@@ -6,6 +6,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -203,6 +204,24 @@ def test_the_trainer_logs_fmd_through_its_hook(tmp_path: Path, data_dir: Path) -
     Trainer(config, tmp_path, quiet=True, hooks=[fmd.FMDHook(n=8, sample_steps=5)]).fit()
     line = json.loads((tmp_path / "metrics.jsonl").read_text())
     assert line["fmd"] > 0 and line["normalized_fmd"] > 0.5, "an untrained model scores badly"
+
+
+def test_the_hook_scores_in_float32_whatever_the_training_precision(
+        tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import colddiff.fmd.hook as hook_module
+
+    asked: list[object] = []
+    real_score = hook_module.score
+
+    def score(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs["precision"])
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(hook_module, "score", score)
+    config = TrainConfig.preset("ddpm-short", net_kwargs={"channels": [4, 4]}, limit_train=64,
+                                batch_size=64, epochs=1, sample_every=0, precision="bf16")
+    Trainer(config, tmp_path, quiet=True, hooks=[fmd.FMDHook(n=8, sample_steps=2)]).fit()
+    assert asked == ["fp32"]
 
 
 class _Projection(torch.nn.Module):

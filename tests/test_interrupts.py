@@ -29,7 +29,10 @@ from colddiff.config import TrainConfig
 from colddiff.training import NothingToResumeError, Trainer, TrainingInterrupted, interrupts
 from colddiff.training.distributed import Processes
 
-TINY = {"net_kwargs": {"channels": [4, 4]}, "batch_size": 16, "sample_every": 0, "epochs": 2}
+# precision fp32: some of these runs train in child processes, where the tests' fixture that
+# makes "auto" mean fp32 does not reach.
+TINY = {"net_kwargs": {"channels": [4, 4]}, "batch_size": 16, "sample_every": 0, "epochs": 2,
+        "precision": "fp32"}
 STEPS_PER_EPOCH = 8
 IMAGES = torch.rand(STEPS_PER_EPOCH * 16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
 
@@ -194,7 +197,8 @@ def test_ctrl_c_stops_the_cli_with_a_checkpoint_and_status_130_and_resume_goes_o
     command = [sys.executable, "-m", "colddiff", "train", "--preset", "ddpm-short", "--data", str(folder),
                "--image-size", "8", "--channels", "1", "--batch-size", "16", "--epochs", "1000",
                "--checkpoint-every", "3", "--sample-every", "0", "--device", "cpu", "--out", str(out)]
-    TrainConfig.from_dict({"net_kwargs": {"channels": [4, 4]}}).save(tmp_path / "tiny.toml")
+    tiny_config = {"net_kwargs": {"channels": [4, 4]}, "precision": "fp32"}
+    TrainConfig.from_dict(tiny_config).save(tmp_path / "tiny.toml")
     process = subprocess.Popen([*command, "--config", str(tmp_path / "tiny.toml")],
                                stderr=subprocess.PIPE, text=True)
     last, deadline = out / "checkpoints" / "last.pt", time.monotonic() + 120

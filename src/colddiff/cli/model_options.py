@@ -25,7 +25,8 @@ def add_model_options(command: argparse.ArgumentParser) -> None:
     model = command.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", type=checkpoint_file, help="a training checkpoint")
     model.add_argument("--pretrained", metavar="NAME",
-                       help="a model shipped with colddiff (mnist-ddpm, mnist-fashion-cold, mnist-deblur)")
+                       help="a model shipped with colddiff (mnist-ddpm, mnist-ddpm-cond, mnist-fashion-cold, "
+                       "mnist-deblur)")
     command.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     command.add_argument("--seed", type=COUNT, default=0)
     command.add_argument("--device", default="auto")

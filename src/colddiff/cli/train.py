@@ -107,7 +107,8 @@ TRAIN_FLAGS: tuple[TrainFlag, ...] = (
     TrainFlag("keep_checkpoints", "how", "keep checkpoints/epoch-NNN.pt",
               options={"action": "store_true", "default": None}),
     TrainFlag("precision", "how", "the network's arithmetic: fp32, bf16/fp16 autocast, or auto "
-              "(bf16 where the device has native bf16, else fp32) (default: the run's)", str, "NAME"),
+              "(bf16 where the device has native bf16, else fp32) (default: the config's, else auto; with "
+              "--resume, the run's)", str, "NAME"),
     TrainFlag("compile", "how", f"torch.compile the network; MODE: {_MODES} (default when given "
               "without one: default)", str, "MODE", options={"nargs": "?", "const": "default"}),
     TrainFlag("channels_last", "how", "channels-last memory layout for the network and the images",

@@ -26,7 +26,9 @@ class FMDHook:
     epoch's ``metrics.jsonl`` line (the reference study's figure 7). With ``full_every`` it also
     scores ``full_n`` samples with the full protocol every that many epochs and after the last,
     adding ``fmd_full``, ``fmd_full_ratio``, ``fmd_full_train_baseline`` and ``fmd_full_n``.
-    The study (:mod:`colddiff.study`) is this hook with ``keep`` and ``full_every`` set.
+    The study (:mod:`colddiff.study`) is this hook with ``keep`` and ``full_every`` set. The
+    samples are drawn in the training's precision; the classifier scores them in float32, so that
+    the numbers compare with ``colddiff fmd score``'s.
 
     Args:
         n: Samples per evaluation (the report used 32).
@@ -56,7 +58,9 @@ class FMDHook:
             return None
         seed = trainer.config.seed
         samples = sample_in_batches(trainer, self.n, self.sample_steps, seed + epoch)
-        speed = {"device": trainer.device, "precision": trainer.config.precision}  # as the training's
+        # The classifier in float32 whatever the training's precision: FMD numbers compare only
+        # at one precision (colddiff fmd score's default).
+        speed = {"device": trainer.device, "precision": "fp32"}
         result = score(samples, protocol=self.protocol, **speed)
         if self.keep is not None:
             checkpoints.save({"samples": samples, "epoch": epoch}, self.keep / f"epoch-{epoch:03d}.pt")

@@ -149,7 +149,8 @@ def run_study(options: StudyOptions) -> dict[str, Any]:
             results["models"][preset] = json.loads(checkpoints.load(final, required=("summary",))["summary"])
             continue
         config = TrainConfig.preset(preset, epochs=options.epochs, limit_train=options.limit_train,
-                                    seed=options.seed, sample_every=0, sample_steps=options.sample_steps)
+                                    seed=options.seed, sample_every=0, sample_steps=options.sample_steps,
+                                    precision="fp32")  # the report's numbers, on every machine
         hook = FMDHook(32, "report", options.sample_steps, options.eval_every, full_every=options.full_every,
                        full_n=options.full_n, keep=folder / "evaluations")
         # The study's own folder: an interrupted model resumes, one killed before its first
