@@ -153,6 +153,21 @@ def test_the_shipped_fashion_cold_starts_from_fashion_mnist_test_images(data_dir
     assert samples.shape == (3, 1, 28, 28) and samples.min() >= 0 and samples.max() <= 1
 
 
+def test_the_shipped_fashion_hot_starts_from_a_fashion_mnist_image_plus_its_noise(data_dir: Path) -> None:
+    model = pretrained.load("mnist-fashion-hot")
+    degradation = model.denoiser.degradation
+    level = float(degradation.noise_levels[-1])  # 1.0 * sqrt(1 - alpha_bar_T)
+    assert level == pytest.approx(float((1 - degradation.schedule.alpha_bar[-1]).sqrt()), rel=1e-6)
+    sampler = model.sampler()
+    start = sampler.prior(3, generator=torch.Generator().manual_seed(0))
+    fashion = data.fashion_mnist(train=False).images.flatten(1)
+    nearest = torch.cdist(start.flatten(1), fashion).argmin(dim=1)
+    residual = start.flatten(1) - fashion[nearest]  # the noise alone: 784 draws per image
+    assert residual.mean().abs() < 0.1 and residual.std(dim=1).sub(level).abs().max() < 0.1 * level
+    samples = sampler.sample(start, sample_steps=3)
+    assert samples.shape == (3, 1, 28, 28) and samples.min() >= 0 and samples.max() <= 1
+
+
 def test_fashion_cold_without_its_dataset_says_where_to_put_it(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("COLDDIFF_DATA_DIR", str(tmp_path))  # no dataset, and no network:
@@ -170,7 +185,8 @@ def test_fashion_cold_without_its_dataset_says_where_to_put_it(
     assert "FashionMNIST" in error and str(tmp_path) in error
 
 
-@pytest.mark.parametrize("name", ["mnist-ddpm", "mnist-fashion-cold", "mnist-deblur", "mnist-ddpm-cond"])
+@pytest.mark.parametrize("name", ["mnist-ddpm", "mnist-fashion-cold", "mnist-deblur", "mnist-ddpm-cond",
+                                  "mnist-fashion-hot"])
 def test_the_committed_config_trains_and_samples_the_shipped_model(name: str) -> None:
     card = json.loads((pretrained.weights_dir() / f"{name}.json").read_text())
     committed = TrainConfig.load(Path(str(resources.files("colddiff")))
@@ -192,6 +208,10 @@ def test_the_committed_config_trains_and_samples_the_shipped_model(name: str) ->
         assert shipped.classes == [str(digit) for digit in range(10)]
         assert card["guidance_scores"]["1.05"]["accuracy"] >= 0.98
         assert card["guidance_scores"]["1.05"]["fmd_ratio"] <= 1.1
+    elif name == "mnist-fashion-hot":  # mnist-fashion-cold fine-tuned with a noise rising to 1.0
+        assert (shipped.sampler, shipped.sampler_kwargs) == ("cold", {"algorithm": 2, "source": "fixed"})
+        assert shipped.init_from == "mnist-fashion-cold"
+        assert shipped.degradation_kwargs == {"noise": {"level": 1.0, "shape": "schedule"}}
     else:
         assert (shipped.sampler, shipped.sampler_kwargs) == ("ddpm", {"variance": "posterior"})
         assert card["default_scores"] == "ddpm-posterior-50"
