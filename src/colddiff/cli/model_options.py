@@ -26,7 +26,7 @@ def add_model_options(command: argparse.ArgumentParser) -> None:
     model.add_argument("--checkpoint", type=checkpoint_file, help="a training checkpoint")
     model.add_argument("--pretrained", metavar="NAME",
                        help="a model shipped with colddiff (mnist-ddpm, mnist-ddpm-cond, mnist-fashion-cold, "
-                       "mnist-deblur)")
+                       "mnist-fashion-hot, mnist-deblur)")
     command.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     command.add_argument("--seed", type=COUNT, default=0)
     command.add_argument("--device", default="auto")
