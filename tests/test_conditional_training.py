@@ -201,6 +201,24 @@ def test_the_conditional_recipes_are_the_shipped_ones_made_conditional(name: str
     assert set(weights) <= set(net.state_dict())
 
 
+@pytest.mark.parametrize(("recipe", "source"), [("mnist-ddpm-cond-finetune", "mnist-ddpm"),
+                                              ("mnist-fashion-cold-cond-finetune", "mnist-fashion-cold"),
+                                              ("mnist-fashion-hot-cond-finetune", "mnist-fashion-hot")])
+def test_each_conditional_fine_tune_recipe_starts_from_its_shipped_model(recipe: str, source: str) -> None:
+    configs = Path(pretrained.__file__).parent / "configs"
+    resolved = with_classes(TrainConfig.load(configs / f"{recipe}.toml").replace(init_from=source))
+    assert (resolved.conditional, resolved.classes) == (True, DIGITS)
+    saved, weights = pretrained.model_weights(source)
+    shipped = TrainConfig.from_dict(saved)
+    # The same model, degradation (noise included) and sampler; only the conditioning is new.
+    shape_and_model = tuple(field for field in MODEL_FIELDS if field not in CONDITIONING_FIELDS)
+    assert model_differences(saved, resolved, shape_and_model) == []
+    assert resolved.degradation_kwargs == shipped.degradation_kwargs
+    assert (resolved.sampler, resolved.sampler_kwargs) == (shipped.sampler, shipped.sampler_kwargs)
+    net = build_denoiser(resolved).net
+    assert set(net.state_dict()) - set(weights) == {"class_embedding.weight"}
+
+
 def test_embedding_lr_gives_the_class_embedding_its_own_adam_step(tmp_path: Path, data_dir: Path) -> None:
     # One optimiser step (64 images, batch 64): Adam's first step moves every entry whose gradient
     # is not zero by lr * g / (|g| + eps), +-lr to within 1% here, so the embedding moves by embedding_lr
