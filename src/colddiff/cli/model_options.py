@@ -4,6 +4,7 @@ where the images go."""
 from __future__ import annotations
 
 import argparse
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,14 +20,20 @@ if TYPE_CHECKING:
 __all__ = ["add_model_options", "add_outputs", "load_model", "write_images"]
 
 
+def _shipped_names() -> list[str]:
+    """``colddiff.pretrained.available()``, read without importing PyTorch (for ``--help``)."""
+    weights = resources.files("colddiff") / "pretrained" / "weights"
+    return sorted(entry.name.removesuffix(".json") for entry in weights.iterdir()
+                  if entry.name.endswith(".json"))
+
+
 def add_model_options(command: argparse.ArgumentParser) -> None:
     """``--checkpoint`` or ``--pretrained``, ``--no-ema``, ``--seed``, ``--device``,
     ``--precision`` and ``--compile``."""
     model = command.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", type=checkpoint_file, help="a training checkpoint")
     model.add_argument("--pretrained", metavar="NAME",
-                       help="a model shipped with colddiff (mnist-ddpm, mnist-ddpm-cond, mnist-fashion-cold, "
-                       "mnist-fashion-hot, mnist-deblur)")
+                       help=f"a model shipped with colddiff ({', '.join(_shipped_names())})")
     command.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     command.add_argument("--seed", type=COUNT, default=0)
     command.add_argument("--device", default="auto")
