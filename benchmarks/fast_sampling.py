@@ -3,6 +3,7 @@
     python -m benchmarks.fast_sampling --json fast-sampling.json     # the whole table (hours on a CPU)
     python -m benchmarks.fast_sampling --n 100 --calls 10 --spacings trailing logsnr  # one small point
     python -m benchmarks.fast_sampling --quick                       # a smoke test (CI)
+    python -m benchmarks.fast_sampling --device cuda --json fast-sampling.json   # on a GPU
 
 For a shipped model (``--pretrained``, default ``mnist-ddpm``) and each sampler (``--samplers``:
 DDIM, DPM-Solver++ 2M and 3M, UniPC), spacing (``--spacings``: trailing, logsnr, karras,
@@ -33,6 +34,7 @@ from torch import Tensor
 from benchmarks.common import emit, machine
 from colddiff import Sampler, fmd, pretrained, samplers
 from colddiff.config import to_unit_range
+from colddiff.runtime import resolve_device
 
 #: The samplers by the name used here: a registered sampler and its options.
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -54,15 +56,17 @@ QUICK_N, QUICK_CONFIGS = 16, [("ddim", "trailing", 5), ("dpmsolver++3", "logsnr"
 
 def draw(sampler: Sampler, steps: int | None, n: int, seed: int, model: pretrained.Pretrained,
          batch: int = 250) -> tuple[Tensor, float, int]:
-    """``n`` samples in ``[0, 1]``, the seconds they took and the network calls per image."""
-    generator = torch.Generator().manual_seed(seed)
+    """``n`` samples in ``[0, 1]`` (on the CPU), the seconds they took and the network calls per
+    image; drawn on the model's device, from a generator there."""
+    device = next(model.denoiser.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
     with warnings.catch_warnings():  # repeated steps are counted below instead
         warnings.simplefilter("ignore", UserWarning)
         calls = len(sampler.timesteps(steps)) - 1
         start, batches = time.perf_counter(), []
         for done in range(0, n, batch):
             x_T = sampler.prior(min(batch, n - done), generator=generator)
-            batches.append(sampler.sample(x_T, steps, generator=generator))
+            batches.append(sampler.sample(x_T, steps, generator=generator).cpu())
     seconds = time.perf_counter() - start
     return to_unit_range(torch.cat(batches), model.config).clamp(0, 1), seconds, calls
 
@@ -123,14 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-baseline", action="store_true", help="skip the model's own sampler")
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument("--quick", action="store_true", help="two configurations, a few samples")
     args = parser.parse_args(argv)
     if args.n < 2 or min(args.calls) < 1:
         parser.error(f"--n must be at least 2 and --calls at least 1, got {args.n} and {args.calls}")
 
-    model = pretrained.load(args.pretrained)
+    device = resolve_device(args.device)
+    model = pretrained.load(args.pretrained, device)
     warm_up = model.sampler()
-    warm_up.sample(warm_up.prior(2, generator=torch.Generator().manual_seed(0)), 1)  # not timed
+    warm_up.sample(warm_up.prior(2, generator=torch.Generator(device=device).manual_seed(0)), 1)  # not timed
     n = QUICK_N if args.quick else args.n
     configs = QUICK_CONFIGS if args.quick else [(s, p, c) for s in args.samplers for p in args.spacings
                                                    for c in args.calls]
