@@ -93,7 +93,7 @@ GENERATION: dict[str, dict[str, Any]] = {
              "sampler_kwargs": {"source": "estimate", "fresh_noise": 1.25}},
     # x0, not the paper's eps: a clean image from a noise prediction divides by alpha_t, down to
     # a_t * 0.001 where the blur has taken a frequency, and trained at 15 epochs the eps recipe
-    # sampled nothing but eights (FMD ratio 148; docs/concepts/blurring.md)
+    # sampled 99.7% eights (FMD ratio 148; docs/concepts/blurring.md)
     "blurring": {"degradation": "blurring", "predict": "x0", "sampler": "ddpm",
                  "sampler_kwargs": {"variance": "posterior"}},
     # Soft Diffusion's noise grows with t (Daras et al. 2023): with a constant level the soft
