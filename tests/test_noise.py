@@ -57,7 +57,8 @@ SCHEDULE = (r"^noise, as a schedule, must be T \+ 1 = \d+ finite numbers >= 0, o
     (-0.1, LEVEL + r"-0\.1$"), (math.nan, LEVEL + "nan$"), (math.inf, LEVEL + "inf$"),
     (True, EITHER + "True$"), ("0.1", EITHER + "'0.1'$"), (None, EITHER + "None$"),
     ([0.0, 0.1], SCHEDULE + "2 values$"), ([0.1] * 1001, SCHEDULE), ([0.0, -0.1] + [0.0] * 999, SCHEDULE),
-    ([0.0, math.nan] + [0.0] * 999, SCHEDULE)])
+    ([0.0, math.nan] + [0.0] * 999, SCHEDULE),
+    (10**400, LEVEL + "10000"), ([0.0, 10**400] + [0.0] * 999, SCHEDULE)])  # too large for a float
 def test_a_bad_noise_is_refused_naming_noise_and_what_it_accepts(name: str, bad: object,
                                                                   message: str) -> None:
     """Every built-in with ``noise``, created by name as a config does (T = 1000 for blur and the
@@ -120,7 +121,8 @@ NAMED = (r"^noise, as a named shape, must be \{'level': a finite number >= 0, 's
 @pytest.mark.parametrize("bad", [
     {"level": 0.1}, {"level": 0.1, "shape": "cosine"}, {"level": -0.1, "shape": "linear"},
     {"level": True, "shape": "linear"}, {"level": math.inf, "shape": "constant"},
-    {"level": "0.1", "shape": "linear"}, {"level": 0.1, "shape": "linear", "t": 1}])
+    {"level": "0.1", "shape": "linear"}, {"level": 0.1, "shape": "linear", "t": 1},
+    {"level": 10**400, "shape": "linear"}])
 def test_a_bad_named_shape_is_refused_naming_noise(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=NAMED):
         degradations.create("fashion_mnist", schedule=Schedule.preset("default"), noise=bad)
