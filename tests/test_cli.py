@@ -134,7 +134,7 @@ EXIT_TABLE: list[tuple[list[str], int, str]] = [
     (["export", "--checkpoint", "{text}", "--name", "x", "--out", "{empty}", "--card", "{missing}.json"], 2,
      "--card: .*missing.json: no such file"),
     (["export", "--checkpoint", "{text}", "--name", "x", "--out", "{empty}"], 1, "not a readable checkpoint"),
-    (["list", "bogus"], 2, "KIND must be among degradations, nets, samplers, got bogus"),
+    (["list", "bogus"], 2, "KIND must be among degradations, nets, samplers, models, got bogus"),
     (["degradations", "--bogus"], 2, r"\(see colddiff degradations --help\)"),
     (["reproduce", "--out", "{empty}", "--study", "nope"], 2, "--study must be one of"),
     (["reproduce", "--out", "{empty}", "--figures-only"], 2, "--figures-only needs a finished study"),

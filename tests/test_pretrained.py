@@ -57,6 +57,17 @@ def test_altered_weights_and_unknown_names_are_refused(shipped: Path) -> None:
         pretrained.load("mnist-gan")
 
 
+def test_colddiff_list_models_shows_each_shipped_model_and_check_loads_it(
+        shipped: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "models", "--check"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["tiny  shipped: gaussian, ddim sampler  [ok]"]
+    weights = shipped / "tiny.pt"
+    weights.write_bytes(weights.read_bytes()[:-8])  # a truncated download
+    assert main(["list", "models"]) == 0, "without --check nothing is loaded"
+    assert main(["list", "models", "--check"]) == 1
+    assert "[BROKEN: PretrainedError:" in capsys.readouterr().out
+
+
 def test_cli_samples_a_pretrained_model_by_name(shipped: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sample", "--pretrained", "tiny", "-n", "4", "--out", str(tmp_path / "s.png"),

@@ -1,4 +1,5 @@
-"""``colddiff list`` and ``colddiff degradations``: the pluggable parts and where they come from."""
+"""``colddiff list`` and ``colddiff degradations``: the pluggable parts and where they come from,
+and the shipped pretrained models."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from colddiff.cli.errors import usage_error
 
 __all__ = ["KINDS", "add_parser", "run"]
 
-#: The registries ``colddiff list`` shows, by module name.
-KINDS = ["degradations", "nets", "samplers"]
+#: What ``colddiff list`` shows: the registries, by module name, and the shipped models.
+KINDS = ["degradations", "nets", "samplers", "models"]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``list`` and ``degradations`` to ``commands``."""
-    for name, text in (("list", "list the pluggable parts (degradations, nets, samplers) and their origin"),
+    for name, text in (("list", "list the pluggable parts (degradations, nets, samplers) and their origin, "
+                                 "and the shipped models"),
                        ("degradations", "the same as `colddiff list degradations`")):
         listing = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         listing.set_defaults(subparser=listing, handler=run)
@@ -22,7 +24,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
             listing.add_argument("kinds", nargs="*", metavar="KIND",
                                  help=f"any of {', '.join(KINDS)} (default: all)")
         listing.add_argument("--check", action="store_true",
-                             help="import each one and mark those that fail (exit 1 if any does)")
+                             help="import each one (load each model) and mark those that fail (exit 1 if "
+                             "any does)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,9 +38,12 @@ def run(args: argparse.Namespace) -> int:
         usage_error(args, f"KIND must be among {', '.join(KINDS)}, got {', '.join(unknown)}")
     failed = 0
     for kind in dict.fromkeys(kinds):
-        registry = importlib.import_module(f"colddiff.{kind}").REGISTRY
-        available = registry.available()
-        problems = registry.check() if args.check else {}
+        if kind == "models":
+            available, problems = _shipped_models(args.check)
+        else:
+            registry = importlib.import_module(f"colddiff.{kind}").REGISTRY
+            available = registry.available()
+            problems = registry.check() if args.check else {}
         if len(kinds) > 1:
             print(f"{kind}:")
         width = max(map(len, available))
@@ -48,3 +54,26 @@ def run(args: argparse.Namespace) -> int:
                 failed += problems[name] is not None
             print(f"{'  ' if len(kinds) > 1 else ''}{name:<{width}}  {origin}{status}")
     return 1 if failed else 0
+
+
+def _shipped_models(check: bool) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Each shipped model's name and what it is (from its card), and with ``check`` whether it
+    loads (its weights whole, as :func:`colddiff.pretrained.load` checks them)."""
+    import json
+
+    from colddiff import pretrained
+
+    described: dict[str, str] = {}
+    problems: dict[str, str | None] = {}
+    for name in pretrained.available():
+        config = json.loads((pretrained.weights_dir() / f"{name}.json").read_text())["config"]
+        noise = " with noise" if "noise" in config.get("degradation_kwargs", {}) else ""
+        conditional = ", conditional" if config.get("conditional") else ""
+        described[name] = f"shipped: {config['degradation']}{noise}, {config['sampler']} sampler{conditional}"
+        if check:
+            try:
+                pretrained.load(name)
+                problems[name] = None
+            except Exception as error:  # reported, as for a broken plugin
+                problems[name] = f"{type(error).__name__}: {error}"
+    return described, problems
