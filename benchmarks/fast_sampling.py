@@ -42,6 +42,7 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "dpmsolver++2": ("dpmsolver++", {"order": 2}),
     "dpmsolver++3": ("dpmsolver++", {"order": 3}),
     "dpmsolver++3-diffusers": ("dpmsolver++", {"order": 3, "variant": "diffusers"}),
+    "dpmsolver++2-sde": ("dpmsolver++", {"order": 2, "sde": True}),
     "unipc": ("unipc", {"order": 2}),
     "unipc3": ("unipc", {"order": 3}),
 }

@@ -217,9 +217,12 @@ def _with_full_d2(scheduler: diffusers.DPMSolverMultistepScheduler) -> None:
 
 
 def _dpm_reference(times: list[int], order: int, model_output: Callable[[Tensor, int], Tensor],
-                   prediction_type: str, full_d2: bool = False) -> list[Tensor]:
+                   prediction_type: str, full_d2: bool = False,
+                   noise: list[Tensor] | None = None) -> list[Tensor]:
+    """diffusers' trajectory; with ``noise`` (one per step), its SDE solver fed that noise."""
     scheduler = diffusers.DPMSolverMultistepScheduler(
-        num_train_timesteps=T, trained_betas=SCHEDULE.beta[1:].numpy(), algorithm_type="dpmsolver++",
+        num_train_timesteps=T, trained_betas=SCHEDULE.beta[1:].numpy(),
+        algorithm_type="dpmsolver++" if noise is None else "sde-dpmsolver++",
         solver_order=order, solver_type="midpoint", prediction_type=prediction_type,
         final_sigmas_type="zero" if times[-1] == 0 else "sigma_min", lower_order_final=True,
         thresholding=False)
@@ -229,10 +232,35 @@ def _dpm_reference(times: list[int], order: int, model_output: Callable[[Tensor,
     if full_d2:
         _with_full_d2(scheduler)
     states, x = [start()], start()
-    for t in times[:-1]:
-        x = scheduler.step(model_output(x, t), t - 1, x).prev_sample
+    for i, t in enumerate(times[:-1]):
+        x = scheduler.step(model_output(x, t), t - 1, x,
+                           variance_noise=None if noise is None else noise[i]).prev_sample
         states.append(x)
     return states
+
+
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize(("steps", "spacing"), [(None, "trailing"), (20, "trailing"), (10, "trailing"),
+                                                 (7, "trailing"), (12, "logsnr"), (10, "karras")])
+@pytest.mark.usefixtures("float64_dpm_solver")
+def test_sde_dpmsolver_takes_diffusers_steps_with_the_same_noise(order: int, steps: int | None,
+                                                                 spacing: str) -> None:
+    times = timesteps(steps, spacing)
+    noise = fixed_noise(len(times))
+    sampler = samplers.create("dpmsolver++", gaussian_denoiser(), order=order, sde=True, clip_x0=False,
+                              spacing=spacing)
+    ours = our_trajectory(sampler, start(), steps, noise)
+    assert_same_trajectory(ours, _dpm_reference(times, order, eps_output, "epsilon", noise=noise))
+    ode = our_trajectory(samplers.create("dpmsolver++", gaussian_denoiser(), order=order, clip_x0=False,
+                                         spacing=spacing), start(), steps, [])
+    assert not torch.allclose(ours[1], ode[1]), "the SDE solver adds noise from the first step"
+
+
+def test_sde_dpmsolver_refuses_order_three_and_a_non_bool() -> None:
+    with pytest.raises(ValueError, match=r"sde=True takes order 1 or 2 .*got order=3"):
+        samplers.create("dpmsolver++", gaussian_denoiser(), order=3, sde=True)
+    with pytest.raises(ValueError, match="sde must be True or False, got 'yes'"):
+        samplers.create("dpmsolver++", gaussian_denoiser(), sde="yes")
 
 
 @pytest.mark.parametrize("order", [1, 2])

@@ -1,6 +1,6 @@
 """DPM-Solver++ (2M and 3M): Lu et al. (2022), "DPM-Solver++: Fast Solver for Guided Sampling of
 Diffusion Probabilistic Models", Algorithm 2 (multistep, data prediction) and its third-order
-multistep form."""
+multistep form; and SDE-DPM-Solver++ (1 and 2M), the same paper's solver of the diffusion SDE."""
 
 from __future__ import annotations
 
@@ -51,28 +51,46 @@ class DPMSolverSampler(MultistepSampler):
     ending at ``t = 1``, ``prediction_type="sample"`` fed our ``x0_hat``; its timestep ``k`` is
     our ``t = k + 1``), at order 3 with ``variant="diffusers"``, or with the ``D2`` term doubled.
 
+    ``sde=True`` (orders 1 and 2) solves the reverse diffusion SDE instead of the probability-flow
+    ODE (SDE-DPM-Solver++, Lu et al. 2022, appendix; their eq. for SDE-DPM-Solver++(2M)), adding
+    fresh noise at every step but the last::
+
+        x_s = (sigma_s / sigma_t) exp(-h) x_t + alpha_s (1 - exp(-2h)) D + sigma_s sqrt(1 - exp(-2h)) z
+
+    with ``D`` as above (first or second order) and ``z ~ N(0, I)``: like ancestral sampling, the
+    noise corrects part of the network's errors instead of carrying them along. It matches
+    diffusers' ``DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")`` fed the same noise.
+
     Args:
         denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise`.
         order: 1, 2 or 3.
         variant: At order 3, ``"taylor"`` or ``"diffusers"`` (see above); ignored below it.
+        sde: Solve the diffusion SDE (fresh noise at each step; orders 1 and 2), not the ODE.
         spacing: The step grid, and the other options of :class:`Sampler`: ``rho``,
             ``final_denoise``, ``clip_x0`` and ``data_range`` (keywords, as there).
 
     Raises:
-        ValueError: If the degradation is not Gaussian noise, ``order`` is not 1, 2 or 3 or
-            ``variant`` not ``"taylor"`` or ``"diffusers"``.
+        ValueError: If the degradation is not Gaussian noise, ``order`` is not 1, 2 or 3,
+            ``variant`` not ``"taylor"`` or ``"diffusers"``, or ``sde`` is not a bool or is
+            asked at order 3.
     """
 
     def __init__(self, denoiser: Denoiser, *, order: Literal[1, 2, 3] = 2,
-                 variant: Literal["taylor", "diffusers"] = "taylor", spacing: Spacing = "trailing",
+                 variant: Literal["taylor", "diffusers"] = "taylor", sde: bool = False,
+                 spacing: Spacing = "trailing",
                  rho: float = 7.0, final_denoise: bool = False, clip_x0: bool = True,
                  data_range: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__(denoiser, order=order, spacing=spacing, rho=rho, final_denoise=final_denoise,
                          clip_x0=clip_x0, data_range=data_range)
         if variant not in ("taylor", "diffusers"):
             raise ValueError(f"variant must be 'taylor' or 'diffusers', got {variant!r}")
+        if not isinstance(sde, bool):
+            raise ValueError(f"sde must be True or False, got {sde!r}")
+        if sde and order == 3:
+            raise ValueError("sde=True takes order 1 or 2 (SDE-DPM-Solver++ 1 and 2M), got order=3")
         self.variant = variant
-        self._coefficients: list[tuple[float, float, tuple[float, ...]]] = []
+        self.sde = sde
+        self._coefficients: list[tuple[float, float, tuple[float, ...], float]] = []
 
     def step_order(self, i: int, steps: int, to_zero: bool) -> int:
         """The order of step ``i`` of ``steps``: rising over the first steps, first order at the
@@ -85,30 +103,39 @@ class DPMSolverSampler(MultistepSampler):
         return min(self.order, i + 1)
 
     def setup(self, times: list[int], x_T: Tensor, generator: torch.Generator | None) -> None:
-        """Precompute ``(x_t weight, D weight, weights of the last predictions in D)`` per step."""
+        """Precompute ``(x_t weight, D weight, weights of the last predictions in D, noise
+        weight)`` per step."""
         alpha, sigma, lam = self.noise_levels(times)
         steps = len(times) - 1
         self._coefficients = []
         for i in range(steps):
             order = self.step_order(i, steps, sigma[i + 1] == 0)
             if sigma[i + 1] == 0:  # the last step: x_0 = x0_hat
-                self._coefficients.append((0.0, alpha[i + 1], (1.0,)))
+                self._coefficients.append((0.0, alpha[i + 1], (1.0,), 0.0))
                 continue
             h = lam[i + 1] - lam[i]
             weights = _direction_weights(order, h, lam[i] - lam[i - 1] if i else h,
                                          lam[i - 1] - lam[i - 2] if i > 1 else h, self.variant == "taylor")
-            self._coefficients.append((sigma[i + 1] / sigma[i], -alpha[i + 1] * math.expm1(-h), weights))
+            ratio = sigma[i + 1] / sigma[i]
+            if self.sde:  # exp(-h) more decay of x_t, D weighted by 1 - exp(-2h), and fresh noise
+                self._coefficients.append((ratio * math.exp(-h), -alpha[i + 1] * math.expm1(-2 * h), weights,
+                                           sigma[i + 1] * math.sqrt(-math.expm1(-2 * h))))
+            else:
+                self._coefficients.append((ratio, -alpha[i + 1] * math.expm1(-h), weights, 0.0))
         self.history = []
 
     def step(self, i: int, t: int, s: int, x_t: Tensor, x0_hat: Tensor, t_batch: Tensor,
              s_batch: Tensor, generator: torch.Generator | None) -> Tensor:
         """One DPM-Solver++ step from ``t`` to ``s``."""
-        xt_weight, d_weight, weights = self._coefficients[i]
+        xt_weight, d_weight, weights, noise_weight = self._coefficients[i]
         history = self.remember(x0_hat)
         direction = weights[0] * x0_hat  # first order: the weight 1
         for weight, earlier in zip(weights[1:], history[1:], strict=False):
             direction = direction + weight * earlier
-        return xt_weight * x_t + d_weight * direction
+        x_s = xt_weight * x_t + d_weight * direction
+        if noise_weight > 0:
+            x_s = x_s + noise_weight * self.noise(x_s, generator)
+        return x_s
 
 
 def _direction_weights(order: int, h: float, h_0: float, h_1: float, taylor: bool) -> tuple[float, ...]:
