@@ -66,6 +66,9 @@ def test_colddiff_list_models_shows_each_shipped_model_and_check_loads_it(
     assert main(["list", "models"]) == 0, "without --check nothing is loaded"
     assert main(["list", "models", "--check"]) == 1
     assert "[BROKEN: PretrainedError:" in capsys.readouterr().out
+    (shipped / "tiny.json").write_text("{not json")
+    assert main(["list"]) == 0, "an unreadable card is listed, not a traceback"
+    assert "  tiny  shipped: its card cannot be read" in capsys.readouterr().out.splitlines()
 
 
 def test_cli_samples_a_pretrained_model_by_name(shipped: Path, tmp_path: Path,

@@ -315,6 +315,17 @@ def test_dpmsolver_on_a_grid_ending_above_zero_is_diffusers_with_that_sigma(orde
     assert_same_trajectory(ours, _dpm_reference(grid, order, eps_output, "epsilon", order == 3))
 
 
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.usefixtures("float64_dpm_solver")
+def test_sde_dpmsolver_on_a_grid_ending_above_zero_adds_noise_at_its_last_step_too(order: int) -> None:
+    grid = [*timesteps(9)[:-1], 40]
+    noise = fixed_noise(len(grid))
+    sampler = samplers.create("dpmsolver++", gaussian_denoiser(), order=order, sde=True, spacing=grid,
+                              clip_x0=False)
+    ours = our_trajectory(sampler, start(), None, noise)
+    assert_same_trajectory(ours, _dpm_reference(grid, order, eps_output, "epsilon", noise=noise))
+
+
 def test_dpmsolver_order_one_is_ddim() -> None:
     dpm = our_trajectory(samplers.create("dpmsolver++", gaussian_denoiser(), order=1), start(), 25, [])
     ddim = our_trajectory(samplers.create("ddim", gaussian_denoiser()), start(), 25, [])

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             problems = registry.check() if args.check else {}
         if len(kinds) > 1:
             print(f"{kind}:")
-        width = max(map(len, available))
+        width = max(map(len, available), default=0)
         for name, origin in available.items():
             status = ""
             if args.check:
@@ -66,14 +66,18 @@ def _shipped_models(check: bool) -> tuple[dict[str, str], dict[str, str | None]]
     described: dict[str, str] = {}
     problems: dict[str, str | None] = {}
     for name in pretrained.available():
-        config = json.loads((pretrained.weights_dir() / f"{name}.json").read_text())["config"]
-        noise = " with noise" if "noise" in config.get("degradation_kwargs", {}) else ""
-        conditional = ", conditional" if config.get("conditional") else ""
-        described[name] = f"shipped: {config['degradation']}{noise}, {config['sampler']} sampler{conditional}"
+        try:
+            config = json.loads((pretrained.weights_dir() / f"{name}.json").read_text())["config"]
+            noise = " with noise" if config.get("degradation_kwargs", {}).get("noise") else ""
+            conditional = ", conditional" if config.get("conditional") else ""
+            sampler = f"{config['sampler']} sampler"
+            described[name] = f"shipped: {config['degradation']}{noise}, {sampler}{conditional}"
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            described[name] = "shipped: its card cannot be read"
         if check:
             try:
                 pretrained.load(name)
                 problems[name] = None
-            except Exception as error:  # reported, as for a broken plugin
-                problems[name] = f"{type(error).__name__}: {error}"
+            except Exception as error:  # reported on one line, as for a broken plugin
+                problems[name] = " ".join(f"{type(error).__name__}: {error}".split())
     return described, problems

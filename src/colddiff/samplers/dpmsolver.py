@@ -53,7 +53,7 @@ class DPMSolverSampler(MultistepSampler):
 
     ``sde=True`` (orders 1 and 2) solves the reverse diffusion SDE instead of the probability-flow
     ODE (SDE-DPM-Solver++, Lu et al. 2022, appendix; their eq. for SDE-DPM-Solver++(2M)), adding
-    fresh noise at every step but the last::
+    fresh noise at every step but one to ``t = 0``::
 
         x_s = (sigma_s / sigma_t) exp(-h) x_t + alpha_s (1 - exp(-2h)) D + sigma_s sqrt(1 - exp(-2h)) z
 
