@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -224,13 +225,18 @@ def test_a_time_budget_stops_mid_epoch_and_the_run_resumes_to_the_same_curve(
     assert losses(tmp_path / "budget") == pytest.approx(losses(tmp_path / "straight"), rel=1e-6)
 
 
-def test_resuming_a_run_whose_time_budget_is_spent_keeps_its_metrics(tmp_path: Path, data_dir: Path) -> None:
+def test_resuming_a_run_whose_time_budget_is_spent_keeps_its_metrics_and_says_why(
+        tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tiny(epochs=2, max_minutes=1e-6)
     Trainer(config, tmp_path, quiet=True).fit()
     before = (tmp_path / "metrics.jsonl").read_text()
     assert json.loads(before)["partial"]
-    assert Trainer(config, tmp_path, quiet=True).fit(resume=True) == []
+    capsys.readouterr()
+    assert Trainer(config, tmp_path).fit(resume=True) == []
     assert (tmp_path / "metrics.jsonl").read_text() == before
+    assert re.search(r"the time budget, max_minutes = 1e-06, is used up \([0-9.]+ minutes trained over "
+                     r"all sessions\): nothing to train; resume with a larger max_minutes, or none",
+                     capsys.readouterr().err)
 
 
 def test_a_time_budget_is_used_in_full(tmp_path: Path, data_dir: Path) -> None:

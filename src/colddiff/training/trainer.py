@@ -234,6 +234,10 @@ class Trainer:
             self.run.write_config(self.config)
             self._say(self._announcement(batches))
         history = []
+        if self.epoch < self.config.epochs and self.clocks.out_of_time(between_epochs=True):
+            self._say(f"the time budget, max_minutes = {self.config.max_minutes:g}, is used up "
+                      f"({self.clocks.wall_time / 60:.2f} minutes trained over all sessions): nothing "
+                      "to train; resume with a larger max_minutes, or none")
         for epoch in range(self.epoch + 1, self.config.epochs + 1):
             if self.clocks.out_of_time(between_epochs=True):
                 break
