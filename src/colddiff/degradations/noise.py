@@ -52,7 +52,7 @@ def noise_levels(noise: object, num_timesteps: int, schedule: Schedule | None = 
     per_step = (f"noise, as a schedule, must be T + 1 = {num_timesteps + 1} finite numbers >= 0, one "
                 f"per step t = 0..T, the first 0 (x_0 is the clean image)")
     if isinstance(noise, (int, float)) and not isinstance(noise, bool):
-        if not _finite_non_negative(noise):
+        if not (math.isfinite(_as_float(noise)) and noise >= 0):
             raise ValueError(f"{level}, got {noise!r:.80}")
         levels = torch.full((num_timesteps + 1,), float(noise), dtype=torch.float64)
         levels[0] = 0.0
@@ -61,8 +61,7 @@ def noise_levels(noise: object, num_timesteps: int, schedule: Schedule | None = 
         values = noise.detach().to("cpu", torch.float64)
     elif isinstance(noise, (list, tuple)) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in noise):
-        values = torch.tensor([float(v) if _finite_non_negative(v) else math.nan for v in noise],
-                              dtype=torch.float64)
+        values = torch.tensor([_as_float(v) for v in noise], dtype=torch.float64)
     else:
         raise ValueError(f"{level} (the level at every step t >= 1) or a sequence of T + 1 = "
                          f"{num_timesteps + 1} of them, one per step t = 0..T; got {noise!r:.80}")
@@ -73,12 +72,12 @@ def noise_levels(noise: object, num_timesteps: int, schedule: Schedule | None = 
     return values
 
 
-def _finite_non_negative(value: float) -> bool:
-    """Whether ``value`` is a finite number ``>= 0`` as a float (an int too large for one is not)."""
+def _as_float(value: float) -> float:
+    """``float(value)``, or infinity for an int too large for a float (which the checks refuse)."""
     try:
-        return math.isfinite(float(value)) and value >= 0
+        return float(value)
     except OverflowError:
-        return False
+        return math.inf
 
 
 def _shaped_levels(noise: Mapping[object, object], num_timesteps: int, schedule: Schedule | None) -> Tensor:
@@ -87,7 +86,7 @@ def _shaped_levels(noise: Mapping[object, object], num_timesteps: int, schedule:
                 f"{', '.join(map(repr, NOISE_SHAPES))}}}")
     level, shape = noise.get("level"), noise.get("shape")
     if (set(noise) != {"level", "shape"} or shape not in NOISE_SHAPES or isinstance(level, bool)
-            or not isinstance(level, (int, float)) or not _finite_non_negative(level)):
+            or not isinstance(level, (int, float)) or not math.isfinite(_as_float(level)) or level < 0):
         raise ValueError(f"{accepted}; got {dict(noise)!r:.120}")
     steps = torch.arange(num_timesteps + 1, dtype=torch.float64)
     if shape == "constant":
