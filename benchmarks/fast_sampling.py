@@ -4,6 +4,7 @@
     python -m benchmarks.fast_sampling --n 100 --calls 10 --spacings trailing logsnr  # one small point
     python -m benchmarks.fast_sampling --quick                       # a smoke test (CI)
     python -m benchmarks.fast_sampling --device cuda --json fast-sampling.json   # on a GPU
+    python -m benchmarks.fast_sampling --samplers dpmsolver++2-sde --sde-etas 1 0.5 0.35 --calls 10
 
 For a shipped model (``--pretrained``, default ``mnist-ddpm``) and each sampler (``--samplers``:
 DDIM, DPM-Solver++ 2M and 3M, UniPC), spacing (``--spacings``: trailing, logsnr, karras,
@@ -15,6 +16,8 @@ MNIST test digits divided by that of real training digits at the same ``n`` (1.0
 real data). Each row also gives the classifier's class histogram, the seconds per image and
 the calls actually made: a rounded grid can repeat a step, and repeats are dropped (on the
 cosine schedule of ``mnist-ddpm``, ``logsnr`` and ``karras`` crowd their steps next to ``T``).
+The SDE solver (``dpmsolver++2-sde``) gets one row per noise share ``--sde-etas`` (its ``eta``:
+1 the full SDE, the default; 0 the ODE).
 The baseline row is the model's own sampler with the card's number of steps (``mnist-ddpm``:
 50 steps of ancestral sampling), the quality the few-step samplers are measured against.
 """
@@ -47,12 +50,15 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "unipc3": ("unipc", {"order": 3}),
 }
 DEFAULT_SAMPLERS = ["ddim", "dpmsolver++2", "dpmsolver++3", "unipc"]
+#: The sampler that takes ``--sde-etas``.
+SDE = "dpmsolver++2-sde"
 #: The spacing that stands for a model's tuned grids (``colddiff tune-steps``), and its row's name.
 TUNED, TUNED_ROW = "tuned", "ddim"
 SPACINGS = ["trailing", "logsnr", "karras", "quadratic", TUNED]
 CALLS = [5, 10, 20, 50]
 #: ``--quick``: two configurations, a few samples.
-QUICK_N, QUICK_CONFIGS = 16, [("ddim", "trailing", 5), ("dpmsolver++3", "logsnr", 5), ("ddim", TUNED, 10)]
+QUICK_N, QUICK_CONFIGS = 16, [("ddim", "trailing", 5), ("dpmsolver++3", "logsnr", 5),
+                              (f"{SDE} eta=0.35", "trailing", 5), ("ddim", TUNED, 10)]
 
 
 def draw(sampler: Sampler, steps: int | None, n: int, seed: int, model: pretrained.Pretrained,
@@ -81,9 +87,10 @@ def score(samples: Tensor) -> dict[str, Any]:
 
 def run(model: pretrained.Pretrained, name: str, spacing: str, calls: int, n: int,
         seed: int) -> dict[str, Any] | None:
-    """One row of the table: ``name`` with ``spacing`` at ``calls`` network calls (``"tuned"``:
-    the card's tuned grid for ``calls`` with its own sampler, ``name`` being ignored; ``None``
-    where the card has none)."""
+    """One row of the table: ``name`` (a key of :data:`SAMPLERS`, for the SDE solver with
+    `` eta=E`` after it) with ``spacing`` at ``calls`` network calls (``"tuned"``: the card's
+    tuned grid for ``calls`` with its own sampler, ``name`` being ignored; ``None`` where the
+    card has none)."""
     if spacing == TUNED:
         tuned = model.tuned_grid(calls)
         if tuned is None:
@@ -92,7 +99,9 @@ def run(model: pretrained.Pretrained, name: str, spacing: str, calls: int, n: in
         steps = None if isinstance(tuned["sampler_kwargs"]["spacing"], list) else calls
         name = tuned["sampler"] + str(tuned["sampler_kwargs"].get("order", ""))
     else:
-        registered, options = SAMPLERS[name]
+        key, _, eta = name.partition(" eta=")
+        registered, options = SAMPLERS[key]
+        options = {**options, "eta": float(eta)} if eta else options
         sampler, steps = model.sampler(registered, **options, spacing=spacing), calls
     samples, seconds, made = draw(sampler, steps, n, seed, model)
     row = {"sampler": name, "spacing": spacing, "calls_requested": calls, "calls": made, "n": n,
@@ -122,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacings", nargs="+", choices=[*samplers.SPACINGS, TUNED], default=SPACINGS,
                         help=f"default: {' '.join(SPACINGS)}; {TUNED}: the card's tuned grids (colddiff "
                         "tune-steps), with their own sampler")
+    parser.add_argument("--sde-etas", nargs="+", type=float, default=[1.0], metavar="ETA",
+                        help="the noise shares eta of dpmsolver++2-sde, a row each (default 1: the SDE)")
     parser.add_argument("--calls", nargs="+", type=int, default=CALLS,
                         help="network calls per image (default 5 10 20 50)")
     parser.add_argument("--n", type=int, default=1000, help="samples per configuration")
@@ -133,13 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 2 or min(args.calls) < 1:
         parser.error(f"--n must be at least 2 and --calls at least 1, got {args.n} and {args.calls}")
+    if not all(0 <= eta <= 1 for eta in args.sde_etas):
+        parser.error(f"--sde-etas must be in [0, 1], got {args.sde_etas}")
 
     device = resolve_device(args.device)
     model = pretrained.load(args.pretrained, device)
     warm_up = model.sampler()
     warm_up.sample(warm_up.prior(2, generator=torch.Generator(device=device).manual_seed(0)), 1)  # not timed
     n = QUICK_N if args.quick else args.n
-    configs = QUICK_CONFIGS if args.quick else [(s, p, c) for s in args.samplers for p in args.spacings
+    names = [f"{name} eta={eta:g}" if name == SDE and eta != 1 else name
+             for name in args.samplers for eta in (args.sde_etas if name == SDE else [1.0])]
+    configs = QUICK_CONFIGS if args.quick else [(s, p, c) for s in dict.fromkeys(names) for p in args.spacings
                                                    for c in args.calls]
     report: dict[str, Any] = {"machine": machine(), "model": args.pretrained, "n": n, "seed": args.seed,
                               "quick": args.quick}

@@ -263,6 +263,72 @@ def test_sde_dpmsolver_refuses_order_three_and_a_non_bool() -> None:
         samplers.create("dpmsolver++", gaussian_denoiser(), sde="yes")
 
 
+def _kdiffusion_2m_sde(times: list[int], order: int, eta: float, noise: list[Tensor]) -> list[Tensor]:
+    """k-diffusion's ``sample_dpmpp_2m_sde`` (midpoint; first order when ``order`` is 1), written
+    here in its own variables: the variance-exploding state ``x / alpha``, ``sigma / alpha`` and
+    the time ``-log(sigma / alpha)``; the states are scaled back by ``alpha`` to compare."""
+    alpha = ALPHA_BAR[torch.tensor(times)].sqrt()
+    ve_sigma = sigmas(times)
+    x, old_denoised, h_last, states = start(), None, 0.0, [start()]
+    for i, t in enumerate(times[:-1]):
+        eps = eps_output(x, t)
+        denoised = (x - (1 - ALPHA_BAR[t]).sqrt() * eps) / alpha[i]
+        x_ve = x / alpha[i]
+        if ve_sigma[i + 1] == 0:
+            x_ve = denoised
+        else:
+            h = float(-ve_sigma[i + 1].log() + ve_sigma[i].log())
+            eta_h = eta * h
+            x_ve = (ve_sigma[i + 1] / ve_sigma[i] * math.exp(-eta_h) * x_ve
+                    - math.expm1(-h - eta_h) * denoised)
+            if order == 2 and old_denoised is not None:
+                r = h_last / h
+                x_ve = x_ve - 0.5 * math.expm1(-h - eta_h) * (1 / r) * (denoised - old_denoised)
+            x_ve = x_ve + noise[i] * ve_sigma[i + 1] * math.sqrt(-math.expm1(-2 * eta_h))
+            h_last = h
+        old_denoised = denoised
+        x = x_ve * alpha[i + 1]
+        states.append(x)
+    return states
+
+
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("eta", [0.0, 0.35, 0.7, 1.0])
+@pytest.mark.parametrize(("steps", "spacing"), [(10, "trailing"), (23, "trailing"), (12, "logsnr")])
+def test_sde_dpmsolver_with_eta_takes_kdiffusion_steps_with_the_same_noise(order: int, eta: float,
+                                                                           steps: int, spacing: str) -> None:
+    times = timesteps(steps, spacing)
+    noise = fixed_noise(len(times))
+    sampler = samplers.create("dpmsolver++", gaussian_denoiser(), order=order, sde=True, eta=eta,
+                              clip_x0=False, spacing=spacing)
+    assert_same_trajectory(our_trajectory(sampler, start(), steps, noise),
+                           _kdiffusion_2m_sde(times, order, eta, noise))
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_sde_dpmsolver_eta_zero_is_the_ode_and_eta_one_the_sde(order: int) -> None:
+    def trajectory(**options: object) -> list[Tensor]:
+        sampler = samplers.create("dpmsolver++", gaussian_denoiser(), order=order, **options)
+        return our_trajectory(sampler, start(), 12, fixed_noise(13))
+
+    for a, b in zip(trajectory(sde=True, eta=0.0), trajectory(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    for a, b in zip(trajectory(sde=True, eta=1.0), trajectory(sde=True), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("eta", [-0.1, 1.5, math.nan, "half", True])
+def test_sde_dpmsolver_refuses_an_eta_outside_zero_to_one(eta: object) -> None:
+    with pytest.raises(ValueError, match=r"eta must be a number in \[0, 1\], got"):
+        samplers.create("dpmsolver++", gaussian_denoiser(), sde=True, eta=eta)
+
+
+def test_dpmsolver_refuses_eta_without_sde() -> None:
+    with pytest.raises(ValueError, match=r"eta sets the noise of the SDE solver: give it with sde=True, "
+                                         r"got eta=0.5 and sde=False"):
+        samplers.create("dpmsolver++", gaussian_denoiser(), eta=0.5)
+
+
 @pytest.mark.parametrize("order", [1, 2])
 @pytest.mark.parametrize("steps", [None, 20, 10, 7])
 @pytest.mark.usefixtures("float64_dpm_solver")

@@ -21,7 +21,8 @@ __all__ = ["SAMPLER_OPTIONS", "add_sampler_options", "requested_sampler", "sampl
 #: The built-in samplers' options, each a flag: ``(option, type, metavar, help)``.
 SAMPLER_OPTIONS: list[tuple[str, Callable[[str], Any], str, str]] = [
     ("variance", str, "beta|posterior", "ddpm: the ancestral step's variance"),
-    ("eta", float, "ETA", "ddim: in [0, 1], from deterministic (0) to ancestral (1)"),
+    ("eta", float, "ETA", "ddim: in [0, 1], from deterministic (0) to ancestral (1); dpmsolver++ with "
+     "--sampler-arg sde=true: the share of the SDE's noise in [0, 1], 0 the ODE, 1 the SDE"),
     ("algorithm", int, "1|2", "cold: Bansal's Algorithm 1 or 2"),
     ("source", str, "fixed|estimate", "cold: keep the starting source or re-estimate it each step"),
     ("order", int, "1|2|3", "dpmsolver++: 1 (DDIM), 2 (2M) or 3 (3M); unipc: 1, 2 or 3"),

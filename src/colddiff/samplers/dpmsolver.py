@@ -61,23 +61,35 @@ class DPMSolverSampler(MultistepSampler):
     noise corrects part of the network's errors instead of carrying them along. It matches
     diffusers' ``DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")`` fed the same noise.
 
+    ``eta`` in ``[0, 1]`` scales the noise between the two (k-diffusion's ``dpmpp_2m_sde(eta=)``;
+    ``eta = 1``, the default, is the SDE above, ``eta = 0`` the ODE)::
+
+        x_s = (sigma_s / sigma_t) exp(-eta h) x_t + alpha_s (1 - exp(-(1 + eta) h)) D
+              + sigma_s sqrt(1 - exp(-2 eta h)) z
+
+    At first order this is DDIM (Song et al. 2021, eq. 12) with the noise variance ``sigma_s^2
+    (1 - exp(-2 eta h))`` at each step. Partial noise suits few steps: on the shipped
+    ``mnist-ddpm`` 10 calls with ``eta = 0.35`` score as well as 50 ancestral steps, where the
+    full SDE (``eta = 1``) and the ODE fall behind (docs: Fast sampling).
+
     Args:
         denoiser: A denoiser for :class:`~colddiff.degradations.GaussianNoise`.
         order: 1, 2 or 3.
         variant: At order 3, ``"taylor"`` or ``"diffusers"`` (see above); ignored below it.
         sde: Solve the diffusion SDE (fresh noise at each step; orders 1 and 2), not the ODE.
+        eta: With ``sde=True``, the share of the SDE's noise in ``[0, 1]`` (see above).
         spacing: The step grid, and the other options of :class:`Sampler`: ``rho``,
             ``final_denoise``, ``clip_x0`` and ``data_range`` (keywords, as there).
 
     Raises:
         ValueError: If the degradation is not Gaussian noise, ``order`` is not 1, 2 or 3,
-            ``variant`` not ``"taylor"`` or ``"diffusers"``, or ``sde`` is not a bool or is
-            asked at order 3.
+            ``variant`` not ``"taylor"`` or ``"diffusers"``, ``sde`` is not a bool or is
+            asked at order 3, or ``eta`` is not in ``[0, 1]`` or is given without ``sde=True``.
     """
 
     def __init__(self, denoiser: Denoiser, *, order: Literal[1, 2, 3] = 2,
                  variant: Literal["taylor", "diffusers"] = "taylor", sde: bool = False,
-                 spacing: Spacing = "trailing",
+                 eta: float = 1.0, spacing: Spacing = "trailing",
                  rho: float = 7.0, final_denoise: bool = False, clip_x0: bool = True,
                  data_range: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__(denoiser, order=order, spacing=spacing, rho=rho, final_denoise=final_denoise,
@@ -88,8 +100,14 @@ class DPMSolverSampler(MultistepSampler):
             raise ValueError(f"sde must be True or False, got {sde!r}")
         if sde and order == 3:
             raise ValueError("sde=True takes order 1 or 2 (SDE-DPM-Solver++ 1 and 2M), got order=3")
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
+            raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
+        if eta != 1 and not sde:
+            raise ValueError(f"eta sets the noise of the SDE solver: give it with sde=True, got eta={eta!r} "
+                             f"and sde=False")
         self.variant = variant
         self.sde = sde
+        self.eta = float(eta)
         self._coefficients: list[tuple[float, float, tuple[float, ...], float]] = []
 
     def step_order(self, i: int, steps: int, to_zero: bool) -> int:
@@ -117,9 +135,10 @@ class DPMSolverSampler(MultistepSampler):
             weights = _direction_weights(order, h, lam[i] - lam[i - 1] if i else h,
                                          lam[i - 1] - lam[i - 2] if i > 1 else h, self.variant == "taylor")
             ratio = sigma[i + 1] / sigma[i]
-            if self.sde:  # exp(-h) more decay of x_t, D weighted by 1 - exp(-2h), and fresh noise
-                self._coefficients.append((ratio * math.exp(-h), -alpha[i + 1] * math.expm1(-2 * h), weights,
-                                           sigma[i + 1] * math.sqrt(-math.expm1(-2 * h))))
+            if self.sde:  # exp(-eta h) more decay of x_t, D weighted by 1 - exp(-(1 + eta) h), fresh noise
+                noisy = self.eta * h
+                self._coefficients.append((ratio * math.exp(-noisy), -alpha[i + 1] * math.expm1(-h - noisy),
+                                           weights, sigma[i + 1] * math.sqrt(-math.expm1(-2 * noisy))))
             else:
                 self._coefficients.append((ratio, -alpha[i + 1] * math.expm1(-h), weights, 0.0))
         self.history = []
