@@ -9,8 +9,9 @@
 For a shipped model (``--pretrained``, default ``mnist-ddpm``) and each sampler (``--samplers``:
 DDIM, DPM-Solver++ 2M and 3M, UniPC), spacing (``--spacings``: trailing, logsnr, karras,
 quadratic, and ``tuned``: the grids ``colddiff tune-steps`` stored in the card, each with its own
-sampler, one row) and number of network calls (``--calls``: 5, 10, 20, 50), this draws ``--n`` samples
-(default 1,000, seed ``--seed``, in batches of 250) and scores them with the full FMD protocol
+sampler, one row; or explicit steps ``1000,850,...,0``, at their own number of calls) and
+number of network calls (``--calls``: 5, 10, 20, 50), this draws ``--n`` samples (default
+1,000, seed ``--seed``, in batches of 250) and scores them with the full FMD protocol
 (``colddiff.fmd.score(samples, protocol="full")``): ``fmd_ratio`` is the Fréchet distance to
 MNIST test digits divided by that of real training digits at the same ``n`` (1.0 is as good as
 real data). Each row also gives the classifier's class histogram, the seconds per image and
@@ -36,6 +37,7 @@ from torch import Tensor
 
 from benchmarks.common import emit, machine
 from colddiff import Sampler, fmd, pretrained, samplers
+from colddiff.cli.arguments import spacing_value
 from colddiff.config import to_unit_range
 from colddiff.runtime import resolve_device
 
@@ -97,18 +99,28 @@ def run(model: pretrained.Pretrained, name: str, spacing: str, calls: int, n: in
             return None
         sampler = model.sampler(tuned["sampler"], **tuned["sampler_kwargs"])
         steps = None if isinstance(tuned["sampler_kwargs"]["spacing"], list) else calls
-        name = tuned["sampler"] + str(tuned["sampler_kwargs"].get("order", ""))
+        options = tuned["sampler_kwargs"]
+        name = (tuned["sampler"] + str(options.get("order", "")) + ("-sde" if options.get("sde") else "")
+                + (f" eta={options['eta']:g}" if options.get("sde") and options.get("eta", 1) != 1 else ""))
     else:
         key, _, eta = name.partition(" eta=")
         registered, options = SAMPLERS[key]
         options = {**options, "eta": float(eta)} if eta else options
-        sampler, steps = model.sampler(registered, **options, spacing=spacing), calls
+        grid = spacing_value(spacing)
+        sampler = model.sampler(registered, **options, spacing=grid)
+        steps = None if isinstance(grid, list) else calls
     samples, seconds, made = draw(sampler, steps, n, seed, model)
     row = {"sampler": name, "spacing": spacing, "calls_requested": calls, "calls": made, "n": n,
            "seconds_per_image": seconds / n, **score(samples)}
     print(f"{name:<24} {spacing:<10} {made:>3} calls: FMD ratio {row['fmd_ratio']:.3f} "
           f"({row['seconds_per_image'] * 1000:.0f} ms/image)", file=sys.stderr, flush=True)
     return row
+
+
+def _calls(spacing: str, calls: list[int]) -> list[int]:
+    """The call counts to run ``spacing`` at: an explicit grid's own, else ``calls``."""
+    grid = spacing_value(spacing)
+    return [len(grid) - 1] if isinstance(grid, list) else calls
 
 
 def table(rows: list[dict[str, Any]], calls: list[int]) -> str:
@@ -128,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pretrained", default="mnist-ddpm", help="the shipped model (default mnist-ddpm)")
     parser.add_argument("--samplers", nargs="+", choices=list(SAMPLERS), default=DEFAULT_SAMPLERS)
-    parser.add_argument("--spacings", nargs="+", choices=[*samplers.SPACINGS, TUNED], default=SPACINGS,
-                        help=f"default: {' '.join(SPACINGS)}; {TUNED}: the card's tuned grids (colddiff "
-                        "tune-steps), with their own sampler")
+    parser.add_argument("--spacings", nargs="+", default=SPACINGS,
+                        help=f"{', '.join(samplers.SPACINGS)}, {TUNED} (the card's tuned grids, from "
+                        f"colddiff tune-steps, with their own sampler) or explicit steps 1000,850,...,0 "
+                        f"(default: {' '.join(SPACINGS)})")
     parser.add_argument("--sde-etas", nargs="+", type=float, default=[1.0], metavar="ETA",
                         help="the noise shares eta of dpmsolver++2-sde, a row each (default 1: the SDE)")
     parser.add_argument("--calls", nargs="+", type=int, default=CALLS,
@@ -144,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 2 or min(args.calls) < 1:
         parser.error(f"--n must be at least 2 and --calls at least 1, got {args.n} and {args.calls}")
+    for spacing in args.spacings:
+        grid = spacing_value(spacing)
+        if not isinstance(grid, list) and grid not in [*samplers.SPACINGS, TUNED]:
+            parser.error(f"--spacings takes {', '.join(samplers.SPACINGS)}, {TUNED} or steps like "
+                         f"1000,500,0, got {spacing!r}")
     if not all(0 <= eta <= 1 for eta in args.sde_etas):
         parser.error(f"--sde-etas must be in [0, 1], got {args.sde_etas}")
 
@@ -155,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"{name} eta={eta:g}" if name == SDE and eta != 1 else name
              for name in args.samplers for eta in (args.sde_etas if name == SDE else [1.0])]
     configs = QUICK_CONFIGS if args.quick else [(s, p, c) for s in dict.fromkeys(names) for p in args.spacings
-                                                   for c in args.calls]
+                                                   for c in _calls(p, args.calls)]
     report: dict[str, Any] = {"machine": machine(), "model": args.pretrained, "n": n, "seed": args.seed,
                               "quick": args.quick}
     if not (args.quick or args.no_baseline):
