@@ -58,7 +58,7 @@ SDE = "dpmsolver++2-sde"
 TUNED, TUNED_ROW = "tuned", "ddim"
 SPACINGS = ["trailing", "logsnr", "karras", "quadratic", TUNED]
 CALLS = [5, 10, 20, 50]
-#: ``--quick``: two configurations, a few samples.
+#: ``--quick``: four configurations, a few samples.
 QUICK_N, QUICK_CONFIGS = 16, [("ddim", "trailing", 5), ("dpmsolver++3", "logsnr", 5),
                               (f"{SDE} eta=0.35", "trailing", 5), ("ddim", TUNED, 10)]
 
@@ -89,10 +89,10 @@ def score(samples: Tensor) -> dict[str, Any]:
 
 def run(model: pretrained.Pretrained, name: str, spacing: str, calls: int, n: int,
         seed: int) -> dict[str, Any] | None:
-    """One row of the table: ``name`` (a key of :data:`SAMPLERS`, for the SDE solver with
-    `` eta=E`` after it) with ``spacing`` at ``calls`` network calls (``"tuned"``: the card's
-    tuned grid for ``calls`` with its own sampler, ``name`` being ignored; ``None`` where the
-    card has none)."""
+    """One row of the table: ``name`` (a key of :data:`SAMPLERS`, for the SDE solver with its
+    ``eta`` after it, as ``"dpmsolver++2-sde eta=0.5"``) with ``spacing`` at ``calls`` network
+    calls (``"tuned"``: the card's tuned grid for ``calls`` with its own sampler, ``name`` being
+    ignored; ``None`` where the card has none)."""
     if spacing == TUNED:
         tuned = model.tuned_grid(calls)
         if tuned is None:
@@ -153,17 +153,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the model's own sampler")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    parser.add_argument("--quick", action="store_true", help="two configurations, a few samples")
+    parser.add_argument("--quick", action="store_true", help="four configurations, a few samples")
     args = parser.parse_args(argv)
     if args.n < 2 or min(args.calls) < 1:
         parser.error(f"--n must be at least 2 and --calls at least 1, got {args.n} and {args.calls}")
     for spacing in args.spacings:
-        grid = spacing_value(spacing)
+        try:
+            grid = spacing_value(spacing)
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"--spacings: {error}")
+        if isinstance(grid, list) and len(grid) < 2:
+            parser.error(f"--spacings: an explicit grid needs at least two steps (e.g. 1000,0), "
+                         f"got {spacing!r}")
         if not isinstance(grid, list) and grid not in [*samplers.SPACINGS, TUNED]:
             parser.error(f"--spacings takes {', '.join(samplers.SPACINGS)}, {TUNED} or steps like "
                          f"1000,500,0, got {spacing!r}")
     if not all(0 <= eta <= 1 for eta in args.sde_etas):
         parser.error(f"--sde-etas must be in [0, 1], got {args.sde_etas}")
+    if args.sde_etas != [1.0] and SDE not in args.samplers:
+        parser.error(f"--sde-etas applies to the sampler {SDE}: add it to --samplers")
 
     device = resolve_device(args.device)
     model = pretrained.load(args.pretrained, device)

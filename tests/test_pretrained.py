@@ -337,3 +337,18 @@ def test_the_shipped_deblurring_model_restores_fully_blurred_test_digits(
         assert grid.size == (2 + 16 * 30, 2 + 4 * 30)  # clean, degraded, direct, sampled rows
     card = pretrained.load("mnist-deblur").card
     assert card["scores"]["bansal-mnist"]["n_test"] == 1000 and card["config"]["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("name", pretrained.available())
+def test_every_tuned_grid_in_a_shipped_card_builds_its_sampler_on_its_own_steps(name: str) -> None:
+    """A card's ``step_grids[K]`` is what ``--sample-steps K`` samples with: its sampler must take
+    its options, and its grid must be ``K`` steps from ``T`` down to 0."""
+    model = pretrained.load(name)
+    grids = model.card.get("step_grids", {})
+    for key in grids:
+        entry = model.tuned_grid(int(key))
+        assert entry is not None
+        sampler = model.sampler(entry["sampler"], **entry["sampler_kwargs"])
+        steps = sampler.timesteps(None if isinstance(entry["sampler_kwargs"]["spacing"], list) else int(key))
+        assert len(steps) == int(key) + 1
+        assert steps[0] == model.denoiser.degradation.num_timesteps and steps[-1] == 0

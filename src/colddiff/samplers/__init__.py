@@ -9,7 +9,8 @@ their options:
   deterministic, 1: ancestral with the posterior variance).
 * ``cold`` (:class:`ColdSampler`): Bansal et al.'s Algorithms 1 and 2 for any degradation;
   ``algorithm``, ``source``.
-* ``dpmsolver++`` (:class:`DPMSolverSampler`): DPM-Solver++ (2M, 3M), ``order`` 1, 2 or 3.
+* ``dpmsolver++`` (:class:`DPMSolverSampler`): DPM-Solver++ (2M, 3M), ``order`` 1, 2 or 3; with
+  ``sde=True`` SDE-DPM-Solver++ (1, 2M) and its noise share ``eta``.
 * ``unipc`` (:class:`UniPCSampler`): UniPC (bh2), ``order`` 1, 2 or 3.
 * ``soft`` (:class:`SoftSampler`): Soft Diffusion's Momentum Sampler for any linear corruption
   with noise.
