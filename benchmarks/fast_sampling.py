@@ -100,8 +100,8 @@ def run(model: pretrained.Pretrained, name: str, spacing: str, calls: int, n: in
         sampler = model.sampler(tuned["sampler"], **tuned["sampler_kwargs"])
         steps = None if isinstance(tuned["sampler_kwargs"]["spacing"], list) else calls
         options = tuned["sampler_kwargs"]
-        name = (tuned["sampler"] + str(options.get("order", "")) + ("-sde" if options.get("sde") else "")
-                + (f" eta={options['eta']:g}" if options.get("sde") and options.get("eta", 1) != 1 else ""))
+        base = tuned["sampler"] + str(options.get("order", "")) + ("-sde" if options.get("sde") else "")
+        name = row_name(base, options.get("eta", 1.0))
     else:
         key, _, eta = name.partition(" eta=")
         registered, options = SAMPLERS[key]
@@ -115,6 +115,12 @@ def run(model: pretrained.Pretrained, name: str, spacing: str, calls: int, n: in
     print(f"{name:<24} {spacing:<10} {made:>3} calls: FMD ratio {row['fmd_ratio']:.3f} "
           f"({row['seconds_per_image'] * 1000:.0f} ms/image)", file=sys.stderr, flush=True)
     return row
+
+
+def row_name(sampler: str, eta: float) -> str:
+    """A row's sampler name: ``sampler``, with ``" eta=E"`` after it for the SDE solver's partial
+    noise (``eta`` other than 1), as :func:`run` reads it back."""
+    return sampler if eta == 1 else f"{sampler} eta={eta:g}"
 
 
 def _calls(spacing: str, calls: list[int]) -> list[int]:
@@ -178,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     warm_up = model.sampler()
     warm_up.sample(warm_up.prior(2, generator=torch.Generator(device=device).manual_seed(0)), 1)  # not timed
     n = QUICK_N if args.quick else args.n
-    names = [f"{name} eta={eta:g}" if name == SDE and eta != 1 else name
-             for name in args.samplers for eta in (args.sde_etas if name == SDE else [1.0])]
+    names = [row_name(name, eta) for name in args.samplers
+             for eta in (args.sde_etas if name == SDE else [1.0])]
     configs = QUICK_CONFIGS if args.quick else [(s, p, c) for s in dict.fromkeys(names) for p in args.spacings
                                                    for c in _calls(p, args.calls)]
     report: dict[str, Any] = {"machine": machine(), "model": args.pretrained, "n": n, "seed": args.seed,
